@@ -1,0 +1,107 @@
+//! Guest SDK for dynamic-toolset detectors.
+//!
+//! A detector is a plain Rust type implementing [`Detector`]; [`export_detector!`] turns
+//! it into the `dynamic-toolset:detector/detector@1.0.0` export when compiled for
+//! `wasm32-wasip2`. The same code compiles natively, which is how detectors are unit
+//! tested and benchmarked against their wasm build.
+//!
+//! ```ignore
+//! use detector_sdk::prelude::*;
+//! pub struct Mine;
+//! impl Detector for Mine {
+//!     fn metadata() -> DetectorInfo { metadata("mine", env!("CARGO_PKG_VERSION"), &["mine"]) }
+//!     fn detect(svc: &Service) -> Detection { Detection::Unrelated }
+//! }
+//! detector_sdk::export_detector!(Mine);
+//! ```
+
+#[allow(unsafe_code, clippy::all, missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "detector-world",
+        pub_export_macro: true,
+        export_macro_name: "__export_bindings",
+        default_bindings_module: "detector_sdk::bindings",
+    });
+}
+
+pub mod fragment;
+pub mod service;
+
+pub use bindings::dynamic_toolset::detector::types::{
+    CustomToolset, Detection, DetectorInfo, Fragment, HealthProbe, Level, Scheme, Service,
+    ServicePort, Tool,
+};
+pub use bindings::exports::dynamic_toolset::detector::detector::Guest;
+pub use fragment::FragmentBuilder;
+pub use service::ServiceExt;
+
+/// Everything a detector usually needs.
+pub mod prelude {
+    pub use crate::{
+        CustomToolset, Detection, Detector, DetectorInfo, Fragment, FragmentBuilder, HealthProbe,
+        Level, Scheme, Service, ServiceExt, ServicePort, Tool, log, metadata,
+    };
+}
+
+/// A detector: a pure function from a Service snapshot to a [`Detection`].
+pub trait Detector {
+    /// Static description (name, version, backends).
+    fn metadata() -> DetectorInfo;
+    /// Classify one Service.
+    fn detect(svc: &Service) -> Detection;
+}
+
+/// Builds [`DetectorInfo`].
+pub fn metadata(name: &str, version: &str, backends: &[&str]) -> DetectorInfo {
+    DetectorInfo {
+        name: name.to_string(),
+        version: version.to_string(),
+        backends: backends.iter().map(|b| b.to_string()).collect(),
+    }
+}
+
+/// Logs through the host (tagged with the detector's name there). A no-op natively.
+pub fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    bindings::dynamic_toolset::detector::log::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (level, message);
+}
+
+/// Routes panic messages to the host's log: detectors get no stderr (no WASI), so
+/// without this a panic would trap with its message lost.
+#[doc(hidden)]
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            log(Level::Error, &format!("panic: {info}"))
+        }));
+    });
+}
+
+/// Exports a [`Detector`] implementation as the component's `detector` interface.
+/// Expands to nothing when not compiling for wasm, so detector crates stay usable as
+/// native libraries (tests, benchmarks).
+#[macro_export]
+macro_rules! export_detector {
+    ($detector:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __Component;
+            impl $crate::Guest for __Component {
+                fn metadata() -> $crate::DetectorInfo {
+                    $crate::install_panic_hook();
+                    <$detector as $crate::Detector>::metadata()
+                }
+                fn detect(service: $crate::Service) -> $crate::Detection {
+                    $crate::install_panic_hook();
+                    <$detector as $crate::Detector>::detect(&service)
+                }
+            }
+    $crate::bindings::__export_bindings!(__Component with_types_in $crate::bindings);
+        };
+    };
+}

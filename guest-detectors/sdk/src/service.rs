@@ -1,0 +1,171 @@
+//! Read-only helpers over a [`Service`] snapshot.
+
+use crate::{Scheme, Service, ServicePort};
+
+/// Lookups every detector needs. Label and annotation lists arrive sorted by key.
+pub trait ServiceExt {
+    /// A label's value.
+    fn label(&self, key: &str) -> Option<&str>;
+    /// An annotation's value.
+    fn annotation(&self, key: &str) -> Option<&str>;
+    /// True when label `key` equals `value`.
+    fn has_label(&self, key: &str, value: &str) -> bool {
+        self.label(key) == Some(value)
+    }
+    /// The first label among `keys` that is set.
+    fn first_label(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter().find_map(|k| self.label(k))
+    }
+    /// `app.kubernetes.io/name`, else `app`, else `k8s-app`.
+    fn app_name(&self) -> Option<&str> {
+        self.first_label(&["app.kubernetes.io/name", "app", "k8s-app"])
+    }
+    /// `app.kubernetes.io/component`, else `component`.
+    fn component(&self) -> Option<&str> {
+        self.first_label(&["app.kubernetes.io/component", "component"])
+    }
+    /// `app.kubernetes.io/instance`, else `release`: the Helm release.
+    fn release(&self) -> Option<&str> {
+        self.first_label(&["app.kubernetes.io/instance", "release"])
+    }
+    /// True for Kubecost's bundled Prometheus/Grafana, which HolmesGPT itself excludes.
+    fn is_kubecost(&self) -> bool {
+        self.has_label("release", "kubecost")
+            || self.has_label("app.kubernetes.io/instance", "kubecost")
+    }
+    /// The port to use: the first whose name is in `names` (in the order of `names`),
+    /// else the first whose number is in `numbers`, else none.
+    fn pick_port(&self, names: &[&str], numbers: &[u16]) -> Option<&ServicePort>;
+    /// The only TCP port, when the Service has exactly one.
+    fn single_tcp_port(&self) -> Option<&ServicePort>;
+    /// `<name>.<namespace>.svc.<cluster-domain>`
+    fn fqdn(&self) -> String;
+    /// `<scheme>://<fqdn>:<port><path>`; `path` is "" or starts with "/".
+    fn url(&self, scheme: Scheme, port: u16, path: &str) -> String {
+        let scheme = match scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}:{port}{path}", self.fqdn())
+    }
+    /// `<namespace>/<key>`: the conventional instance key.
+    fn instance_key(&self, key: &str) -> String;
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    match pairs.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+        Ok(i) => Some(pairs[i].1.as_str()),
+        // Robust against a host that did not sort.
+        Err(_) => pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str()),
+    }
+}
+
+impl ServiceExt for Service {
+    fn label(&self, key: &str) -> Option<&str> {
+        lookup(&self.labels, key)
+    }
+    fn annotation(&self, key: &str) -> Option<&str> {
+        lookup(&self.annotations, key)
+    }
+    fn pick_port(&self, names: &[&str], numbers: &[u16]) -> Option<&ServicePort> {
+        names
+            .iter()
+            .find_map(|n| {
+                self.ports
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(*n) && is_tcp(p))
+            })
+            .or_else(|| {
+                numbers
+                    .iter()
+                    .find_map(|n| self.ports.iter().find(|p| p.port == *n && is_tcp(p)))
+            })
+    }
+    fn single_tcp_port(&self) -> Option<&ServicePort> {
+        let mut tcp = self.ports.iter().filter(|p| is_tcp(p));
+        match (tcp.next(), tcp.next()) {
+            (Some(p), None) => Some(p),
+            _ => None,
+        }
+    }
+    fn fqdn(&self) -> String {
+        format!(
+            "{}.{}.svc.{}",
+            self.name, self.namespace, self.cluster_domain
+        )
+    }
+    fn instance_key(&self, key: &str) -> String {
+        format!("{}/{key}", self.namespace)
+    }
+}
+
+fn is_tcp(p: &ServicePort) -> bool {
+    p.protocol.eq_ignore_ascii_case("TCP")
+}
+
+/// Test and benchmark helpers: build Service snapshots by hand.
+pub mod build {
+    use crate::{Service, ServicePort};
+
+    /// A ClusterIP Service with no labels or ports, in `cluster.local`.
+    pub fn service(namespace: &str, name: &str) -> Service {
+        Service {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            labels: Vec::new(),
+            annotations: Vec::new(),
+            service_type: "ClusterIP".to_string(),
+            cluster_ip: Some("10.96.0.10".to_string()),
+            headless: false,
+            ports: Vec::new(),
+            cluster_domain: "cluster.local".to_string(),
+        }
+    }
+
+    /// Builder-style additions.
+    pub trait ServiceBuild: Sized {
+        /// Adds a label (keeps the list sorted).
+        fn with_label(self, key: &str, value: &str) -> Self;
+        /// Adds an annotation (keeps the list sorted).
+        fn with_annotation(self, key: &str, value: &str) -> Self;
+        /// Adds a TCP port.
+        fn with_port(self, name: Option<&str>, port: u16) -> Self;
+        /// Makes it headless (`clusterIP: None`).
+        fn headless(self) -> Self;
+    }
+
+    fn insert_sorted(list: &mut Vec<(String, String)>, key: &str, value: &str) {
+        list.retain(|(k, _)| k != key);
+        list.push((key.to_string(), value.to_string()));
+        list.sort();
+    }
+
+    impl ServiceBuild for Service {
+        fn with_label(mut self, key: &str, value: &str) -> Self {
+            insert_sorted(&mut self.labels, key, value);
+            self
+        }
+        fn with_annotation(mut self, key: &str, value: &str) -> Self {
+            insert_sorted(&mut self.annotations, key, value);
+            self
+        }
+        fn with_port(mut self, name: Option<&str>, port: u16) -> Self {
+            self.ports.push(ServicePort {
+                name: name.map(str::to_string),
+                port,
+                target_port: Some(port.to_string()),
+                protocol: "TCP".to_string(),
+                app_protocol: None,
+            });
+            self
+        }
+        fn headless(mut self) -> Self {
+            self.cluster_ip = Some("None".to_string());
+            self.headless = true;
+            self
+        }
+    }
+}

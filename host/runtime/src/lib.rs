@@ -1,0 +1,1 @@
+//! Sandboxed detector runtime (to be written).

@@ -1,0 +1,1 @@
+//! dynamic-toolset service and CLI.

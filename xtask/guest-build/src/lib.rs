@@ -1,0 +1,1 @@
+//! Guest component builds (to be written).
