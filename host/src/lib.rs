@@ -1,1 +1,5 @@
-//! dynamic-toolset service and CLI.
+//! dynamic-toolset: the service and CLI around the pure core (`dynamic-toolset-core`) and
+//! the sandboxed detector runtime (`dynamic-toolset-runtime`). This crate holds the thin
+//! I/O layers: reading manifests, probing endpoints, the commands.
+
+pub mod manifest;

@@ -1,0 +1,430 @@
+//! Reading Service objects from manifests: files, directories or standard input holding
+//! multi-document YAML, JSON, `kind: List` (e.g. `kubectl get svc -A -o yaml`).
+//!
+//! Bad input never stops the run: every document that fails is reported with the file,
+//! the document number, the object and the field at fault, and the rest is processed.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Where a Service came from: enough for an error message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// File path, or `<stdin>`.
+    pub source: String,
+    /// 1-based document number in the file.
+    pub document: usize,
+    /// 0-based index in a `kind: List`, if the object came from one.
+    pub item: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: document {}", self.source, self.document)?;
+        if let Some(i) = self.item {
+            write!(f, ", items[{i}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// A document or object that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub origin: Origin,
+    /// `Service <namespace>/<name>` when known.
+    pub object: Option<String>,
+    /// The field at fault, e.g. `spec.ports[1].port`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(o) = &self.object {
+            write!(f, " ({o})")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The outcome of reading manifests.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub services: Vec<(Origin, ServiceSnapshot)>,
+    pub errors: Vec<ManifestError>,
+    /// Objects of other kinds, skipped.
+    pub skipped: usize,
+}
+
+/// Options for turning objects into snapshots.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Namespace for objects that carry none (e.g. `helm template` output).
+    pub default_namespace: String,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            default_namespace: "default".to_string(),
+        }
+    }
+}
+
+/// Expands the given paths: `-` is stdin, a directory contributes its `*.yaml`, `*.yml`
+/// and `*.json` files recursively, in sorted order.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+        } else if p.is_dir() {
+            collect_dir(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_dir(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads every path (see [`expand_paths`]). I/O failures on a file become errors for that
+/// file; the other files are still read.
+pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, String> {
+    let mut loaded = Loaded::default();
+    for path in expand_paths(paths)? {
+        let (source, text) = if path.as_os_str() == "-" {
+            let mut s = String::new();
+            let r = std::io::stdin().read_to_string(&mut s).map(|_| s);
+            ("<stdin>".to_string(), r)
+        } else {
+            (path.display().to_string(), std::fs::read_to_string(&path))
+        };
+        match text {
+            Ok(text) => parse_into(&source, &text, opts, &mut loaded),
+            Err(e) => loaded.errors.push(ManifestError {
+                origin: Origin {
+                    source,
+                    document: 0,
+                    item: None,
+                },
+                object: None,
+                field: None,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    Ok(loaded)
+}
+
+/// Parses one file's text.
+pub fn parse_str(source: &str, text: &str, opts: &ReadOptions) -> Loaded {
+    let mut loaded = Loaded::default();
+    parse_into(source, text, opts, &mut loaded);
+    loaded
+}
+
+fn parse_into(source: &str, text: &str, opts: &ReadOptions, out: &mut Loaded) {
+    use serde::Deserialize;
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let origin = Origin {
+            source: source.to_string(),
+            document: i + 1,
+            item: None,
+        };
+        match serde_yaml::Value::deserialize(doc) {
+            Ok(value) => object_into(origin, value, opts, out),
+            Err(e) => {
+                let at = e
+                    .location()
+                    .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+                    .unwrap_or_default();
+                out.errors.push(ManifestError {
+                    origin,
+                    object: None,
+                    field: None,
+                    message: format!("not valid YAML{at}: {e}"),
+                });
+                // A syntax error leaves the stream unusable: stop this file.
+                return;
+            }
+        }
+    }
+}
+
+fn object_into(origin: Origin, value: serde_yaml::Value, opts: &ReadOptions, out: &mut Loaded) {
+    if value.is_null() {
+        return; // empty document, e.g. a trailing `---`
+    }
+    let err = |field: Option<&str>, message: String| ManifestError {
+        origin: origin.clone(),
+        object: None,
+        field: field.map(str::to_string),
+        message,
+    };
+    let Some(map) = value.as_mapping() else {
+        out.errors
+            .push(err(None, "expected a Kubernetes object (a mapping)".into()));
+        return;
+    };
+    let kind = match map.get("kind") {
+        Some(serde_yaml::Value::String(k)) => k.as_str(),
+        Some(_) => {
+            out.errors
+                .push(err(Some("kind"), "expected a string".into()));
+            return;
+        }
+        None => {
+            out.errors.push(err(Some("kind"), "missing".into()));
+            return;
+        }
+    };
+    if kind == "List" || kind.ends_with("List") {
+        match map.get("items") {
+            Some(serde_yaml::Value::Sequence(items)) => {
+                for (idx, item) in items.iter().enumerate() {
+                    let origin = Origin {
+                        item: Some(idx),
+                        ..origin.clone()
+                    };
+                    // `kubectl get` omits kind on items of a typed list.
+                    let mut item = item.clone();
+                    if let (Some(m), Some(elem)) =
+                        (item.as_mapping_mut(), kind.strip_suffix("List"))
+                        && !m.contains_key("kind")
+                        && !elem.is_empty()
+                    {
+                        m.insert("kind".into(), elem.into());
+                    }
+                    object_into(origin, item, opts, out);
+                }
+            }
+            Some(serde_yaml::Value::Null) | None => {}
+            Some(_) => out
+                .errors
+                .push(err(Some("items"), "expected a list".into())),
+        }
+        return;
+    }
+    if kind != "Service" {
+        out.skipped += 1;
+        return;
+    }
+    let object = service_label(map, &opts.default_namespace);
+    match serde_path_to_error::deserialize::<_, Service>(value) {
+        Ok(svc) => match snapshot(&svc, &opts.default_namespace) {
+            Ok(snap) => out.services.push((origin, snap)),
+            Err((field, message)) => out.errors.push(ManifestError {
+                origin,
+                object,
+                field: Some(field),
+                message,
+            }),
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            out.errors.push(ManifestError {
+                origin,
+                object,
+                field: (path != ".").then_some(path),
+                message: e.into_inner().to_string(),
+            })
+        }
+    }
+}
+
+fn service_label(map: &serde_yaml::Mapping, default_ns: &str) -> Option<String> {
+    let meta = map.get("metadata")?.as_mapping()?;
+    let name = meta.get("name")?.as_str()?;
+    let ns = meta
+        .get("namespace")
+        .and_then(|n| n.as_str())
+        .unwrap_or(default_ns);
+    Some(format!("Service {ns}/{name}"))
+}
+
+/// Converts a Kubernetes Service into what detectors see. The error names the field.
+pub fn snapshot(
+    svc: &Service,
+    default_namespace: &str,
+) -> Result<ServiceSnapshot, (String, String)> {
+    let name = svc
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ("metadata.name".to_string(), "missing".to_string()))?;
+    let namespace = svc
+        .metadata
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default_namespace.to_string());
+    let spec = svc.spec.as_ref();
+    let mut ports = Vec::new();
+    for (i, p) in spec
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                (
+                    format!("spec.ports[{i}].port"),
+                    format!("{} is not a port number (1-65535)", p.port),
+                )
+            })?;
+        ports.push(ServicePort {
+            name: p.name.clone().filter(|n| !n.is_empty()),
+            port,
+            target_port: p.target_port.as_ref().map(|t| match t {
+                IntOrString::Int(n) => n.to_string(),
+                IntOrString::String(s) => s.clone(),
+            }),
+            protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+            app_protocol: p.app_protocol.clone(),
+        });
+    }
+    Ok(ServiceSnapshot {
+        name,
+        namespace,
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        annotations: svc.metadata.annotations.clone().unwrap_or_default(),
+        service_type: spec
+            .and_then(|s| s.type_.clone())
+            .unwrap_or_else(|| "ClusterIP".to_string()),
+        cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
+        ports,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Loaded {
+        parse_str("test.yaml", text, &ReadOptions::default())
+    }
+
+    #[test]
+    fn multi_document_yaml_with_other_kinds_and_empty_docs() {
+        let l = parse(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: ns, labels: {app: x}}\n\
+             spec: {ports: [{name: http, port: 80, targetPort: web}]}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n",
+        );
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.skipped, 1);
+        assert_eq!(l.services.len(), 1);
+        let s = &l.services[0].1;
+        assert_eq!((s.namespace.as_str(), s.name.as_str()), ("ns", "a"));
+        assert_eq!(s.ports[0].target_port.as_deref(), Some("web"));
+        assert_eq!(s.ports[0].protocol, "TCP");
+        assert_eq!(s.service_type, "ClusterIP");
+        assert_eq!(s.labels.get("app").map(String::as_str), Some("x"));
+    }
+
+    #[test]
+    fn kubectl_list_output_and_json() {
+        let l = parse(
+            r#"{"apiVersion":"v1","kind":"List","items":[
+              {"apiVersion":"v1","kind":"Service","metadata":{"name":"a","namespace":"n1"},"spec":{"clusterIP":"None","ports":[{"port":9090,"targetPort":9090}]}},
+              {"metadata":{"name":"b","namespace":"n2"},"spec":{}}]}"#,
+        );
+        // The second item has no kind inside a plain List: an error, the first still counts.
+        assert_eq!(l.services.len(), 1);
+        assert!(l.services[0].1.headless());
+        assert_eq!(
+            l.services[0].1.ports[0].target_port.as_deref(),
+            Some("9090")
+        );
+        assert_eq!(l.errors.len(), 1);
+        assert_eq!(l.errors[0].origin.item, Some(1));
+        assert_eq!(l.errors[0].field.as_deref(), Some("kind"));
+
+        let typed = parse(
+            "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: c, namespace: n}\n",
+        );
+        assert!(typed.errors.is_empty(), "{:?}", typed.errors);
+        assert_eq!(typed.services.len(), 1);
+    }
+
+    #[test]
+    fn bad_field_is_named_and_other_documents_survive() {
+        let l = parse(
+            "kind: Service\nmetadata: {name: bad, namespace: ns}\nspec: {ports: [{port: 80}, {port: eighty}]}\n---\n\
+             kind: Service\nmetadata: {name: good, namespace: ns}\n---\n\
+             kind: Service\nmetadata: {name: big, namespace: ns}\nspec: {ports: [{port: 70000}]}\n---\n\
+             kind: Service\nmetadata: {namespace: ns}\n",
+        );
+        assert_eq!(l.services.len(), 1, "{:?}", l.errors);
+        assert_eq!(l.services[0].1.name, "good");
+        assert_eq!(l.errors.len(), 3);
+        let e = &l.errors[0];
+        assert_eq!(e.origin.document, 1);
+        assert_eq!(e.object.as_deref(), Some("Service ns/bad"));
+        assert_eq!(e.field.as_deref(), Some("spec.ports[1].port"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with("test.yaml: document 1 (Service ns/bad): field `spec.ports[1].port`"),
+            "{text}"
+        );
+        assert_eq!(l.errors[1].field.as_deref(), Some("spec.ports[0].port"));
+        assert_eq!(l.errors[2].field.as_deref(), Some("metadata.name"));
+    }
+
+    #[test]
+    fn yaml_syntax_error_names_line_and_keeps_earlier_documents() {
+        let l =
+            parse("kind: Service\nmetadata: {name: ok}\n---\nkind: Service\nmetadata: [unclosed\n");
+        assert_eq!(l.services.len(), 1);
+        assert_eq!(l.services[0].1.namespace, "default");
+        assert_eq!(l.errors.len(), 1);
+        assert_eq!(l.errors[0].origin.document, 2);
+        assert!(
+            l.errors[0].message.contains("line"),
+            "{}",
+            l.errors[0].message
+        );
+    }
+
+    #[test]
+    fn missing_kind_and_non_mapping_are_errors() {
+        let l = parse("metadata: {name: x}\n---\n- just\n- a list\n");
+        assert_eq!(l.errors.len(), 2);
+        assert_eq!(l.errors[0].field.as_deref(), Some("kind"));
+        assert!(l.errors[1].message.contains("mapping"));
+    }
+}
