@@ -1,15 +1,380 @@
-//! Prometheus detector (placeholder).
+//! Prometheus detector: `prometheus/metrics` for Prometheus servers.
+//!
+//! Recognised (labels first, names never on their own):
+//! - kube-prometheus-stack (and its ancestors prometheus-operator / rancher-monitoring):
+//!   the chart's Prometheus Service, `app=<chart>-prometheus` with
+//!   `app.kubernetes.io/part-of=kube-prometheus-stack` (or the historical `app` values
+//!   HolmesGPT itself looks for);
+//! - prometheus-operator's governing Service `prometheus-operated`
+//!   (label `operated-prometheus=true`, headless);
+//! - the community `prometheus` chart's server (`app.kubernetes.io/name=prometheus` +
+//!   `app.kubernetes.io/component=server`, or the old `app=prometheus` + `component=server`),
+//!   and its `-headless` twin;
+//! - any other Service labelled `app.kubernetes.io/name=prometheus` that exposes a web
+//!   port (`web`, `http-web`, `http` or 9090), at a lower rank.
+//!
+//! Instance keys: a chart-managed server uses `<namespace>/<release>`
+//! (`app.kubernetes.io/instance`, else `release`), falling back to the Service name
+//! without `-headless`. prometheus-operator Services cannot name their Helm release
+//! (`prometheus-operated` carries only `operated-prometheus=true`), so every Prometheus
+//! governed by the operator in a namespace — the kube-prometheus-stack Service and
+//! `prometheus-operated` alike — uses `<namespace>/prometheus-operated`.
+//!
+//! Declined: exporters (node-exporter, blackbox, kube-state-metrics, pushgateway,
+//! `*-exporter`), prometheus-operator and its admission webhook, prometheus-adapter,
+//! the kubelet Service the operator maintains in kube-system, the kube-prometheus-stack
+//! scrape-target Services (coredns, kube-proxy, etcd, ...), the Thanos sidecar
+//! discovery Service, and Kubecost's bundled Prometheus (HolmesGPT excludes it too).
+//!
+//! Environment variables referenced: none.
+
 use detector_sdk::prelude::*;
 
+/// The Prometheus detector.
 pub struct Prometheus;
+
+const TOOLSET: &str = "prometheus/metrics";
+/// Port names in order of preference, then port numbers.
+const PORT_NAMES: &[&str] = &["http-web", "web", "http", "http-prometheus"];
+const PORT_NUMBERS: &[u16] = &[9090, 80];
+
+/// kube-prometheus-stack and the charts it grew from: the `app` prefix of their Services.
+const KPS_APP_PREFIXES: &[&str] = &[
+    "kube-prometheus-stack-",
+    "prometheus-operator-",
+    "rancher-monitoring-",
+];
+
+/// Application names (`app.kubernetes.io/name`, `app`, `k8s-app`) of Prometheus-family
+/// components that are deliberately not toolsets, with the reason.
+const DECLINED_APPS: &[(&str, &str)] = &[
+    (
+        "prometheus-node-exporter",
+        "node exporter (a scrape target)",
+    ),
+    ("node-exporter", "node exporter (a scrape target)"),
+    ("kube-state-metrics", "kube-state-metrics (a scrape target)"),
+    ("prometheus-pushgateway", "Pushgateway (a write path)"),
+    ("pushgateway", "Pushgateway (a write path)"),
+    (
+        "prometheus-blackbox-exporter",
+        "blackbox exporter (a prober)",
+    ),
+    (
+        "prometheus-adapter",
+        "prometheus-adapter (a metrics API adapter)",
+    ),
+    ("prometheus-operator", "prometheus-operator (an operator)"),
+    (
+        "kube-prometheus-stack-prometheus-operator",
+        "prometheus-operator (an operator)",
+    ),
+    (
+        "prometheus-operator-admission-webhook",
+        "prometheus-operator admission webhook",
+    ),
+];
 
 impl Detector for Prometheus {
     fn metadata() -> DetectorInfo {
         metadata("prometheus", env!("CARGO_PKG_VERSION"), &["prometheus"])
     }
-    fn detect(_svc: &Service) -> Detection {
+
+    fn detect(svc: &Service) -> Detection {
+        // prometheus-operator's governing Service.
+        if svc.has_label("operated-prometheus", "true") {
+            return fragment(svc, operator_instance(svc), rank::HEADLESS);
+        }
+        if svc.has_label("app.kubernetes.io/managed-by", "prometheus-operator") {
+            if svc.app_name() == Some("kubelet") {
+                return declined(
+                    "kubelet Service maintained by prometheus-operator (a scrape target)",
+                );
+            }
+            return Detection::Unrelated;
+        }
+
+        let app = svc.label("app");
+        let name = svc.label("app.kubernetes.io/name");
+        let component = svc.component();
+
+        // kube-prometheus-stack and its ancestors.
+        let kps_app = app.and_then(|a| {
+            KPS_APP_PREFIXES
+                .iter()
+                .find_map(|p| a.strip_prefix(p).map(|rest| (a, rest)))
+        });
+        let part_of_kps = svc.has_label("app.kubernetes.io/part-of", "kube-prometheus-stack");
+        if let Some((app, role)) = kps_app.or_else(|| {
+            // A renamed chart (nameOverride) still says part-of=kube-prometheus-stack.
+            app.filter(|_| part_of_kps)
+                .and_then(|a| a.rsplit_once('-').map(|(_, r)| (a, r)))
+        }) {
+            return match role {
+                "prometheus" => {
+                    if svc.is_kubecost() {
+                        return kubecost();
+                    }
+                    fragment(
+                        svc,
+                        operator_instance(svc),
+                        rank::unless_headless(svc, rank::PRIMARY),
+                    )
+                }
+                // The other detectors' business.
+                "alertmanager" | "grafana" => Detection::Unrelated,
+                "operator" => declined(format!(
+                    "prometheus-operator of kube-prometheus-stack (app={app})"
+                )),
+                "thanos-discovery" => declined(
+                    "Thanos sidecar discovery Service of kube-prometheus-stack (gRPC only)",
+                ),
+                _ => declined(format!(
+                    "scrape-target Service created by kube-prometheus-stack (app={app})"
+                )),
+            };
+        }
+
+        if let Some(app_name) = svc.app_name()
+            && let Some((_, why)) = DECLINED_APPS.iter().find(|(n, _)| *n == app_name)
+        {
+            return declined(format!("{why}; app name {app_name}"));
+        }
+        if component == Some("prometheus-operator") {
+            return declined("prometheus-operator (an operator)");
+        }
+
+        // The community chart: new labels, then the old ones.
+        let community = (name == Some("prometheus")) || (app == Some("prometheus"));
+        if community {
+            if svc.is_kubecost() {
+                return kubecost();
+            }
+            return match component {
+                Some("server") => fragment(
+                    svc,
+                    chart_instance(svc),
+                    rank::unless_headless(svc, rank::PRIMARY),
+                ),
+                Some("alertmanager") => Detection::Unrelated,
+                Some(c @ ("node-exporter" | "pushgateway" | "kube-state-metrics")) => {
+                    declined(format!("{c} of the prometheus chart (not queryable)"))
+                }
+                Some(c) if c.ends_with("-exporter") => {
+                    declined(format!("{c} of the prometheus chart (an exporter)"))
+                }
+                // app.kubernetes.io/name=prometheus with no/other component: weaker signal.
+                _ => match svc.pick_port(PORT_NAMES, &[9090]) {
+                    Some(_) => fragment(
+                        svc,
+                        chart_instance(svc),
+                        rank::unless_headless(svc, rank::GENERIC),
+                    ),
+                    None => Detection::Unrelated,
+                },
+            };
+        }
+
+        if let Some(n) = svc.app_name()
+            && n.ends_with("-exporter")
+            && n.contains("prometheus")
+        {
+            return declined(format!("exporter {n} (a scrape target)"));
+        }
         Detection::Unrelated
     }
 }
 
+fn kubecost() -> Detection {
+    declined("Kubecost's bundled Prometheus (release kubecost); HolmesGPT excludes it as well")
+}
+
+fn operator_instance(svc: &Service) -> String {
+    svc.instance_key("prometheus-operated")
+}
+
+fn chart_instance(svc: &Service) -> String {
+    svc.release_instance(svc.name_base(&["-headless"]))
+}
+
+fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
+    let Some(port) = svc
+        .pick_port(PORT_NAMES, PORT_NUMBERS)
+        .or_else(|| svc.single_tcp_port())
+    else {
+        return declined(
+            "Prometheus Service without a recognisable web port (http-web, web, http, 9090)",
+        );
+    };
+    let scheme = Service::port_scheme(port, Scheme::Http);
+    matched(
+        FragmentBuilder::new(svc, TOOLSET, "prometheus")
+            .instance(instance)
+            .rank(rank)
+            .endpoint(scheme, port.port, "")
+            .health("/-/ready", &[200])
+            .config_url("prometheus_url")
+            .build(),
+    )
+}
+
 detector_sdk::export_detector!(Prometheus);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    fn kps(name: &str, app: &str) -> Service {
+        service("monitoring", name)
+            .with_label("app", app)
+            .with_label("release", "kps")
+            .with_label("app.kubernetes.io/instance", "kps")
+            .with_label("app.kubernetes.io/part-of", "kube-prometheus-stack")
+    }
+
+    #[test]
+    fn kube_prometheus_stack_server() {
+        let svc = kps(
+            "kps-kube-prometheus-stack-prometheus",
+            "kube-prometheus-stack-prometheus",
+        )
+        .with_port(Some("reloader-web"), 8080)
+        .with_port(Some("http-web"), 9090);
+        let f = one(Prometheus::detect(&svc));
+        assert_eq!(f.toolset, "prometheus/metrics");
+        assert_eq!(f.instance, "monitoring/prometheus-operated");
+        assert_eq!(f.rank, rank::PRIMARY);
+        assert_eq!(
+            f.endpoint,
+            "http://kps-kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
+        );
+        assert_eq!(
+            f.config,
+            r#"{"prometheus_url":"http://kps-kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"}"#
+        );
+        let h = f.health.expect("health");
+        assert_eq!((h.port, h.path.as_str()), (9090, "/-/ready"));
+    }
+
+    #[test]
+    fn operated_is_a_lower_ranked_sibling() {
+        let svc = service("monitoring", "prometheus-operated")
+            .with_label("operated-prometheus", "true")
+            .with_port(Some("http-web"), 9090)
+            .with_port(Some("grpc"), 10901)
+            .headless();
+        let f = one(Prometheus::detect(&svc));
+        assert_eq!(f.instance, "monitoring/prometheus-operated");
+        assert_eq!(f.rank, rank::HEADLESS);
+        assert!(f.endpoint.ends_with(":9090"));
+    }
+
+    #[test]
+    fn community_chart_server_and_headless() {
+        let base = |n: &str| {
+            service("prom", n)
+                .with_label("app.kubernetes.io/name", "prometheus")
+                .with_label("app.kubernetes.io/instance", "prometheus")
+                .with_label("app.kubernetes.io/component", "server")
+        };
+        let f = one(Prometheus::detect(
+            &base("prometheus-server").with_port(Some("http"), 80),
+        ));
+        assert_eq!(f.instance, "prom/prometheus");
+        assert_eq!(
+            f.endpoint,
+            "http://prometheus-server.prom.svc.cluster.local:80"
+        );
+        let h = one(Prometheus::detect(
+            &base("prometheus-server-headless")
+                .with_port(Some("http"), 9090)
+                .headless(),
+        ));
+        assert_eq!(h.instance, f.instance);
+        assert!(h.rank < f.rank);
+    }
+
+    #[test]
+    fn old_community_labels() {
+        let svc = service("default", "prom-prometheus-server")
+            .with_label("app", "prometheus")
+            .with_label("component", "server")
+            .with_label("release", "prom")
+            .with_port(Some("http"), 80);
+        assert_eq!(one(Prometheus::detect(&svc)).instance, "default/prom");
+    }
+
+    #[test]
+    fn declines_exporters_operators_and_kubecost() {
+        let cases = [
+            service("monitoring", "kps-prometheus-node-exporter")
+                .with_label("app.kubernetes.io/name", "prometheus-node-exporter")
+                .with_port(Some("http-metrics"), 9100),
+            service("monitoring", "kps-kube-state-metrics")
+                .with_label("app.kubernetes.io/name", "kube-state-metrics")
+                .with_port(Some("http"), 8080),
+            service("monitoring", "pg")
+                .with_label("app.kubernetes.io/name", "prometheus-pushgateway"),
+            service("monitoring", "bb")
+                .with_label("app.kubernetes.io/name", "prometheus-blackbox-exporter"),
+            service("monitoring", "pa").with_label("app.kubernetes.io/name", "prometheus-adapter"),
+            kps(
+                "kps-kube-prometheus-stack-operator",
+                "kube-prometheus-stack-operator",
+            )
+            .with_port(Some("https"), 443),
+            kps(
+                "kps-kube-prometheus-stack-coredns",
+                "kube-prometheus-stack-coredns",
+            )
+            .with_port(Some("http-metrics"), 9153),
+            service("kube-system", "kps-kube-prometheus-stack-kubelet")
+                .with_label("app.kubernetes.io/managed-by", "prometheus-operator")
+                .with_label("app.kubernetes.io/name", "kubelet")
+                .with_label("k8s-app", "kubelet")
+                .with_port(Some("https-metrics"), 10250),
+            service("kubecost", "kubecost-prometheus-server")
+                .with_label("app", "prometheus")
+                .with_label("component", "server")
+                .with_label("release", "kubecost")
+                .with_port(Some("http"), 80),
+            service("monitoring", "redis-exporter")
+                .with_label("app.kubernetes.io/name", "prometheus-redis-exporter"),
+        ];
+        for svc in cases {
+            assert!(
+                matches!(Prometheus::detect(&svc), Detection::Declined(_)),
+                "{} should be declined",
+                svc.name
+            );
+        }
+    }
+
+    #[test]
+    fn unrelated_by_name_alone_and_siblings() {
+        let cases = [
+            service("monitoring", "prometheus").with_port(Some("web"), 9090),
+            service("default", "my-prometheus-proxy").with_port(Some("http"), 9090),
+            kps(
+                "kps-kube-prometheus-stack-alertmanager",
+                "kube-prometheus-stack-alertmanager",
+            ),
+            service("monitoring", "grafana").with_label("app.kubernetes.io/name", "grafana"),
+        ];
+        for svc in cases {
+            assert!(
+                matches!(Prometheus::detect(&svc), Detection::Unrelated),
+                "{}",
+                svc.name
+            );
+        }
+    }
+}

@@ -27,6 +27,9 @@ pub mod bindings {
 }
 
 pub mod fragment;
+/// Re-exported for `FragmentBuilder::config_value`.
+pub use serde_json;
+pub mod rank;
 pub mod service;
 
 pub use bindings::dynamic_toolset::detector::types::{
@@ -39,10 +42,22 @@ pub use service::ServiceExt;
 
 /// Everything a detector usually needs.
 pub mod prelude {
+    pub use crate::fragment::tool;
     pub use crate::{
         CustomToolset, Detection, Detector, DetectorInfo, Fragment, FragmentBuilder, HealthProbe,
-        Level, Scheme, Service, ServiceExt, ServicePort, Tool, log, metadata,
+        Level, Scheme, Service, ServiceExt, ServicePort, Tool, declined, log, matched, metadata,
+        rank,
     };
+}
+
+/// `Detection::Declined(reason)`.
+pub fn declined(reason: impl Into<String>) -> Detection {
+    Detection::Declined(reason.into())
+}
+
+/// `Detection::Matched(vec![fragment])`.
+pub fn matched(fragment: Fragment) -> Detection {
+    Detection::Matched(vec![fragment])
 }
 
 /// A detector: a pure function from a Service snapshot to a [`Detection`].

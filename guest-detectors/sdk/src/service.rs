@@ -50,6 +50,51 @@ pub trait ServiceExt {
     }
     /// `<namespace>/<key>`: the conventional instance key.
     fn instance_key(&self, key: &str) -> String;
+    /// `<namespace>/<release>` (`app.kubernetes.io/instance`, else `release`), else
+    /// `<namespace>/<fallback>`. Detectors document their fallback (usually the Service
+    /// name with role suffixes such as `-headless` stripped, see [`ServiceExt::name_base`]).
+    fn release_instance(&self, fallback: &str) -> String {
+        match self.release() {
+            Some(r) if !r.is_empty() => self.instance_key(r),
+            _ => self.instance_key(fallback),
+        }
+    }
+    /// The Service name with the first matching suffix of `suffixes` removed
+    /// (e.g. `["-headless", "-query-frontend"]`).
+    fn name_base(&self, suffixes: &[&str]) -> &str;
+    /// True when the Service name, split on `-`, contains `word` as one token.
+    /// Names are only a last signal: use labels first.
+    fn name_has_word(&self, word: &str) -> bool;
+    /// The scheme a port speaks, from `appProtocol` or its name (`https`, `https-*`,
+    /// `*-https`, `tls`); else `default`.
+    fn port_scheme(port: &ServicePort, default: Scheme) -> Scheme
+    where
+        Self: Sized,
+    {
+        let https = |s: &str| {
+            s.eq_ignore_ascii_case("https")
+                || s.starts_with("https-")
+                || s.ends_with("-https")
+                || s.eq_ignore_ascii_case("tls")
+        };
+        if port.app_protocol.as_deref().is_some_and(https)
+            || port.name.as_deref().is_some_and(https)
+        {
+            return Scheme::Https;
+        }
+        if port
+            .app_protocol
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("http"))
+            || port
+                .name
+                .as_deref()
+                .is_some_and(|n| n == "http" || n.starts_with("http-"))
+        {
+            return Scheme::Http;
+        }
+        default
+    }
 }
 
 fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -100,6 +145,15 @@ impl ServiceExt for Service {
     fn instance_key(&self, key: &str) -> String {
         format!("{}/{key}", self.namespace)
     }
+    fn name_base(&self, suffixes: &[&str]) -> &str {
+        suffixes
+            .iter()
+            .find_map(|s| self.name.strip_suffix(s).filter(|b| !b.is_empty()))
+            .unwrap_or(&self.name)
+    }
+    fn name_has_word(&self, word: &str) -> bool {
+        self.name.split('-').any(|t| t == word)
+    }
 }
 
 fn is_tcp(p: &ServicePort) -> bool {
@@ -133,6 +187,14 @@ pub mod build {
         fn with_annotation(self, key: &str, value: &str) -> Self;
         /// Adds a TCP port.
         fn with_port(self, name: Option<&str>, port: u16) -> Self;
+        /// Adds a port with explicit protocol and target port.
+        fn with_port_full(
+            self,
+            name: Option<&str>,
+            port: u16,
+            target_port: Option<&str>,
+            protocol: &str,
+        ) -> Self;
         /// Makes it headless (`clusterIP: None`).
         fn headless(self) -> Self;
     }
@@ -158,6 +220,22 @@ pub mod build {
                 port,
                 target_port: Some(port.to_string()),
                 protocol: "TCP".to_string(),
+                app_protocol: None,
+            });
+            self
+        }
+        fn with_port_full(
+            mut self,
+            name: Option<&str>,
+            port: u16,
+            target_port: Option<&str>,
+            protocol: &str,
+        ) -> Self {
+            self.ports.push(ServicePort {
+                name: name.map(str::to_string),
+                port,
+                target_port: target_port.map(str::to_string),
+                protocol: protocol.to_string(),
                 app_protocol: None,
             });
             self
