@@ -1,16 +1,235 @@
-//! alertmanager detector (being written).
+//! Alertmanager detector: a custom `alertmanager/alerts` toolset (HolmesGPT has no
+//! built-in Alertmanager toolset) whose tools curl Alertmanager's v2 API.
+//!
+//! Recognised:
+//! - kube-prometheus-stack's Alertmanager Service (`app=<chart>-alertmanager` with
+//!   `app.kubernetes.io/part-of=kube-prometheus-stack`, or the historical
+//!   `kube-prometheus-stack-` / `prometheus-operator-` / `rancher-monitoring-` prefixes);
+//! - prometheus-operator's governing Service `alertmanager-operated`
+//!   (label `operated-alertmanager=true`, headless);
+//! - the prometheus-community `alertmanager` chart (`app.kubernetes.io/name=alertmanager`,
+//!   as a subchart of `prometheus` too) and its `-headless` twin; the old `prometheus`
+//!   chart's `app=prometheus,component=alertmanager`;
+//! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`).
+//!
+//! Instance keys: chart Services `<namespace>/<release>` (fallback: Service name without
+//! `-headless`). Operator-governed Alertmanagers cannot name their release
+//! (`alertmanager-operated` only carries `operated-alertmanager=true`), so the
+//! kube-prometheus-stack Service and `alertmanager-operated` both use
+//! `<namespace>/alertmanager-operated`.
+//!
+//! Health: `GET /-/ready` → 200. Config: `{}` (the URL lives in each tool's command).
+//! Declined: Kubecost's bundled Alertmanager. Environment variables referenced: none.
+
 use detector_sdk::prelude::*;
 
-/// The alertmanager detector.
-pub struct D;
+/// The Alertmanager detector.
+pub struct Alertmanager;
 
-impl Detector for D {
+/// Toolset name of the custom toolset.
+pub const TOOLSET: &str = "alertmanager/alerts";
+const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
+const PORT_NUMBERS: &[u16] = &[9093, 80];
+const KPS_APP_PREFIXES: &[&str] = &[
+    "kube-prometheus-stack-",
+    "prometheus-operator-",
+    "rancher-monitoring-",
+];
+
+impl Detector for Alertmanager {
     fn metadata() -> DetectorInfo {
         metadata("alertmanager", env!("CARGO_PKG_VERSION"), &["alertmanager"])
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        if svc.has_label("operated-alertmanager", "true") {
+            return fragment(
+                svc,
+                svc.instance_key("alertmanager-operated"),
+                rank::HEADLESS,
+            );
+        }
+        let app = svc.label("app");
+        if let Some(a) = app {
+            let kps = KPS_APP_PREFIXES
+                .iter()
+                .any(|p| a.strip_prefix(p) == Some("alertmanager"))
+                || (svc.has_label("app.kubernetes.io/part-of", "kube-prometheus-stack")
+                    && a.ends_with("-alertmanager"));
+            if kps {
+                return fragment(
+                    svc,
+                    svc.instance_key("alertmanager-operated"),
+                    rank::unless_headless(svc, rank::PRIMARY),
+                );
+            }
+        }
+        let chart = match svc.label("app.kubernetes.io/name") {
+            Some("alertmanager" | "vmalertmanager") => true,
+            _ => app == Some("prometheus") && svc.component() == Some("alertmanager"),
+        };
+        if !chart {
+            return Detection::Unrelated;
+        }
+        if svc.is_kubecost() {
+            return declined("Kubecost's bundled Alertmanager (release kubecost)");
+        }
+        let instance = svc.release_instance(svc.name_base(&["-headless"]));
+        fragment(svc, instance, rank::unless_headless(svc, rank::PRIMARY))
     }
 }
 
-detector_sdk::export_detector!(D);
+fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
+    let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+        return declined("Alertmanager Service without a web port (http-web, web, http, 9093)");
+    };
+    let scheme = Service::port_scheme(port, Scheme::Http);
+    let b = FragmentBuilder::new(svc, TOOLSET, "alertmanager")
+        .instance(instance)
+        .rank(rank)
+        .endpoint(scheme, port.port, "")
+        .health("/-/ready", &[200]);
+    let tools = tools(b.url());
+    matched(
+        b.custom(
+            "Alertmanager: firing and pending alerts, silences and cluster status, through its HTTP API v2.",
+            &["curl --version"],
+            tools,
+        )
+        .build(),
+    )
+}
+
+/// The toolset's tools against base URL `url`.
+pub fn tools(url: &str) -> Vec<Tool> {
+    vec![
+        tool(
+            "alertmanager_active_alerts",
+            "List the alerts that are currently firing and neither silenced nor inhibited, with labels, annotations, start time and receivers (JSON).",
+            &format!(
+                "curl -sS --max-time 30 '{url}/api/v2/alerts?active=true&silenced=false&inhibited=false'"
+            ),
+        ),
+        tool(
+            "alertmanager_find_alerts",
+            "List alerts (active, silenced and inhibited) matching one label matcher, e.g. alertname=\"KubePodCrashLooping\" or namespace=\"prod\".",
+            &format!(
+                "curl -sS --max-time 30 --get '{url}/api/v2/alerts' --data-urlencode 'filter={{{{ matcher }}}}'"
+            ),
+        ),
+        tool(
+            "alertmanager_alert_groups",
+            "List alerts grouped the way Alertmanager routes them (by receiver and grouping labels).",
+            &format!("curl -sS --max-time 30 '{url}/api/v2/alerts/groups?active=true'"),
+        ),
+        tool(
+            "alertmanager_silences",
+            "List silences (active, pending and expired) with their matchers, creator, comment and time window.",
+            &format!("curl -sS --max-time 30 '{url}/api/v2/silences'"),
+        ),
+        tool(
+            "alertmanager_status",
+            "Alertmanager status: version, uptime, cluster peers and the loaded configuration.",
+            &format!("curl -sS --max-time 30 '{url}/api/v2/status'"),
+        ),
+    ]
+}
+
+detector_sdk::export_detector!(Alertmanager);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kube_prometheus_stack_and_operated_share_an_instance() {
+        let svc = service("monitoring", "kps-kube-prometheus-stack-alertmanager")
+            .with_label("app", "kube-prometheus-stack-alertmanager")
+            .with_label("release", "kps")
+            .with_port(Some("http-web"), 9093)
+            .with_port(Some("reloader-web"), 8080);
+        let f = one(Alertmanager::detect(&svc));
+        assert_eq!(f.toolset, "alertmanager/alerts");
+        assert_eq!(f.instance, "monitoring/alertmanager-operated");
+        assert_eq!(
+            f.endpoint,
+            "http://kps-kube-prometheus-stack-alertmanager.monitoring.svc.cluster.local:9093"
+        );
+        assert_eq!(f.config, "{}");
+        let custom = f.custom.expect("custom toolset");
+        assert_eq!(custom.prerequisites, vec!["curl --version".to_string()]);
+        let names: Vec<_> = custom.tools.iter().map(|t| t.name.as_str()).collect();
+        assert!(names.contains(&"alertmanager_silences"));
+        let find = custom
+            .tools
+            .iter()
+            .find(|t| t.name == "alertmanager_find_alerts")
+            .expect("find");
+        assert!(find.command.contains("/api/v2/alerts"));
+        assert!(find.command.contains("{{ matcher }}"));
+        assert!(custom.tools.iter().all(|t| t.command.contains(&f.endpoint)));
+
+        let op = service("monitoring", "alertmanager-operated")
+            .with_label("operated-alertmanager", "true")
+            .with_port(Some("http-web"), 9093)
+            .with_port_full(Some("tcp-mesh"), 9094, Some("9094"), "TCP")
+            .with_port_full(Some("udp-mesh"), 9094, Some("9094"), "UDP")
+            .headless();
+        let o = one(Alertmanager::detect(&op));
+        assert_eq!(o.instance, f.instance);
+        assert!(o.rank < f.rank);
+    }
+
+    #[test]
+    fn community_chart_and_vm_operator() {
+        let svc = service("prom", "prometheus-alertmanager")
+            .with_label("app.kubernetes.io/name", "alertmanager")
+            .with_label("app.kubernetes.io/instance", "prometheus")
+            .with_port(Some("http"), 9093);
+        let f = one(Alertmanager::detect(&svc));
+        assert_eq!(f.instance, "prom/prometheus");
+        let h = one(Alertmanager::detect(
+            &service("prom", "prometheus-alertmanager-headless")
+                .with_label("app.kubernetes.io/name", "alertmanager")
+                .with_label("app.kubernetes.io/instance", "prometheus")
+                .with_port(Some("http"), 9093)
+                .headless(),
+        ));
+        assert_eq!(h.instance, f.instance);
+        assert_eq!(h.rank, rank::HEADLESS);
+        let vm = service("vm", "vmalertmanager-vmks")
+            .with_label("app.kubernetes.io/name", "vmalertmanager")
+            .with_label("app.kubernetes.io/instance", "vmks")
+            .with_port(Some("http"), 9093);
+        assert_eq!(one(Alertmanager::detect(&vm)).instance, "vm/vmks");
+    }
+
+    #[test]
+    fn negatives() {
+        for svc in [
+            service("monitoring", "alertmanager").with_port(Some("web"), 9093),
+            service("monitoring", "kps-kube-prometheus-stack-prometheus")
+                .with_label("app", "kube-prometheus-stack-prometheus"),
+            service("monitoring", "x").with_label("app.kubernetes.io/name", "prometheus"),
+        ] {
+            assert!(
+                matches!(Alertmanager::detect(&svc), Detection::Unrelated),
+                "{}",
+                svc.name
+            );
+        }
+        let kc = service("kubecost", "kubecost-alertmanager")
+            .with_label("app.kubernetes.io/name", "alertmanager")
+            .with_label("app.kubernetes.io/instance", "kubecost")
+            .with_port(Some("http"), 9093);
+        assert!(matches!(Alertmanager::detect(&kc), Detection::Declined(_)));
+    }
+}

@@ -1,16 +1,111 @@
-//! grafana detector (being written).
+//! Grafana detector: `grafana/dashboards` for Grafana servers.
+//!
+//! Recognised: the `grafana` Helm chart (also as a subchart of kube-prometheus-stack,
+//! loki-stack, victoria-metrics-k8s-stack): `app.kubernetes.io/name=grafana` (old charts:
+//! `app=grafana`), port `service`/`http`/`http-web`/`grafana` or 80/3000.
+//! Rank [`rank::PRIMARY`]; headless twin [`rank::HEADLESS`]. Instance key
+//! `<namespace>/<release>`, fallback the Service name without `-headless`.
+//!
+//! Config: `api_url` (the Service URL) and `api_key: "{{ env.GRAFANA_API_KEY }}"`.
+//!
+//! Environment variables referenced:
+//! - `GRAFANA_API_KEY`: a Grafana service-account token with Viewer rights. Grafana's
+//!   HTTP API refuses anonymous requests by default, so the toolset needs it.
+//!
+//! Declined: grafana-agent, grafana-agent-operator, Alloy (collectors), grafana-operator,
+//! the image renderer, and Kubecost's bundled Grafana (HolmesGPT excludes it).
+//! Health: `GET /api/health` → 200 (no authentication needed).
+
 use detector_sdk::prelude::*;
 
-/// The grafana detector.
-pub struct D;
+/// The Grafana detector.
+pub struct Grafana;
 
-impl Detector for D {
+const PORT_NAMES: &[&str] = &["service", "http", "http-web", "grafana", "web"];
+const PORT_NUMBERS: &[u16] = &[80, 3000];
+
+impl Detector for Grafana {
     fn metadata() -> DetectorInfo {
         metadata("grafana", env!("CARGO_PKG_VERSION"), &["grafana"])
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let Some(app) = svc.first_label(&["app.kubernetes.io/name", "app"]) else {
+            return Detection::Unrelated;
+        };
+        match app {
+            "grafana" => {}
+            "grafana-agent" | "grafana-agent-operator" | "alloy" | "grafana-alloy" => {
+                return declined(format!("{app} (a telemetry collector)"));
+            }
+            "grafana-operator" => return declined("grafana-operator (an operator)"),
+            "grafana-image-renderer" => return declined("Grafana image renderer (a helper)"),
+            _ => return Detection::Unrelated,
+        }
+        if svc.is_kubecost() {
+            return declined(
+                "Kubecost's bundled Grafana (release kubecost); HolmesGPT excludes it",
+            );
+        }
+        let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+            return declined("Grafana Service without a web port (service, http, 80, 3000)");
+        };
+        matched(
+            FragmentBuilder::new(svc, "grafana/dashboards", "grafana")
+                .instance(svc.release_instance(svc.name_base(&["-headless"])))
+                .rank(rank::unless_headless(svc, rank::PRIMARY))
+                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+                .health("/api/health", &[200])
+                .config_url("api_url")
+                .config_str("api_key", "{{ env.GRAFANA_API_KEY }}")
+                .build(),
+        )
     }
 }
 
-detector_sdk::export_detector!(D);
+detector_sdk::export_detector!(Grafana);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    #[test]
+    fn chart_service() {
+        let s = service("monitoring", "kps-grafana")
+            .with_label("app.kubernetes.io/name", "grafana")
+            .with_label("app.kubernetes.io/instance", "kps")
+            .with_port_full(Some("http-web"), 80, Some("3000"), "TCP");
+        let Detection::Matched(f) = Grafana::detect(&s) else {
+            panic!("no match")
+        };
+        assert_eq!(f[0].toolset, "grafana/dashboards");
+        assert_eq!(f[0].instance, "monitoring/kps");
+        let config: detector_sdk::serde_json::Value =
+            detector_sdk::serde_json::from_str(&f[0].config).expect("json");
+        assert_eq!(
+            config,
+            detector_sdk::serde_json::json!({
+                "api_url": "http://kps-grafana.monitoring.svc.cluster.local:80",
+                "api_key": "{{ env.GRAFANA_API_KEY }}",
+            })
+        );
+        let h = f[0].health.as_ref().expect("health");
+        assert_eq!((h.port, h.path.as_str()), (80, "/api/health"));
+    }
+
+    #[test]
+    fn negatives() {
+        let kc = service("kubecost", "kubecost-grafana")
+            .with_label("app", "grafana")
+            .with_label("release", "kubecost")
+            .with_port(Some("service"), 80);
+        assert!(matches!(Grafana::detect(&kc), Detection::Declined(_)));
+        for n in ["grafana-agent", "alloy", "grafana-operator"] {
+            let s = service("monitoring", n).with_label("app.kubernetes.io/name", n);
+            assert!(matches!(Grafana::detect(&s), Detection::Declined(_)), "{n}");
+        }
+        let by_name = service("monitoring", "grafana").with_port(Some("http"), 3000);
+        assert!(matches!(Grafana::detect(&by_name), Detection::Unrelated));
+    }
+}

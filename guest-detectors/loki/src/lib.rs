@@ -1,16 +1,216 @@
-//! loki detector (being written).
+//! Loki detector: `grafana/loki` (direct to Loki, `api_url`).
+//!
+//! Recognised by `app.kubernetes.io/name` `loki` (grafana/loki chart 3.x-6.x: single
+//! binary, simple scalable, distributed) or `loki-distributed` (legacy chart), the
+//! component in `app.kubernetes.io/component`; and the legacy `loki` 2.x chart (used by
+//! loki-stack) labelled `app=loki` + `release`.
+//!
+//! Rank (per installation): gateway [`rank::GATEWAY`] > query-frontend
+//! [`rank::FRONTEND`] > read / single binary [`rank::PRIMARY`] > querier
+//! [`rank::SECONDARY`] > headless twins [`rank::HEADLESS`].
+//! Instance key `<namespace>/<release>`, fallback the Service name without its role
+//! suffix (`-gateway`, `-read`, `-query-frontend`, `-querier`, `-headless`).
+//!
+//! Health: Loki components `GET /ready` → 200; the nginx gateway `GET /` → 200.
+//! Declined: write path (write, distributor, ingester), backend/compactor/index-gateway/
+//! query-scheduler/ruler/bloom components, canary, memcached caches, memberlist and
+//! `*-discovery` Services, promtail and other agents.
+//! Environment variables referenced: none. (A multi-tenant Loki also needs an
+//! `X-Scope-OrgID` header: add it through an override.)
+
 use detector_sdk::prelude::*;
 
-/// The loki detector.
-pub struct D;
+/// The Loki detector.
+pub struct Loki;
 
-impl Detector for D {
+const PORT_NAMES: &[&str] = &["http-metrics", "http", "http-web"];
+const PORT_NUMBERS: &[u16] = &[3100, 80];
+
+enum Role {
+    Gateway,
+    Frontend,
+    Primary,
+    Querier,
+}
+
+impl Detector for Loki {
     fn metadata() -> DetectorInfo {
         metadata("loki", env!("CARGO_PKG_VERSION"), &["loki"])
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let app = match svc.label("app.kubernetes.io/name") {
+            Some(n @ ("loki" | "loki-distributed")) => n,
+            Some("promtail") => return declined("promtail (a log collector)"),
+            Some("loki-canary") => return declined("Loki canary (a test client)"),
+            Some(_) => return Detection::Unrelated,
+            None => match svc.label("app") {
+                Some("loki") if svc.label("release").is_some() => "loki",
+                Some("promtail") => return declined("promtail (a log collector)"),
+                _ => return Detection::Unrelated,
+            },
+        };
+        let _ = app;
+        if svc.name.ends_with("-memberlist")
+            || svc.has_label("app.kubernetes.io/part-of", "memberlist") && !has_http(svc)
+        {
+            return declined("Loki memberlist gossip Service");
+        }
+        if svc.name.ends_with("-discovery") {
+            return declined("Loki discovery Service (internal, gRPC service discovery)");
+        }
+        let role = match svc.component() {
+            Some("gateway" | "nginx") => Role::Gateway,
+            Some("query-frontend") => Role::Frontend,
+            Some("read" | "single-binary") => Role::Primary,
+            Some("querier") => Role::Querier,
+            Some(c @ ("write" | "distributor" | "ingester")) => {
+                return declined(format!("Loki {c} (the write path)"));
+            }
+            Some(c) if c.starts_with("ingester") || c.starts_with("pattern-ingester") => {
+                return declined(format!("Loki {c} (the write path)"));
+            }
+            Some("canary") => return declined("Loki canary (a test client)"),
+            Some(c) if c.contains("cache") || c.starts_with("memcached") => {
+                return declined(format!("Loki {c} (a cache)"));
+            }
+            Some(c) => return declined(format!("Loki {c} (not the query path)")),
+            // Single binary (and the legacy chart's only Service) carry no component.
+            None => Role::Primary,
+        };
+        let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+            return declined("Loki Service without an HTTP port (http-metrics, http, 3100)");
+        };
+        let (base, health) = match role {
+            Role::Gateway => (rank::GATEWAY, "/"),
+            Role::Frontend => (rank::FRONTEND, "/ready"),
+            Role::Primary => (rank::PRIMARY, "/ready"),
+            Role::Querier => (rank::SECONDARY, "/ready"),
+        };
+        let headless = svc.headless || svc.has_label("variant", "headless");
+        let fallback = svc.name_base(&[
+            "-gateway",
+            "-read",
+            "-query-frontend",
+            "-querier",
+            "-headless",
+        ]);
+        let fallback = fallback.strip_suffix("-headless").unwrap_or(fallback);
+        matched(
+            FragmentBuilder::new(svc, "grafana/loki", "loki")
+                .instance(svc.release_instance(fallback))
+                .rank(if headless { rank::HEADLESS } else { base })
+                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+                .health(health, &[200])
+                .config_url("api_url")
+                .build(),
+        )
     }
 }
 
-detector_sdk::export_detector!(D);
+fn has_http(svc: &Service) -> bool {
+    svc.pick_port(PORT_NAMES, PORT_NUMBERS).is_some()
+}
+
+detector_sdk::export_detector!(Loki);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn loki(name: &str, component: Option<&str>) -> Service {
+        let s = service("loki", name)
+            .with_label("app.kubernetes.io/name", "loki")
+            .with_label("app.kubernetes.io/instance", "loki");
+        match component {
+            Some(c) => s.with_label("app.kubernetes.io/component", c),
+            None => s,
+        }
+    }
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_scalable_prefers_gateway_then_read() {
+        let gw = one(Loki::detect(
+            &loki("loki-gateway", Some("gateway")).with_port_full(
+                Some("http-metrics"),
+                80,
+                Some("http-metrics"),
+                "TCP",
+            ),
+        ));
+        let read = one(Loki::detect(
+            &loki("loki-read", Some("read"))
+                .with_port(Some("http-metrics"), 3100)
+                .with_port(Some("grpc"), 9095),
+        ));
+        let read_h = one(Loki::detect(
+            &loki("loki-read-headless", Some("read"))
+                .with_label("variant", "headless")
+                .with_port(Some("http-metrics"), 3100)
+                .headless(),
+        ));
+        assert_eq!(gw.toolset, "grafana/loki");
+        assert_eq!(gw.instance, "loki/loki");
+        assert_eq!(read.instance, gw.instance);
+        assert_eq!(read_h.instance, gw.instance);
+        assert!(gw.rank > read.rank && read.rank > read_h.rank);
+        assert_eq!(gw.endpoint, "http://loki-gateway.loki.svc.cluster.local:80");
+        assert_eq!(
+            gw.config,
+            r#"{"api_url":"http://loki-gateway.loki.svc.cluster.local:80"}"#
+        );
+        assert_eq!(read.health.expect("health").path, "/ready");
+    }
+
+    #[test]
+    fn single_binary_and_legacy_chart() {
+        let f = one(Loki::detect(
+            &loki("loki", None)
+                .with_port(Some("http-metrics"), 3100)
+                .with_port(Some("grpc"), 9095),
+        ));
+        assert_eq!(f.rank, rank::PRIMARY);
+        let legacy = service("logging", "loki")
+            .with_label("app", "loki")
+            .with_label("release", "loki")
+            .with_port(Some("http-metrics"), 3100);
+        assert_eq!(one(Loki::detect(&legacy)).instance, "logging/loki");
+    }
+
+    #[test]
+    fn declines() {
+        let cases = [
+            loki("loki-write", Some("write")).with_port(Some("http-metrics"), 3100),
+            loki("loki-backend", Some("backend")).with_port(Some("http-metrics"), 3100),
+            loki("loki-canary", Some("canary")).with_port(Some("http-metrics"), 3500),
+            loki("loki-chunks-cache", Some("memcached-chunks-cache"))
+                .with_port(Some("memcache"), 11211),
+            loki("loki-memberlist", None)
+                .with_port(Some("tcp"), 7946)
+                .headless(),
+            loki("loki-query-scheduler-discovery", Some("backend"))
+                .with_port(Some("http-metrics"), 3100),
+            loki("loki-distributor", Some("distributor")).with_port(Some("http-metrics"), 3100),
+            loki("loki-ingester-zone-a-headless", Some("ingester-zone-a"))
+                .with_port(Some("http-metrics"), 3100),
+            service("loki", "promtail").with_label("app.kubernetes.io/name", "promtail"),
+        ];
+        for s in cases {
+            assert!(
+                matches!(Loki::detect(&s), Detection::Declined(_)),
+                "{}",
+                s.name
+            );
+        }
+        let by_name = service("loki", "loki").with_port(Some("http-metrics"), 3100);
+        assert!(matches!(Loki::detect(&by_name), Detection::Unrelated));
+    }
+}

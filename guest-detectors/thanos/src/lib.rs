@@ -1,16 +1,169 @@
-//! thanos detector (being written).
+//! Thanos detector: `prometheus/metrics` (backend `thanos`) for Thanos Query and Query
+//! Frontend, which speak the Prometheus HTTP API.
+//!
+//! Recognised: the Bitnami `thanos` chart (`app.kubernetes.io/name=thanos` with
+//! `app.kubernetes.io/component` `query` / `query-frontend`), kube-thanos
+//! (`app.kubernetes.io/name=thanos-query` / `thanos-query-frontend`) and the older
+//! `app=thanos-query` / `app=thanos-querier` / `app=thanos-query-frontend` labels.
+//!
+//! Rank: query-frontend [`rank::FRONTEND`] > query [`rank::PRIMARY`]; headless twins
+//! [`rank::HEADLESS`]. Instance key: `<namespace>/<release>`; kube-thanos labels each
+//! component with its own `app.kubernetes.io/instance`, so for `thanos-*` names the key is
+//! `<namespace>/<app.kubernetes.io/part-of>` (fallback `thanos`), making query and
+//! query-frontend siblings.
+//!
+//! Declined: store gateway, compactor, receive (write path), ruler, bucket web, sidecar,
+//! and gRPC-only Services (e.g. Bitnami's `-query-grpc`).
+//! Health: `GET /-/ready` → 200. Environment variables referenced: none.
+
 use detector_sdk::prelude::*;
 
-/// The thanos detector.
-pub struct D;
+/// The Thanos detector.
+pub struct Thanos;
 
-impl Detector for D {
+const PORT_NAMES: &[&str] = &["http", "http-query", "web"];
+const PORT_NUMBERS: &[u16] = &[9090, 10902];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Query,
+    Frontend,
+}
+
+impl Detector for Thanos {
     fn metadata() -> DetectorInfo {
         metadata("thanos", env!("CARGO_PKG_VERSION"), &["thanos"])
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let name = svc.label("app.kubernetes.io/name");
+        let (component, kube_thanos) = match name {
+            Some("thanos") => (svc.component().unwrap_or(""), false),
+            Some(n) if n.starts_with("thanos-") => (&n["thanos-".len()..], true),
+            _ => match svc.label("app") {
+                Some(a) if a.starts_with("thanos-") => (&a["thanos-".len()..], true),
+                _ => return Detection::Unrelated,
+            },
+        };
+        let role = match component {
+            "query" | "querier" => Role::Query,
+            "query-frontend" => Role::Frontend,
+            "store" | "storegateway" | "store-gateway" => {
+                return declined("Thanos store gateway (a storage component)");
+            }
+            "compactor" | "compact" => return declined("Thanos compactor (a storage component)"),
+            "receive" | "receiver" | "receive-distributor" => {
+                return declined("Thanos receive (a write path)");
+            }
+            "ruler" | "rule" => {
+                return declined("Thanos ruler (evaluates rules; not the query path)");
+            }
+            "bucketweb" | "bucket-web" | "bucket" => return declined("Thanos bucket web UI"),
+            "sidecar" | "discovery" => {
+                return declined("Thanos sidecar (gRPC StoreAPI for Thanos Query)");
+            }
+            _ => return Detection::Unrelated,
+        };
+        let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+            return declined("Thanos Query Service without an HTTP port (gRPC only)");
+        };
+        let instance = if kube_thanos {
+            svc.instance_key(svc.label("app.kubernetes.io/part-of").unwrap_or("thanos"))
+        } else {
+            svc.release_instance(svc.name_base(&["-query-frontend", "-query", "-headless"]))
+        };
+        let base = if role == Role::Frontend {
+            rank::FRONTEND
+        } else {
+            rank::PRIMARY
+        };
+        matched(
+            FragmentBuilder::new(svc, "prometheus/metrics", "thanos")
+                .instance(instance)
+                .rank(rank::unless_headless(svc, base))
+                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+                .health("/-/ready", &[200])
+                .config_url("prometheus_url")
+                .build(),
+        )
     }
 }
 
-detector_sdk::export_detector!(D);
+detector_sdk::export_detector!(Thanos);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn bitnami(name: &str, component: &str) -> Service {
+        service("thanos", name)
+            .with_label("app.kubernetes.io/name", "thanos")
+            .with_label("app.kubernetes.io/instance", "thanos")
+            .with_label("app.kubernetes.io/component", component)
+    }
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_and_frontend_are_siblings() {
+        let q = one(Thanos::detect(
+            &bitnami("thanos-query", "query").with_port(Some("http"), 9090),
+        ));
+        let f = one(Thanos::detect(
+            &bitnami("thanos-query-frontend", "query-frontend").with_port(Some("http"), 9090),
+        ));
+        assert_eq!(q.toolset, "prometheus/metrics");
+        assert_eq!(q.backend, "thanos");
+        assert_eq!(q.instance, "thanos/thanos");
+        assert_eq!(f.instance, q.instance);
+        assert!(f.rank > q.rank);
+        assert_eq!(
+            f.endpoint,
+            "http://thanos-query-frontend.thanos.svc.cluster.local:9090"
+        );
+        assert!(f.config.contains("\"prometheus_url\""));
+    }
+
+    #[test]
+    fn kube_thanos() {
+        let q = service("monitoring", "thanos-query")
+            .with_label("app.kubernetes.io/name", "thanos-query")
+            .with_label("app.kubernetes.io/instance", "thanos-query")
+            .with_label("app.kubernetes.io/part-of", "kube-thanos")
+            .with_port(Some("grpc"), 10901)
+            .with_port(Some("http"), 9090);
+        let f = one(Thanos::detect(&q));
+        assert_eq!(f.instance, "monitoring/kube-thanos");
+        assert!(f.endpoint.ends_with(":9090"));
+    }
+
+    #[test]
+    fn declines_storage_write_and_grpc() {
+        for (n, c) in [
+            ("thanos-storegateway", "storegateway"),
+            ("thanos-compactor", "compactor"),
+            ("thanos-receive", "receive"),
+            ("thanos-ruler", "ruler"),
+            ("thanos-bucketweb", "bucketweb"),
+        ] {
+            assert!(matches!(
+                Thanos::detect(&bitnami(n, c).with_port(Some("http"), 10902)),
+                Detection::Declined(_)
+            ));
+        }
+        let grpc = bitnami("thanos-query-grpc", "query").with_port(Some("grpc"), 10901);
+        assert!(matches!(Thanos::detect(&grpc), Detection::Declined(_)));
+    }
+
+    #[test]
+    fn unrelated_names() {
+        let s = service("monitoring", "thanos-query").with_port(Some("http"), 9090);
+        assert!(matches!(Thanos::detect(&s), Detection::Unrelated));
+    }
+}

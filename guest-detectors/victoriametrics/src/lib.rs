@@ -1,16 +1,204 @@
-//! victoriametrics detector (being written).
+//! VictoriaMetrics detector: `prometheus/metrics` (backend `victoriametrics`) for
+//! VictoriaMetrics single-node and the cluster's vmselect, which serve the Prometheus
+//! query API (vmselect under `/select/<tenant>/prometheus`, tenant 0).
+//!
+//! Recognised:
+//! - `victoria-metrics-single` chart: `app.kubernetes.io/name=victoria-metrics-single`,
+//!   component `server` (label `app` or `app.kubernetes.io/component`); port `http` 8428;
+//! - `victoria-metrics-cluster` chart: `app.kubernetes.io/name=victoria-metrics-cluster`,
+//!   component `vmselect`; port `http` 8481; endpoint path `/select/0/prometheus`;
+//! - vm-operator (also what victoria-metrics-k8s-stack deploys): VMSingle
+//!   (`app.kubernetes.io/name=vmsingle`, port `http` 8429) and VMCluster's vmselect
+//!   (`app.kubernetes.io/name=vmselect`).
+//!
+//! Rank: [`rank::PRIMARY`], headless twins [`rank::HEADLESS`]. Instance key:
+//! `<namespace>/<app.kubernetes.io/instance>` (the Helm release, or the VMSingle/VMCluster
+//! name for vm-operator), fallback the Service name without `-headless`.
+//!
+//! Declined: vminsert (write path), vmstorage (storage), vmagent (agent), vmalert (rule
+//! evaluator), vmauth (proxy with user-defined routing), vm-operator, and the
+//! victoria-metrics-k8s-stack scrape-target Services.
+//! Health: `GET /health` → 200. Environment variables referenced: none.
+
 use detector_sdk::prelude::*;
 
-/// The victoriametrics detector.
-pub struct D;
+/// The VictoriaMetrics detector.
+pub struct VictoriaMetrics;
 
-impl Detector for D {
+impl Detector for VictoriaMetrics {
     fn metadata() -> DetectorInfo {
-        metadata("victoriametrics", env!("CARGO_PKG_VERSION"), &["victoriametrics"])
+        metadata(
+            "victoriametrics",
+            env!("CARGO_PKG_VERSION"),
+            &["victoriametrics"],
+        )
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let Some(name) = svc.label("app.kubernetes.io/name") else {
+            return match svc.label("app") {
+                // Old charts labelled only `app`.
+                Some("vmselect") if svc.release().is_some() => vmselect(svc),
+                _ => Detection::Unrelated,
+            };
+        };
+        let component = svc.first_label(&["app", "app.kubernetes.io/component"]);
+        match name {
+            "victoria-metrics-single" => match component {
+                Some("server") | None => single(svc, 8428),
+                Some(c) => declined(format!("victoria-metrics-single component {c}")),
+            },
+            "victoria-metrics-cluster" => {
+                match component.or(svc.label("app.kubernetes.io/component")) {
+                    Some("vmselect") => vmselect(svc),
+                    Some(c) => decline_component(c),
+                    None => Detection::Unrelated,
+                }
+            }
+            "vmsingle" => single(svc, 8429),
+            "vmselect" => vmselect(svc),
+            "vminsert" | "vmstorage" | "vmagent" | "vmalert" | "vmauth" => decline_component(name),
+            "victoria-metrics-agent" => decline_component("vmagent"),
+            "victoria-metrics-alert" => decline_component("vmalert"),
+            "victoria-metrics-auth" => decline_component("vmauth"),
+            "victoria-metrics-operator" => declined("vm-operator (an operator)"),
+            "victoria-metrics-k8s-stack" => declined(
+                "scrape-target Service created by victoria-metrics-k8s-stack (kube-system component)",
+            ),
+            _ => Detection::Unrelated,
+        }
     }
 }
 
-detector_sdk::export_detector!(D);
+fn decline_component(c: &str) -> Detection {
+    let why = match c {
+        "vminsert" => "vminsert (the write path of a VictoriaMetrics cluster)",
+        "vmstorage" => "vmstorage (the storage component of a VictoriaMetrics cluster)",
+        "vmagent" => "vmagent (a scraping agent)",
+        "vmalert" => "vmalert (a rule evaluator, not the query path)",
+        "vmauth" => "vmauth (a proxy whose routes are user-defined)",
+        other => {
+            return declined(format!(
+                "VictoriaMetrics component {other} (not the query path)"
+            ));
+        }
+    };
+    declined(why)
+}
+
+fn instance(svc: &Service) -> String {
+    svc.release_instance(svc.name_base(&["-headless"]))
+}
+
+fn single(svc: &Service, default_port: u16) -> Detection {
+    build(svc, &[default_port, 8428, 8429], "")
+}
+
+fn vmselect(svc: &Service) -> Detection {
+    build(svc, &[8481], "/select/0/prometheus")
+}
+
+fn build(svc: &Service, numbers: &[u16], path: &str) -> Detection {
+    let Some(port) = svc.pick_port(&["http"], numbers) else {
+        return declined("VictoriaMetrics Service without an http port");
+    };
+    matched(
+        FragmentBuilder::new(svc, "prometheus/metrics", "victoriametrics")
+            .instance(instance(svc))
+            .rank(rank::unless_headless(svc, rank::PRIMARY))
+            .endpoint(Service::port_scheme(port, Scheme::Http), port.port, path)
+            .health("/health", &[200])
+            .config_url("prometheus_url")
+            .build(),
+    )
+}
+
+detector_sdk::export_detector!(VictoriaMetrics);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_chart() {
+        let s = service("vm", "vms-victoria-metrics-single-server")
+            .with_label("app", "server")
+            .with_label("app.kubernetes.io/name", "victoria-metrics-single")
+            .with_label("app.kubernetes.io/instance", "vms")
+            .with_port(Some("http"), 8428);
+        let f = one(VictoriaMetrics::detect(&s));
+        assert_eq!(f.backend, "victoriametrics");
+        assert_eq!(f.instance, "vm/vms");
+        assert_eq!(
+            f.config,
+            r#"{"prometheus_url":"http://vms-victoria-metrics-single-server.vm.svc.cluster.local:8428"}"#
+        );
+        assert_eq!(f.health.expect("health").path, "/health");
+    }
+
+    #[test]
+    fn cluster_vmselect_path_and_declines() {
+        let c = |n: &str, app: &str, port: u16| {
+            service("vm", n)
+                .with_label("app", app)
+                .with_label("app.kubernetes.io/name", "victoria-metrics-cluster")
+                .with_label("app.kubernetes.io/instance", "vmc")
+                .with_port(Some("http"), port)
+        };
+        let f = one(VictoriaMetrics::detect(&c(
+            "vmc-victoria-metrics-cluster-vmselect",
+            "vmselect",
+            8481,
+        )));
+        assert_eq!(
+            f.endpoint,
+            "http://vmc-victoria-metrics-cluster-vmselect.vm.svc.cluster.local:8481/select/0/prometheus"
+        );
+        assert_eq!(f.health.expect("health").port, 8481);
+        for (n, a, p) in [("i", "vminsert", 8480), ("s", "vmstorage", 8482)] {
+            assert!(matches!(
+                VictoriaMetrics::detect(&c(n, a, p)),
+                Detection::Declined(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn operator_resources() {
+        let s = service("monitoring", "vmsingle-vmks")
+            .with_label("app.kubernetes.io/name", "vmsingle")
+            .with_label("app.kubernetes.io/instance", "vmks")
+            .with_label("managed-by", "vm-operator")
+            .with_port(Some("http"), 8429);
+        let f = one(VictoriaMetrics::detect(&s));
+        assert!(
+            f.endpoint
+                .ends_with("vmsingle-vmks.monitoring.svc.cluster.local:8429")
+        );
+        for n in [
+            "vmagent",
+            "vmalert",
+            "vminsert",
+            "victoria-metrics-operator",
+        ] {
+            let s = service("monitoring", n).with_label("app.kubernetes.io/name", n);
+            assert!(
+                matches!(VictoriaMetrics::detect(&s), Detection::Declined(_)),
+                "{n}"
+            );
+        }
+        let named_only = service("monitoring", "vmselect").with_port(Some("http"), 8481);
+        assert!(matches!(
+            VictoriaMetrics::detect(&named_only),
+            Detection::Unrelated
+        ));
+    }
+}
