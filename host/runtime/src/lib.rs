@@ -1,1 +1,352 @@
-//! Sandboxed detector runtime (to be written).
+//! Sandboxed detector runtime.
+//!
+//! Detectors are WebAssembly components implementing `wit/detector.wit`
+//! (`dynamic-toolset:detector@1.x`). A [`DetectorSet`] loads the bundled detectors
+//! (embedded in the binary by `build.rs`) plus any `*.wasm` plugin, and runs every
+//! detector over a Service snapshot.
+//!
+//! Sandbox (see `sandbox.rs`):
+//! - one wasmtime `Engine` per set, with epoch interruption and a ticker thread; a
+//!   `Component` and an `InstancePre` per detector;
+//! - the linker provides only the contract's `log` import; every other import (WASI) is
+//!   defined as a trap, so detectors have no clock, files, network or environment;
+//! - each detector keeps one `Store` + instance, reused across calls, with a per-call epoch
+//!   deadline ([`RuntimeConfig::call_deadline`]) and a memory cap
+//!   ([`RuntimeConfig::memory_limit_bytes`]);
+//! - after any trap the instance is discarded and re-created from the `InstancePre`; the
+//!   failure becomes that detector's [`Verdict`] (`Err("timeout: ...")`,
+//!   `Err("out of memory: ...")`, `Err("trap: ...")`) while other detectors' verdicts stand;
+//! - answers are checked ([`RuntimeConfig::max_fragments`],
+//!   [`RuntimeConfig::max_output_bytes`], JSON-object `config`, http(s) endpoint, non-empty
+//!   toolset/backend/instance) or become `Err("invalid output: ...")`.
+//!
+//! Name clashes: detectors load in order (bundled, then plugins sorted by file name) and
+//! the first to claim a name keeps it; a later one is refused with a [`LoadError`] naming
+//! both. A plugin therefore never shadows a bundled detector.
+
+mod bindings;
+mod config;
+mod convert;
+mod load;
+mod sandbox;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dynamic_toolset_core::{DetectorInfo, ServiceDetections, ServiceSnapshot, Verdict};
+use serde::Serialize;
+
+pub use config::RuntimeConfig;
+
+/// Detector components embedded in the binary.
+pub mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+}
+
+/// Where a detector came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
+pub enum DetectorSource {
+    /// Embedded in the binary (the build's name for it).
+    Bundled(String),
+    /// A plugin file.
+    File(PathBuf),
+}
+
+impl fmt::Display for DetectorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DetectorSource::Bundled(name) => write!(f, "bundled detector `{name}`"),
+            DetectorSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A loaded detector's description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadedInfo {
+    pub info: DetectorInfo,
+    pub source: DetectorSource,
+    /// sha256 of the component bytes, hex.
+    pub sha256: String,
+}
+
+/// A detector that could not be loaded; the others still are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct LoadError {
+    pub origin: DetectorSource,
+    pub reason: String,
+}
+
+/// Why a call produced no detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The call outlived [`RuntimeConfig::call_deadline`].
+    Timeout,
+    /// The instance wanted more than [`RuntimeConfig::memory_limit_bytes`].
+    OutOfMemory,
+    /// Any other trap (panic, unreachable, stack overflow, a denied WASI import...).
+    Trap,
+    /// The answer broke a limit or the contract.
+    InvalidOutput,
+}
+
+impl FailureKind {
+    /// The prefix of a failed [`Verdict`]'s message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out of memory",
+            FailureKind::Trap => "trap",
+            FailureKind::InvalidOutput => "invalid output",
+        }
+    }
+
+    /// The kind of a failed verdict's message (as built by [`DetectorSet::detect`]).
+    pub fn of_message(message: &str) -> Option<Self> {
+        [
+            FailureKind::Timeout,
+            FailureKind::OutOfMemory,
+            FailureKind::Trap,
+            FailureKind::InvalidOutput,
+        ]
+        .into_iter()
+        .find(|k| {
+            message
+                .strip_prefix(k.as_str())
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Failures of one detector, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FailureCounts {
+    pub timeout: u64,
+    pub out_of_memory: u64,
+    pub trap: u64,
+    pub invalid_output: u64,
+}
+
+impl FailureCounts {
+    pub fn total(&self) -> u64 {
+        self.timeout + self.out_of_memory + self.trap + self.invalid_output
+    }
+
+    fn count(&mut self, kind: FailureKind) {
+        match kind {
+            FailureKind::Timeout => self.timeout += 1,
+            FailureKind::OutOfMemory => self.out_of_memory += 1,
+            FailureKind::Trap => self.trap += 1,
+            FailureKind::InvalidOutput => self.invalid_output += 1,
+        }
+    }
+}
+
+/// Counters of one detector since its set was loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DetectorStats {
+    pub detector: String,
+    pub calls: u64,
+    pub matched: u64,
+    pub declined: u64,
+    pub unrelated: u64,
+    pub failures: FailureCounts,
+    /// Instances discarded after a failure and re-created.
+    pub reinstantiations: u64,
+    pub total_time: Duration,
+    pub max_time: Duration,
+}
+
+struct Detector {
+    info: LoadedInfo,
+    sandbox: sandbox::Sandbox,
+    stats: DetectorStats,
+}
+
+/// The loaded detectors and their sandboxes. `Send`: move it into a blocking task, or keep
+/// it behind a mutex; rebuild it with [`DetectorSet::load`] to reload.
+pub struct DetectorSet {
+    limits: convert::OutputLimits,
+    detectors: Vec<Detector>,
+    // Dropped last: stops the epoch ticker.
+    _ticker: sandbox::Ticker,
+}
+
+impl DetectorSet {
+    /// Bundled detectors + every `*.wasm` in `plugin_dir`. Detectors that cannot be loaded
+    /// (bad files, wrong contract version, trapping `metadata()`, name clashes) are returned
+    /// as [`LoadError`]s, naming the file and the reason, without stopping the others. Fails
+    /// only when the engine cannot start or `plugin_dir` cannot be read.
+    pub fn load(
+        cfg: &RuntimeConfig,
+        plugin_dir: Option<&Path>,
+    ) -> anyhow::Result<(Self, Vec<LoadError>)> {
+        Self::load_with(
+            cfg,
+            true,
+            plugin_dir.into_iter().collect::<Vec<_>>().as_slice(),
+        )
+    }
+
+    /// Like [`DetectorSet::load`], with the bundled detectors optional and any number of
+    /// plugin directories (loaded in the order given).
+    pub fn load_with(
+        cfg: &RuntimeConfig,
+        include_bundled: bool,
+        plugin_dirs: &[&Path],
+    ) -> anyhow::Result<(Self, Vec<LoadError>)> {
+        let mut sources = if include_bundled {
+            load::bundled_sources()
+        } else {
+            Vec::new()
+        };
+        let mut errors = Vec::new();
+        for dir in plugin_dirs {
+            let (more, errs) = load::plugin_sources(dir)?;
+            sources.extend(more);
+            errors.extend(errs);
+        }
+        let engine = sandbox::engine()?;
+        let ticker = sandbox::Ticker::start(engine.clone(), cfg.epoch_tick)?;
+        let linker = sandbox::base_linker(&engine)?;
+        let (loaded, load_errors) = load::load_all(&engine, &linker, cfg, sources);
+        errors.extend(load_errors);
+        for e in &errors {
+            tracing::warn!("detector not loaded: {e}");
+        }
+        let detectors = loaded
+            .into_iter()
+            .map(|l| Detector {
+                stats: DetectorStats {
+                    detector: l.info.info.name.clone(),
+                    ..DetectorStats::default()
+                },
+                info: l.info,
+                sandbox: l.sandbox,
+            })
+            .collect();
+        Ok((
+            Self {
+                limits: convert::OutputLimits {
+                    max_fragments: cfg.max_fragments,
+                    max_output_bytes: cfg.max_output_bytes,
+                },
+                detectors,
+                _ticker: ticker,
+            },
+            errors,
+        ))
+    }
+
+    /// The loaded detectors, sorted by name.
+    pub fn detectors(&self) -> Vec<LoadedInfo> {
+        self.detectors.iter().map(|d| d.info.clone()).collect()
+    }
+
+    /// Runs every detector over one Service: one [`Verdict`] per detector, sorted by
+    /// detector name. A failing detector's verdict is `Err("<kind>: detector `<name>`
+    /// ...")` (kind: see [`FailureKind::as_str`]); the others are unaffected.
+    pub fn detect(&mut self, svc: &ServiceSnapshot, cluster_domain: &str) -> ServiceDetections {
+        let input = convert::service_to_wit(svc, cluster_domain);
+        let limits = self.limits;
+        let verdicts = self
+            .detectors
+            .iter_mut()
+            .map(|d| d.detect(&input, limits))
+            .collect();
+        ServiceDetections {
+            service: svc.service_ref(),
+            verdicts,
+        }
+    }
+
+    /// Per-detector counters, sorted by detector name.
+    pub fn stats(&self) -> Vec<DetectorStats> {
+        self.detectors
+            .iter()
+            .map(|d| DetectorStats {
+                reinstantiations: d.sandbox.reinstantiations,
+                ..d.stats.clone()
+            })
+            .collect()
+    }
+}
+
+impl Detector {
+    fn detect(&mut self, input: &bindings::wit::Service, limits: convert::OutputLimits) -> Verdict {
+        let name = &self.info.info.name;
+        let (result, elapsed) = sandbox::timed(|| {
+            self.sandbox.call(|bindings, store| {
+                bindings
+                    .dynamic_toolset_detector_detector()
+                    .call_detect(store, input)
+            })
+        });
+        let stats = &mut self.stats;
+        stats.calls += 1;
+        stats.total_time += elapsed;
+        stats.max_time = stats.max_time.max(elapsed);
+        let outcome = result
+            .map_err(|f| (f.kind, f.message))
+            .and_then(|detection| {
+                convert::detection_from_wit(detection, limits)
+                    .map_err(|e| (FailureKind::InvalidOutput, format!("returned {e}")))
+            });
+        let outcome = match outcome {
+            Ok(detection) => {
+                match &detection {
+                    dynamic_toolset_core::Detection::Unrelated => stats.unrelated += 1,
+                    dynamic_toolset_core::Detection::Declined(_) => stats.declined += 1,
+                    dynamic_toolset_core::Detection::Matched(_) => stats.matched += 1,
+                }
+                Ok(detection)
+            }
+            Err((kind, message)) => {
+                stats.failures.count(kind);
+                if kind == FailureKind::InvalidOutput {
+                    tracing::warn!(detector = %name, reason = %kind, "{message}");
+                }
+                Err(format!("{kind}: detector `{name}` {message}"))
+            }
+        };
+        Verdict {
+            detector: name.clone(),
+            outcome,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _assert_send<T: Send>() {}
+    #[test]
+    fn detector_set_is_send() {
+        _assert_send::<DetectorSet>();
+    }
+
+    #[test]
+    fn failure_kind_round_trips() {
+        for kind in [
+            FailureKind::Timeout,
+            FailureKind::OutOfMemory,
+            FailureKind::Trap,
+            FailureKind::InvalidOutput,
+        ] {
+            let msg = format!("{kind}: detector `x` did something");
+            assert_eq!(FailureKind::of_message(&msg), Some(kind));
+        }
+        assert_eq!(FailureKind::of_message("trapdoor"), None);
+    }
+}

@@ -1,0 +1,456 @@
+//! Conversions between the WIT types and `dynamic_toolset_core`, with the output checks a
+//! host must make on anything a guest returns. Pure functions.
+
+use std::collections::HashSet;
+
+use dynamic_toolset_core as core;
+
+use crate::bindings::wit;
+
+/// Output limits of one call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutputLimits {
+    pub max_fragments: usize,
+    pub max_output_bytes: usize,
+}
+
+/// The WIT view of a Service.
+pub(crate) fn service_to_wit(svc: &core::ServiceSnapshot, cluster_domain: &str) -> wit::Service {
+    wit::Service {
+        name: svc.name.clone(),
+        namespace: svc.namespace.clone(),
+        // BTreeMaps iterate sorted by key, as the contract promises.
+        labels: svc
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        annotations: svc
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        service_type: if svc.service_type.is_empty() {
+            "ClusterIP".to_string()
+        } else {
+            svc.service_type.clone()
+        },
+        cluster_ip: svc.cluster_ip.clone(),
+        headless: svc.headless(),
+        ports: svc
+            .ports
+            .iter()
+            .map(|p| wit::ServicePort {
+                name: p.name.clone(),
+                port: p.port,
+                target_port: p.target_port.clone(),
+                protocol: if p.protocol.is_empty() {
+                    "TCP".to_string()
+                } else {
+                    p.protocol.clone()
+                },
+                app_protocol: p.app_protocol.clone(),
+            })
+            .collect(),
+        cluster_domain: cluster_domain.to_string(),
+    }
+}
+
+/// Checks a guest's `detector-info`.
+pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInfo, String> {
+    if info.name.is_empty() {
+        return Err("metadata().name is empty".to_string());
+    }
+    if info.name.len() > 64
+        || !info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err("metadata().name must be 1-64 characters of a-z, 0-9, '-' or '_'".to_string());
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        return Err(format!(
+            "metadata().version of `{}` must be 1-64 characters",
+            info.name
+        ));
+    }
+    Ok(core::DetectorInfo {
+        name: info.name,
+        version: info.version,
+        backends: info.backends,
+    })
+}
+
+/// Checks and converts a guest's answer. The error names the field at fault.
+pub(crate) fn detection_from_wit(
+    detection: wit::Detection,
+    limits: OutputLimits,
+) -> Result<core::Detection, String> {
+    match detection {
+        wit::Detection::Unrelated => Ok(core::Detection::Unrelated),
+        wit::Detection::Declined(reason) => {
+            if reason.len() > limits.max_output_bytes {
+                return Err(format!(
+                    "declined reason is {} bytes (limit {})",
+                    reason.len(),
+                    limits.max_output_bytes
+                ));
+            }
+            Ok(core::Detection::Declined(reason))
+        }
+        wit::Detection::Matched(fragments) => {
+            if fragments.is_empty() {
+                return Err("matched with no fragment (return unrelated or declined)".to_string());
+            }
+            if fragments.len() > limits.max_fragments {
+                return Err(format!(
+                    "{} fragments (limit {})",
+                    fragments.len(),
+                    limits.max_fragments
+                ));
+            }
+            let bytes: usize = fragments.iter().map(fragment_bytes).sum();
+            if bytes > limits.max_output_bytes {
+                return Err(format!(
+                    "{bytes} bytes of fragments (limit {})",
+                    limits.max_output_bytes
+                ));
+            }
+            fragments
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| fragment_from_wit(f).map_err(|e| format!("fragment[{i}].{e}")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(core::Detection::Matched)
+        }
+    }
+}
+
+fn fragment_bytes(f: &wit::Fragment) -> usize {
+    let health = f.health.as_ref().map_or(0, |h| h.path.len());
+    let custom = f.custom.as_ref().map_or(0, |c| {
+        c.description.len()
+            + c.prerequisites.iter().map(String::len).sum::<usize>()
+            + c.tools
+                .iter()
+                .map(|t| t.name.len() + t.description.len() + t.command.len())
+                .sum::<usize>()
+    });
+    f.toolset.len()
+        + f.backend.len()
+        + f.instance.len()
+        + f.endpoint.len()
+        + f.config.len()
+        + health
+        + custom
+}
+
+fn fragment_from_wit(f: wit::Fragment) -> Result<core::Fragment, String> {
+    for (field, value) in [
+        ("toolset", &f.toolset),
+        ("backend", &f.backend),
+        ("instance", &f.instance),
+    ] {
+        if value.trim().is_empty() {
+            return Err(format!("{field} is empty"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(format!("{field} contains control characters"));
+        }
+    }
+    check_http_url(&f.endpoint).map_err(|e| format!("endpoint {e}"))?;
+    let config = match serde_json::from_str::<serde_json::Value>(&f.config) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(format!(
+                "config is JSON {} where an object is required",
+                json_kind(&other)
+            ));
+        }
+        Err(e) => return Err(format!("config is not valid JSON: {e}")),
+    };
+    let health = f.health.map(health_from_wit).transpose()?;
+    let custom = f.custom.map(custom_from_wit).transpose()?;
+    Ok(core::Fragment {
+        toolset: f.toolset,
+        backend: f.backend,
+        instance: f.instance,
+        rank: f.rank,
+        endpoint: f.endpoint,
+        health,
+        config,
+        custom,
+    })
+}
+
+fn health_from_wit(h: wit::HealthProbe) -> Result<core::HealthProbe, String> {
+    if h.port == 0 {
+        return Err("health.port is 0".to_string());
+    }
+    if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("health.path must start with '/' and contain no spaces".to_string());
+    }
+    if let Some(bad) = h
+        .accepted_statuses
+        .iter()
+        .find(|s| !(100..600).contains(*s))
+    {
+        return Err(format!(
+            "health.accepted-statuses has {bad}, not an HTTP status"
+        ));
+    }
+    Ok(core::HealthProbe {
+        port: h.port,
+        scheme: match h.scheme {
+            wit::Scheme::Http => core::Scheme::Http,
+            wit::Scheme::Https => core::Scheme::Https,
+        },
+        path: h.path,
+        accepted_statuses: h.accepted_statuses,
+    })
+}
+
+fn custom_from_wit(c: wit::CustomToolset) -> Result<core::CustomToolset, String> {
+    if c.tools.is_empty() {
+        return Err("custom.tools is empty".to_string());
+    }
+    let mut names = HashSet::new();
+    for (i, t) in c.tools.iter().enumerate() {
+        if t.name.is_empty() || t.command.trim().is_empty() {
+            return Err(format!("custom.tools[{i}] has an empty name or command"));
+        }
+        if !names.insert(t.name.as_str()) {
+            return Err(format!("custom.tools[{i}].name `{}` is repeated", t.name));
+        }
+    }
+    Ok(core::CustomToolset {
+        description: c.description,
+        prerequisites: c.prerequisites,
+        tools: c
+            .tools
+            .into_iter()
+            .map(|t| core::Tool {
+                name: t.name,
+                description: t.description,
+                command: t.command,
+            })
+            .collect(),
+    })
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Checks that `url` is an absolute http(s) URL with a host and no credentials. The value
+/// is not echoed in the error (it might carry a secret).
+pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| "is not an http:// or https:// URL".to_string())?;
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("contains whitespace or control characters".to_string());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("carries credentials (user@host); use {{ env.VAR }} in config".to_string());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| "has an unterminated IPv6 host".to_string())?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host".to_string());
+    }
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err("has an invalid port".to_string()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const LIMITS: OutputLimits = OutputLimits {
+        max_fragments: 2,
+        max_output_bytes: 1000,
+    };
+
+    fn fragment() -> wit::Fragment {
+        wit::Fragment {
+            toolset: "prometheus/metrics".into(),
+            backend: "prometheus".into(),
+            instance: "monitoring/kps".into(),
+            rank: 10,
+            endpoint: "http://prom.monitoring.svc.cluster.local:9090".into(),
+            health: Some(wit::HealthProbe {
+                port: 9090,
+                scheme: wit::Scheme::Http,
+                path: "/-/ready".into(),
+                accepted_statuses: vec![200],
+            }),
+            config: r#"{"prometheus_url":"http://prom.monitoring.svc.cluster.local:9090"}"#.into(),
+            custom: None,
+        }
+    }
+
+    fn check(f: wit::Fragment) -> Result<core::Detection, String> {
+        detection_from_wit(wit::Detection::Matched(vec![f]), LIMITS)
+    }
+
+    #[test]
+    fn converts_a_valid_fragment() {
+        let core::Detection::Matched(fs) = check(fragment()).unwrap() else {
+            panic!("not matched")
+        };
+        assert_eq!(fs.len(), 1);
+        assert_eq!(
+            fs[0].config["prometheus_url"],
+            "http://prom.monitoring.svc.cluster.local:9090"
+        );
+        assert_eq!(fs[0].health.as_ref().unwrap().scheme, core::Scheme::Http);
+    }
+
+    #[test]
+    fn rejects_bad_fields_naming_them() {
+        let cases: Vec<(fn(&mut wit::Fragment), &str)> = vec![
+            (
+                |f| f.config = "{nope".into(),
+                "fragment[0].config is not valid JSON",
+            ),
+            (
+                |f| f.config = "[1]".into(),
+                "fragment[0].config is JSON array",
+            ),
+            (|f| f.toolset = " ".into(), "fragment[0].toolset is empty"),
+            (
+                |f| f.instance = String::new(),
+                "fragment[0].instance is empty",
+            ),
+            (
+                |f| f.endpoint = "ftp://x:1".into(),
+                "fragment[0].endpoint is not an http",
+            ),
+            (
+                |f| f.endpoint = "http://:9090".into(),
+                "fragment[0].endpoint has no host",
+            ),
+            (
+                |f| f.endpoint = "http://u:secret@h:1".into(),
+                "fragment[0].endpoint carries credentials",
+            ),
+            (
+                |f| f.endpoint = "http://h:99999".into(),
+                "fragment[0].endpoint has an invalid port",
+            ),
+            (
+                |f| f.health.as_mut().unwrap().path = "ready".into(),
+                "fragment[0].health.path",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut f = fragment();
+            mutate(&mut f);
+            let err = check(f).unwrap_err();
+            assert!(err.starts_with(expected), "{err:?} vs {expected:?}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn caps_fragment_count_and_bytes() {
+        let three = wit::Detection::Matched(vec![fragment(), fragment(), fragment()]);
+        assert_eq!(
+            detection_from_wit(three, LIMITS).unwrap_err(),
+            "3 fragments (limit 2)"
+        );
+        let mut big = fragment();
+        big.config = format!(r#"{{"k":"{}"}}"#, "x".repeat(2000));
+        assert!(
+            check(big)
+                .unwrap_err()
+                .contains("bytes of fragments (limit 1000)")
+        );
+        assert!(detection_from_wit(wit::Detection::Matched(vec![]), LIMITS).is_err());
+    }
+
+    #[test]
+    fn urls() {
+        for ok in [
+            "http://a",
+            "https://a.b.svc.cluster.local:9200/x?y#z",
+            "http://[::1]:80/",
+        ] {
+            assert!(check_http_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a:80",
+            "http://",
+            "http://a b",
+            "https://a:0",
+            "http://[::1",
+        ] {
+            assert!(check_http_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_to_wit_sorts_and_defaults() {
+        let mut svc = core::ServiceSnapshot {
+            name: "s".into(),
+            namespace: "ns".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            service_type: String::new(),
+            cluster_ip: Some("None".into()),
+            ports: vec![core::ServicePort {
+                name: None,
+                port: 80,
+                target_port: None,
+                protocol: String::new(),
+                app_protocol: None,
+            }],
+        };
+        svc.labels.insert("b".into(), "2".into());
+        svc.labels.insert("a".into(), "1".into());
+        let w = service_to_wit(&svc, "example.org");
+        assert_eq!(w.labels[0].0, "a");
+        assert!(w.headless);
+        assert_eq!(w.service_type, "ClusterIP");
+        assert_eq!(w.ports[0].protocol, "TCP");
+        assert_eq!(w.cluster_domain, "example.org");
+    }
+
+    #[test]
+    fn metadata_names() {
+        let info = |name: &str| wit::DetectorInfo {
+            name: name.into(),
+            version: "1.0.0".into(),
+            backends: vec![],
+        };
+        assert!(info_from_wit(info("prometheus")).is_ok());
+        assert!(info_from_wit(info("")).is_err());
+        assert!(info_from_wit(info("Bad Name")).is_err());
+    }
+}

@@ -1,0 +1,302 @@
+//! Loading detectors: reading sources, compiling (or reusing the precompiled cache),
+//! checking the contract version and exports, and asking each detector for its metadata.
+//! Everything a [`crate::DetectorSet`] holds is made here, so a reload is one call.
+
+use std::borrow::Cow;
+use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::convert::info_from_wit;
+use crate::sandbox::{HostState, Sandbox, pre_instantiate};
+use crate::{DetectorSource, LoadError, LoadedInfo, RuntimeConfig};
+
+/// The WIT interface every detector exports, without its version.
+pub(crate) const EXPORT: &str = "dynamic-toolset:detector/detector";
+/// The contract major version this host implements.
+pub(crate) const SUPPORTED_MAJOR: &str = "1";
+
+/// A component to load.
+pub(crate) struct Source {
+    pub origin: DetectorSource,
+    pub bytes: Cow<'static, [u8]>,
+}
+
+/// A loaded detector.
+pub(crate) struct Loaded {
+    pub info: LoadedInfo,
+    pub sandbox: Sandbox,
+}
+
+/// Bundled detectors as sources.
+pub(crate) fn bundled_sources() -> Vec<Source> {
+    crate::bundled::BUNDLED
+        .iter()
+        .map(|(name, bytes)| Source {
+            origin: DetectorSource::Bundled((*name).to_string()),
+            bytes: Cow::Borrowed(*bytes),
+        })
+        .collect()
+}
+
+/// Every `*.wasm` file of `dir`, sorted by file name. Unreadable files become errors.
+pub(crate) fn plugin_sources(dir: &Path) -> anyhow::Result<(Vec<Source>, Vec<LoadError>)> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) == Some("wasm") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match std::fs::read(&path) {
+            Ok(bytes) => sources.push(Source {
+                origin: DetectorSource::File(path),
+                bytes: Cow::Owned(bytes),
+            }),
+            Err(e) => errors.push(LoadError {
+                origin: DetectorSource::File(path),
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    Ok((sources, errors))
+}
+
+/// Loads `sources` in order; the first detector to claim a name keeps it, later ones are
+/// refused with an error naming both (plugins come after bundled detectors, so a plugin
+/// never replaces a bundled detector). Returns the detectors sorted by name.
+pub(crate) fn load_all(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    cfg: &RuntimeConfig,
+    sources: Vec<Source>,
+) -> (Vec<Loaded>, Vec<LoadError>) {
+    let compiled = compile_all(engine, cfg, &sources);
+    let mut loaded: Vec<Loaded> = Vec::new();
+    let mut errors = Vec::new();
+    for (source, component) in sources.into_iter().zip(compiled) {
+        let sha256 = hex::encode(Sha256::digest(&source.bytes));
+        let result = component.and_then(|c| instantiate(engine, linker, cfg, &source, &c));
+        match result {
+            Ok((info, sandbox)) => {
+                if let Some(first) = loaded.iter().find(|l| l.info.info.name == info.name) {
+                    errors.push(LoadError {
+                        origin: source.origin,
+                        reason: format!(
+                            "detector name `{}` is already taken by {}; this one is not loaded \
+                             (rename it: detectors never replace one another)",
+                            info.name, first.info.source
+                        ),
+                    });
+                    continue;
+                }
+                loaded.push(Loaded {
+                    info: LoadedInfo {
+                        info,
+                        source: source.origin,
+                        sha256,
+                    },
+                    sandbox,
+                });
+            }
+            Err(reason) => errors.push(LoadError {
+                origin: source.origin,
+                reason,
+            }),
+        }
+    }
+    loaded.sort_by(|a, b| a.info.info.name.cmp(&b.info.info.name));
+    (loaded, errors)
+}
+
+/// Compiles every source, a few at a time.
+fn compile_all(
+    engine: &Engine,
+    cfg: &RuntimeConfig,
+    sources: &[Source],
+) -> Vec<Result<Component, String>> {
+    let results: Vec<Mutex<Option<Result<Component, String>>>> =
+        sources.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(sources.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(source) = sources.get(i) else { break };
+                    let result = compile(engine, cfg, &source.bytes);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("compilation did not complete".to_string()))
+        })
+        .collect()
+}
+
+/// Checks the binary header, then compiles (or loads from the cache).
+fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Component, String> {
+    check_header(bytes)?;
+    let Some(cache_dir) = &cfg.cache_dir else {
+        return Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"));
+    };
+    let path = cache_path(engine, cache_dir, bytes);
+    if path.is_file() {
+        // SAFETY: `deserialize_file` trusts the file to be a `Component::serialize` output
+        // of a compatible engine. The cache directory is ours: only this function writes
+        // it, the file name carries the sha256 of the source and the engine's
+        // compatibility hash, and wasmtime still checks the header and engine settings.
+        #[allow(unsafe_code)]
+        let cached = unsafe { Component::deserialize_file(engine, &path) };
+        match cached {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::warn!(
+                cache = %path.display(),
+                "ignoring unusable precompiled component: {e:#}"
+            ),
+        }
+    }
+    let component =
+        Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"))?;
+    if let Err(e) = write_cache(&component, cache_dir, &path) {
+        tracing::warn!(cache = %path.display(), "cannot cache compiled component: {e:#}");
+    }
+    Ok(component)
+}
+
+/// `<cache_dir>/<sha256 of the wasm>-<engine fingerprint>.cwasm`
+pub(crate) fn cache_path(engine: &Engine, cache_dir: &Path, bytes: &[u8]) -> PathBuf {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    let fingerprint = hasher.finish();
+    let sha = hex::encode(Sha256::digest(bytes));
+    cache_dir.join(format!("{sha}-{fingerprint:016x}.cwasm"))
+}
+
+fn write_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let serialized = component.serialize()?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, serialized).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Refuses what is not a component before wasmtime sees it, with a useful message.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("not a WebAssembly file (no \\0asm header)".to_string());
+    }
+    match &bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(
+            "is a core WebAssembly module, not a component; build it with \
+             `cargo build --target wasm32-wasip2` (which emits a component)"
+                .to_string(),
+        ),
+        other => Err(format!(
+            "unsupported WebAssembly version/layer {other:02x?} (expected a component)"
+        )),
+    }
+}
+
+/// Checks the exported contract version, links, instantiates and asks for metadata.
+fn instantiate(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    cfg: &RuntimeConfig,
+    source: &Source,
+    component: &Component,
+) -> Result<(dynamic_toolset_core::DetectorInfo, Sandbox), String> {
+    check_exports(engine, component)?;
+    let pre = pre_instantiate(linker, component)
+        .map_err(|e| format!("does not fit the detector contract 1.x: {e:#}"))?;
+    let provisional = match &source.origin {
+        DetectorSource::Bundled(name) => name.clone(),
+        DetectorSource::File(path) => path.display().to_string(),
+    };
+    let mut sandbox = Sandbox::new(&provisional, pre, cfg);
+    let info = sandbox
+        .call(|bindings, store| {
+            bindings
+                .dynamic_toolset_detector_detector()
+                .call_metadata(store)
+        })
+        .map_err(|f| format!("metadata() failed ({}): {}", f.kind, f.message))?;
+    let info = info_from_wit(info)?;
+    sandbox.set_name(&info.name);
+    Ok((info, sandbox))
+}
+
+/// The component must export `dynamic-toolset:detector/detector@1.x`.
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    let Some(export) = exports.iter().find(|n| n.split('@').next() == Some(EXPORT)) else {
+        return Err(format!(
+            "does not export {EXPORT}@1.x (its exports: [{}])",
+            exports.join(", ")
+        ));
+    };
+    let version = export.split_once('@').map(|(_, v)| v).unwrap_or("");
+    if version.split('.').next() != Some(SUPPORTED_MAJOR) {
+        let shown = if version.is_empty() {
+            "an unversioned contract"
+        } else {
+            version
+        };
+        return Err(format!(
+            "built against dynamic-toolset:detector {shown}; this host supports {SUPPORTED_MAJOR}.x"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+        assert!(
+            check_header(b"\0asm\x01\0\0\0")
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
+        assert!(
+            check_header(b"hello world")
+                .unwrap_err()
+                .contains("not a WebAssembly file")
+        );
+        assert!(check_header(b"").is_err());
+    }
+}

@@ -1,0 +1,368 @@
+//! The sandbox around one detector: engine settings, the epoch ticker, per-store state
+//! (memory limiter, log capture), instantiation and calls with failure classification.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+
+use crate::bindings::{DetectorWorld, DetectorWorldPre, dynamic_toolset::detector::log, wit};
+use crate::{FailureKind, RuntimeConfig};
+
+/// Table elements an instance may grow to (funcref tables of Rust guests hold a few
+/// hundred entries).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The engine every detector of a set shares: epoch interruption on, no backtraces (guests
+/// are stripped, and a trap message is what a person needs).
+pub(crate) fn engine() -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .wasm_backtrace_max_frames(None)
+        .parallel_compilation(true);
+    Ok(Engine::new(&config)?)
+}
+
+/// Increments the engine's epoch every `tick` until dropped.
+pub(crate) struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub(crate) fn start(engine: Engine, tick: Duration) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("detector-epoch".to_string())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(tick);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Caps linear memory; remembers that the cap was hit so the failure is reported as
+/// memory exhaustion rather than as a generic trap.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    exceeded: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = Some(desired);
+            wasmtime::bail!(
+                "memory limit of {} bytes exceeded (growth to {desired} bytes requested)",
+                self.limit
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Store data of one detector instance.
+pub(crate) struct HostState {
+    detector: Arc<str>,
+    limiter: MemoryLimiter,
+    max_log_lines: u32,
+    max_log_bytes: usize,
+    log_lines: u32,
+    log_dropped: u32,
+    /// The last "panic: ..." line the guest SDK's panic hook logged.
+    last_panic: Option<String>,
+}
+
+impl HostState {
+    fn reset_call(&mut self) {
+        self.log_lines = 0;
+        self.log_dropped = 0;
+        self.last_panic = None;
+    }
+}
+
+impl wit::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: wit::Level, message: String) {
+        let line = sanitize(&message, self.max_log_bytes);
+        if line.starts_with("panic") {
+            self.last_panic = Some(line.clone());
+        }
+        if self.log_lines >= self.max_log_lines {
+            self.log_dropped += 1;
+            return;
+        }
+        self.log_lines += 1;
+        let detector = &*self.detector;
+        match level {
+            wit::Level::Trace => tracing::trace!(target: "detector", detector, "{line}"),
+            wit::Level::Debug => tracing::debug!(target: "detector", detector, "{line}"),
+            wit::Level::Info => tracing::info!(target: "detector", detector, "{line}"),
+            wit::Level::Warn => tracing::warn!(target: "detector", detector, "{line}"),
+            wit::Level::Error => tracing::error!(target: "detector", detector, "{line}"),
+        }
+    }
+}
+
+/// Caps a guest-provided line and replaces control characters (no terminal escapes or
+/// forged log lines from a guest).
+pub(crate) fn sanitize(message: &str, max_bytes: usize) -> String {
+    let mut end = message.len().min(max_bytes);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut line: String = message[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if end < message.len() {
+        line.push_str("...(truncated)");
+    }
+    line
+}
+
+/// The linker every detector uses: the contract's `log` import, nothing else. Unknown
+/// imports (WASI) are defined as traps per component in [`pre_instantiate`].
+pub(crate) fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    DetectorWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// Links a component against the contract, denying every other import.
+pub(crate) fn pre_instantiate(
+    base: &Linker<HostState>,
+    component: &wasmtime::component::Component,
+) -> anyhow::Result<DetectorWorldPre<HostState>> {
+    let mut linker = base.clone();
+    linker.define_unknown_imports_as_traps(component)?;
+    let pre = linker.instantiate_pre(component)?;
+    Ok(DetectorWorldPre::new(pre)?)
+}
+
+/// How a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// A live instance: its store and export bindings.
+pub(crate) struct Live {
+    store: Store<HostState>,
+    bindings: DetectorWorld,
+}
+
+/// One detector's sandbox: the pre-instantiated component and, normally, a live instance
+/// reused across calls. After any trap the instance is discarded and re-created.
+pub(crate) struct Sandbox {
+    name: Arc<str>,
+    pre: DetectorWorldPre<HostState>,
+    live: Option<Live>,
+    memory_limit: usize,
+    deadline_ticks: u64,
+    call_deadline: Duration,
+    max_log_lines: u32,
+    max_log_bytes: usize,
+    /// Instances created after the first one.
+    pub(crate) reinstantiations: u64,
+}
+
+impl Sandbox {
+    pub(crate) fn new(name: &str, pre: DetectorWorldPre<HostState>, cfg: &RuntimeConfig) -> Self {
+        Self {
+            name: Arc::from(name),
+            pre,
+            live: None,
+            memory_limit: cfg.memory_limit_bytes,
+            deadline_ticks: cfg.deadline_ticks(),
+            call_deadline: cfg.call_deadline,
+            max_log_lines: cfg.max_log_lines_per_call,
+            max_log_bytes: cfg.max_log_line_bytes,
+            reinstantiations: 0,
+        }
+    }
+
+    /// Renames the detector (after `metadata()` told its real name).
+    pub(crate) fn set_name(&mut self, name: &str) {
+        self.name = Arc::from(name);
+        if let Some(live) = &mut self.live {
+            live.store.data_mut().detector = self.name.clone();
+        }
+    }
+
+    fn instantiate(&self) -> Result<Live, Failure> {
+        let state = HostState {
+            detector: self.name.clone(),
+            limiter: MemoryLimiter {
+                limit: self.memory_limit,
+                exceeded: None,
+            },
+            max_log_lines: self.max_log_lines,
+            max_log_bytes: self.max_log_bytes,
+            log_lines: 0,
+            log_dropped: 0,
+            last_panic: None,
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks);
+        match self.pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(Live { store, bindings }),
+            Err(e) => {
+                let mut failure = self.classify(&store, &e);
+                failure.message = format!("cannot be instantiated: {}", failure.message);
+                Err(failure)
+            }
+        }
+    }
+
+    /// Calls into the guest with a fresh deadline. Any failure discards the instance and
+    /// re-creates it, so the next call starts clean.
+    pub(crate) fn call<R>(
+        &mut self,
+        f: impl FnOnce(&DetectorWorld, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Failure> {
+        let mut live = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        live.store.data_mut().reset_call();
+        live.store.set_epoch_deadline(self.deadline_ticks);
+        let result = f(&live.bindings, &mut live.store);
+        let dropped = live.store.data().log_dropped;
+        if dropped > 0 {
+            tracing::warn!(target: "detector", detector = &*self.name, dropped, "log lines dropped (per-call cap)");
+        }
+        match result {
+            Ok(value) => {
+                self.live = Some(live);
+                Ok(value)
+            }
+            Err(e) => {
+                let failure = self.classify(&live.store, &e);
+                drop(live);
+                tracing::warn!(
+                    detector = &*self.name,
+                    reason = %failure.kind,
+                    "detector call failed, instance discarded: {}", failure.message
+                );
+                self.reinstantiations += 1;
+                match self.instantiate() {
+                    Ok(fresh) => self.live = Some(fresh),
+                    Err(again) => tracing::error!(
+                        detector = &*self.name,
+                        "detector {}; will retry on the next call",
+                        again.message
+                    ),
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    fn classify(&self, store: &Store<HostState>, e: &wasmtime::Error) -> Failure {
+        let state = store.data();
+        if let Some(wanted) = state.limiter.exceeded {
+            return Failure {
+                kind: FailureKind::OutOfMemory,
+                message: format!(
+                    "exceeded its memory limit of {} (asked for {})",
+                    human_bytes(self.memory_limit),
+                    human_bytes(wanted)
+                ),
+            };
+        }
+        let trap = e.downcast_ref::<Trap>();
+        if trap == Some(&Trap::Interrupt) {
+            return Failure {
+                kind: FailureKind::Timeout,
+                message: format!("exceeded its {:?} deadline", self.call_deadline),
+            };
+        }
+        let what = match trap {
+            Some(trap) => trap.to_string(),
+            None => e.root_cause().to_string(),
+        };
+        let message = match &state.last_panic {
+            Some(panic) => format!("trapped ({what}) after {panic}"),
+            None => format!("trapped: {what}"),
+        };
+        Failure {
+            kind: FailureKind::Trap,
+            message,
+        }
+    }
+}
+
+/// Times a call.
+pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let start = Instant::now();
+    let r = f();
+    (r, start.elapsed())
+}
+
+fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20))
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_caps_and_strips_controls() {
+        assert_eq!(sanitize("a\nb\x1b[31m", 100), "a b [31m");
+        assert_eq!(sanitize("héllo", 2), "h...(truncated)");
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(16 << 20), "16 MiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+}
