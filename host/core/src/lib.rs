@@ -1,6 +1,33 @@
 //! The pure core of dynamic-toolset: what a Service is to a detector, what a detector
-//! answers, and how answers become one HolmesGPT configuration. Nothing here does I/O.
+//! answers, and how answers become one HolmesGPT configuration. Nothing here does I/O,
+//! reads a clock or depends on input order.
+//!
+//! Pipeline the CLI and the controller run:
+//! 1. [`select::select`] — one candidate per backend installation; [`select::Selection::probes`]
+//!    lists the health checks to run.
+//! 2. [`assemble::assemble`] — HolmesGPT `toolsets:` map plus provenance.
+//! 3. [`overrides::Overrides::parse`] then [`overrides::merge`] — the admin's file on top.
+//! 4. [`render`] — YAML/JSON/ConfigMap; [`explain::explain`] for `--explain`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod assemble;
+pub mod explain;
 pub mod model;
+pub mod overrides;
+pub mod render;
+pub mod select;
 
 pub use model::*;
+
+/// Errors of the core crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("overrides: {0}")]
+    Overrides(#[from] overrides::OverridesError),
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+}
+
+/// Result alias of the core crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
