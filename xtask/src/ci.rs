@@ -1,0 +1,95 @@
+//! `cargo xtask ci`: everything the test suite needs, then the test suite.
+//!
+//! Installs what a fresh machine lacks (the wasm32-wasip2 target, HolmesGPT's loader in a
+//! venv under `target/`, the kube-apiserver build cached outside the repository), then
+//! checks formatting and lints and runs every test in the workspace. Each step prints its
+//! duration. This is the README's test command and what `.ci/run` calls.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and clippy (faster local runs).
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Extra arguments passed to `cargo test` (after `--workspace`).
+    #[arg(last = true)]
+    pub test_args: Vec<String>,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("==> {name}");
+    let started = Instant::now();
+    let r = f();
+    let secs = started.elapsed().as_secs_f64();
+    match &r {
+        Ok(()) => eprintln!("==> {name}: ok ({secs:.1}s)"),
+        Err(e) => eprintln!("==> {name}: FAILED after {secs:.1}s: {e:#}"),
+    }
+    r
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} exited with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+pub fn run_ci(args: Args) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let started = Instant::now();
+    step("wasm32-wasip2 target", || Ok(guest_build::ensure_target()?))?;
+    step("HolmesGPT loader venv (tests/holmes/setup.sh)", || {
+        run(Command::new("bash")
+            .arg(root.join("tests/holmes/setup.sh"))
+            .current_dir(&root))
+    })?;
+    step("kube-apiserver build (cached)", || {
+        run(Command::new(std::env::current_exe()?).args(["kube", "build"]))
+    })?;
+    if !args.no_lint {
+        step("cargo fmt --check", || {
+            run(cargo().args(["fmt", "--all", "--", "--check"]))
+        })?;
+        step("cargo clippy", || {
+            run(cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+    }
+    step("cargo test --workspace", || {
+        run(cargo().args(["test", "--workspace"]).args(&args.test_args))
+    })?;
+    eprintln!(
+        "==> all steps passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
