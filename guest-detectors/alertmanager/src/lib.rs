@@ -26,8 +26,7 @@ use detector_sdk::prelude::*;
 /// The Alertmanager detector.
 pub struct Alertmanager;
 
-/// Toolset name of the custom toolset.
-pub const TOOLSET: &str = "alertmanager/alerts";
+use detector_sdk::catalog::{self, ALERTMANAGER_TOOLSET as TOOLSET};
 const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
 const PORT_NUMBERS: &[u16] = &[9093, 80];
 const KPS_APP_PREFIXES: &[&str] = &[
@@ -89,50 +88,7 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
         .rank(rank)
         .endpoint(scheme, port.port, "")
         .health("/-/ready", &[200]);
-    let tools = tools(b.url());
-    matched(
-        b.custom(
-            "Alertmanager: firing and pending alerts, silences and cluster status, through its HTTP API v2.",
-            &["curl --version"],
-            tools,
-        )
-        .build(),
-    )
-}
-
-/// The toolset's tools against base URL `url`.
-pub fn tools(url: &str) -> Vec<Tool> {
-    vec![
-        tool(
-            "alertmanager_active_alerts",
-            "List the alerts that are currently firing and neither silenced nor inhibited, with labels, annotations, start time and receivers (JSON).",
-            &format!(
-                "curl -sS --max-time 30 '{url}/api/v2/alerts?active=true&silenced=false&inhibited=false'"
-            ),
-        ),
-        tool(
-            "alertmanager_find_alerts",
-            "List alerts (active, silenced and inhibited) matching one label matcher, e.g. alertname=\"KubePodCrashLooping\" or namespace=\"prod\".",
-            &format!(
-                "curl -sS --max-time 30 --get '{url}/api/v2/alerts' --data-urlencode 'filter={{{{ matcher }}}}'"
-            ),
-        ),
-        tool(
-            "alertmanager_alert_groups",
-            "List alerts grouped the way Alertmanager routes them (by receiver and grouping labels).",
-            &format!("curl -sS --max-time 30 '{url}/api/v2/alerts/groups?active=true'"),
-        ),
-        tool(
-            "alertmanager_silences",
-            "List silences (active, pending and expired) with their matchers, creator, comment and time window.",
-            &format!("curl -sS --max-time 30 '{url}/api/v2/silences'"),
-        ),
-        tool(
-            "alertmanager_status",
-            "Alertmanager status: version, uptime, cluster peers and the loaded configuration.",
-            &format!("curl -sS --max-time 30 '{url}/api/v2/status'"),
-        ),
-    ]
+    matched(catalog::with_alertmanager(b).build())
 }
 
 detector_sdk::export_detector!(Alertmanager);

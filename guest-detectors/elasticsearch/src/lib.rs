@@ -1,16 +1,250 @@
-//! elasticsearch detector (being written).
+//! Elasticsearch detector: HolmesGPT `elasticsearch/data` and `elasticsearch/cluster`
+//! (one fragment each, same config).
+//!
+//! Recognised:
+//! - ECK (`common.k8s.elastic.co/type=elasticsearch`): `<cluster>-es-http`
+//!   [`rank::PRIMARY`], `<cluster>-es-internal-http` [`rank::SECONDARY`], per-nodeSet
+//!   headless Services [`rank::HEADLESS`]; instance `<namespace>/<cluster-name>`
+//!   (`elasticsearch.k8s.elastic.co/cluster-name`). The HTTP port is named `https` when
+//!   ECK's self-signed TLS is on (the default), `http` when disabled.
+//! - the elastic `elasticsearch` chart (`chart=elasticsearch`, `app=<cluster>-<nodeGroup>`,
+//!   port `http` 9200): `<uname>` [`rank::PRIMARY`], `<uname>-headless` [`rank::HEADLESS`];
+//!   instance `<namespace>/<release>`. Chart 8.x enables TLS with a self-signed
+//!   certificate and the `elastic` user by default, so https is assumed for it.
+//! - Bitnami and other charts labelled `app.kubernetes.io/name=elasticsearch` with a 9200
+//!   port; scheme from the port name (`https*` → https, else http).
+//!
+//! Config: `api_url`; on https also `username: elastic`,
+//! `password: "{{ env.ELASTICSEARCH_PASSWORD }}"`, `verify_ssl: false`.
+//!
+//! Environment variables referenced:
+//! - `ELASTICSEARCH_PASSWORD`: the `elastic` user's password (ECK: Secret
+//!   `<cluster>-es-elastic-user`, key `elastic`; elastic chart: Secret
+//!   `<uname>-credentials`, key `password`).
+//!
+//! Health: `GET /_cluster/health` → 200, or 401 (alive, authentication required).
+//! Declined: ECK transport Services, Kibana / APM / Enterprise Search / Beats / Agent /
+//! Logstash / Maps resources, the ECK operator and its webhook, Kibana from the elastic
+//! chart, and elasticsearch exporters.
+
+use detector_sdk::catalog::{EnvAuth, search_engine_fragments};
 use detector_sdk::prelude::*;
 
-/// The elasticsearch detector.
-pub struct D;
+/// The Elasticsearch detector.
+pub struct Elasticsearch;
 
-impl Detector for D {
+const AUTH: EnvAuth<'static> = EnvAuth {
+    username: "elastic",
+    password_env: "ELASTICSEARCH_PASSWORD",
+};
+const PORT_NAMES: &[&str] = &["https", "http", "tcp-rest-api", "rest"];
+
+impl Detector for Elasticsearch {
     fn metadata() -> DetectorInfo {
-        metadata("elasticsearch", env!("CARGO_PKG_VERSION"), &["elasticsearch"])
+        metadata(
+            "elasticsearch",
+            env!("CARGO_PKG_VERSION"),
+            &["elasticsearch"],
+        )
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        // ECK
+        if let Some(kind) = svc.label("common.k8s.elastic.co/type") {
+            if kind != "elasticsearch" {
+                return declined(format!("ECK {kind} resource (not Elasticsearch)"));
+            }
+            let cluster = svc
+                .label("elasticsearch.k8s.elastic.co/cluster-name")
+                .unwrap_or_else(|| svc.name_base(&["-es-http", "-es-internal-http"]));
+            let rank = if svc.headless {
+                rank::HEADLESS
+            } else if svc.name.ends_with("-es-internal-http") {
+                rank::SECONDARY
+            } else {
+                rank::PRIMARY
+            };
+            return build(svc, svc.instance_key(cluster), rank, Scheme::Http);
+        }
+        if svc.has_label("control-plane", "elastic-operator")
+            || matches!(svc.app_name(), Some("elastic-operator" | "eck-operator"))
+        {
+            return declined("ECK operator / elastic-webhook-server (an operator)");
+        }
+        // elastic/helm-charts
+        if let Some(chart) = svc.label("chart")
+            && (chart == "elasticsearch" || chart.starts_with("elasticsearch-"))
+            && svc.label("app").is_some()
+        {
+            let instance = svc.release_instance(svc.name_base(&["-headless"]));
+            return build(
+                svc,
+                instance,
+                rank::unless_headless(svc, rank::PRIMARY),
+                Scheme::Https,
+            );
+        }
+        if let Some(chart) = svc.label("chart")
+            && (chart == "kibana" || chart.starts_with("kibana-"))
+        {
+            return declined("Kibana (a UI)");
+        }
+        match svc.label("app.kubernetes.io/name") {
+            Some("elasticsearch") => {
+                let instance =
+                    svc.release_instance(svc.name_base(&["-headless", "-master-hl", "-data-hl"]));
+                build(
+                    svc,
+                    instance,
+                    rank::unless_headless(svc, rank::PRIMARY),
+                    Scheme::Http,
+                )
+            }
+            Some("kibana") => declined("Kibana (a UI)"),
+            Some(n) if n.contains("elasticsearch-exporter") => {
+                declined("Elasticsearch exporter (a scrape target)")
+            }
+            _ => Detection::Unrelated,
+        }
     }
 }
 
-detector_sdk::export_detector!(D);
+fn build(svc: &Service, instance: String, rank: u32, default_scheme: Scheme) -> Detection {
+    let Some(port) = svc.pick_port(PORT_NAMES, &[9200]) else {
+        return declined(
+            "Elasticsearch Service without an HTTP port (https, http, 9200): transport only",
+        );
+    };
+    let named_http = port.name.as_deref() == Some("http");
+    // The elastic chart names its port "http" even when TLS is on: keep its https default.
+    let scheme = match Service::port_scheme(port, default_scheme) {
+        Scheme::Http if named_http && matches!(default_scheme, Scheme::Https) => Scheme::Https,
+        s => s,
+    };
+    let https = matches!(scheme, Scheme::Https);
+    let fragments = search_engine_fragments(
+        |toolset| {
+            FragmentBuilder::new(svc, toolset, "elasticsearch")
+                .instance(instance.clone())
+                .rank(rank)
+                .endpoint(scheme, port.port, "")
+                .health("/_cluster/health", &[200, 401])
+        },
+        https.then_some(AUTH),
+        https,
+    );
+    Detection::Matched(fragments)
+}
+
+detector_sdk::export_detector!(Elasticsearch);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::serde_json::{Value, from_str, json};
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn two(d: Detection) -> Vec<Fragment> {
+        match d {
+            Detection::Matched(f) if f.len() == 2 => f,
+            other => panic!("expected two fragments, got {other:?}"),
+        }
+    }
+
+    fn eck(name: &str) -> Service {
+        service("elastic", name)
+            .with_label("common.k8s.elastic.co/type", "elasticsearch")
+            .with_label("elasticsearch.k8s.elastic.co/cluster-name", "quickstart")
+    }
+
+    #[test]
+    fn eck_http_is_https_with_env_password() {
+        let f = two(Elasticsearch::detect(
+            &eck("quickstart-es-http").with_port(Some("https"), 9200),
+        ));
+        assert_eq!(f[0].toolset, "elasticsearch/data");
+        assert_eq!(f[1].toolset, "elasticsearch/cluster");
+        assert_eq!(f[0].instance, "elastic/quickstart");
+        assert_eq!(
+            f[0].endpoint,
+            "https://quickstart-es-http.elastic.svc.cluster.local:9200"
+        );
+        let c: Value = from_str(&f[0].config).expect("json");
+        assert_eq!(
+            c,
+            json!({"api_url": "https://quickstart-es-http.elastic.svc.cluster.local:9200",
+                   "username": "elastic", "password": "{{ env.ELASTICSEARCH_PASSWORD }}",
+                   "verify_ssl": false})
+        );
+        assert_eq!(f[1].config, f[0].config);
+        let h = f[0].health.as_ref().expect("health");
+        assert_eq!(h.accepted_statuses, vec![200, 401]);
+        assert!(matches!(h.scheme, Scheme::Https));
+    }
+
+    #[test]
+    fn eck_siblings_and_declines() {
+        let http = two(Elasticsearch::detect(
+            &eck("quickstart-es-http").with_port(Some("https"), 9200),
+        ));
+        let internal = two(Elasticsearch::detect(
+            &eck("quickstart-es-internal-http").with_port(Some("https"), 9200),
+        ));
+        let nodes = two(Elasticsearch::detect(
+            &eck("quickstart-es-default")
+                .with_port(Some("https"), 9200)
+                .headless(),
+        ));
+        assert!(http[0].rank > internal[0].rank && internal[0].rank > nodes[0].rank);
+        assert_eq!(nodes[0].instance, http[0].instance);
+        let transport = eck("quickstart-es-transport")
+            .with_port(Some("tls-transport"), 9300)
+            .headless();
+        assert!(matches!(
+            Elasticsearch::detect(&transport),
+            Detection::Declined(_)
+        ));
+        let kb = service("elastic", "quickstart-kb-http")
+            .with_label("common.k8s.elastic.co/type", "kibana")
+            .with_port(Some("https"), 5601);
+        assert!(matches!(Elasticsearch::detect(&kb), Detection::Declined(_)));
+        let op = service("elastic-system", "elastic-webhook-server")
+            .with_label("control-plane", "elastic-operator");
+        assert!(matches!(Elasticsearch::detect(&op), Detection::Declined(_)));
+    }
+
+    #[test]
+    fn elastic_chart_defaults_to_https() {
+        let s = service("logging", "elasticsearch-master")
+            .with_label("app", "elasticsearch-master")
+            .with_label("chart", "elasticsearch")
+            .with_label("release", "elasticsearch")
+            .with_port(Some("http"), 9200)
+            .with_port(Some("transport"), 9300);
+        let f = two(Elasticsearch::detect(&s));
+        assert_eq!(
+            f[0].endpoint,
+            "https://elasticsearch-master.logging.svc.cluster.local:9200"
+        );
+        assert_eq!(f[0].instance, "logging/elasticsearch");
+    }
+
+    #[test]
+    fn plain_http_has_no_credentials() {
+        let s = service("search", "es")
+            .with_label("app.kubernetes.io/name", "elasticsearch")
+            .with_label("app.kubernetes.io/instance", "es")
+            .with_port(Some("tcp-rest-api"), 9200);
+        let f = two(Elasticsearch::detect(&s));
+        let c: Value = from_str(&f[0].config).expect("json");
+        assert_eq!(
+            c,
+            json!({"api_url": "http://es.search.svc.cluster.local:9200"})
+        );
+        let by_name = service("search", "elasticsearch").with_port(Some("http"), 9200);
+        assert!(matches!(
+            Elasticsearch::detect(&by_name),
+            Detection::Unrelated
+        ));
+    }
+}

@@ -1,16 +1,142 @@
-//! jaeger detector (being written).
+//! Jaeger detector: a custom `jaeger/traces` toolset (HolmesGPT has no built-in Jaeger
+//! toolset) whose tools curl the Jaeger query HTTP API (`/api/services`,
+//! `/api/services/{service}/operations`, `/api/traces?service&lookback&limit`,
+//! `/api/traces/{trace_id}`).
+//!
+//! Recognised by `app.kubernetes.io/name=jaeger` (jaegertracing `jaeger` chart) with
+//! component `query` (v1: port `query` 80 → 16686) or `all-in-one` (v2 chart: port
+//! `http-query` 16686 among the receiver ports); jaeger-operator Services
+//! (`app=jaeger` + `app.kubernetes.io/component=service-query`, port `http-query`).
+//!
+//! Rank [`rank::PRIMARY`]; headless twins [`rank::HEADLESS`]. Instance
+//! `<namespace>/<release>` (jaeger-operator: the Jaeger CR name in
+//! `app.kubernetes.io/instance`), fallback the Service name without `-query`.
+//! Health: `GET /` on the query port → 200 (the UI). Config: `{}`.
+//!
+//! Declined: collector, agent, ingester (write path), the jaeger-operator, the HotROD
+//! demo, and the chart's storage subcharts' helpers (es index cleaner, spark jobs).
+//! Environment variables referenced: none.
+
+use detector_sdk::catalog::{self, JAEGER_TOOLSET};
 use detector_sdk::prelude::*;
 
-/// The jaeger detector.
-pub struct D;
+/// The Jaeger detector.
+pub struct Jaeger;
 
-impl Detector for D {
+const PORT_NAMES: &[&str] = &["http-query", "query", "http"];
+const PORT_NUMBERS: &[u16] = &[16686, 80];
+
+impl Detector for Jaeger {
     fn metadata() -> DetectorInfo {
         metadata("jaeger", env!("CARGO_PKG_VERSION"), &["jaeger"])
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let jaeger = match svc.label("app.kubernetes.io/name") {
+            Some("jaeger") => true,
+            Some("jaeger-operator") => return declined("jaeger-operator (an operator)"),
+            _ => svc.has_label("app", "jaeger"),
+        };
+        if !jaeger {
+            return Detection::Unrelated;
+        }
+        match svc.component() {
+            Some("query" | "service-query" | "all-in-one" | "allinone") => {}
+            Some(c) if c.contains("collector") => {
+                return declined(format!("Jaeger {c} (the write path)"));
+            }
+            Some(c) if c.contains("agent") => return declined(format!("Jaeger {c} (an agent)")),
+            Some(c) if c.contains("ingester") => {
+                return declined(format!("Jaeger {c} (the write path)"));
+            }
+            Some("hotrod") => return declined("HotROD demo application"),
+            Some(c) => return declined(format!("Jaeger {c} (not the query service)")),
+            None => return Detection::Unrelated,
+        }
+        let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+            return declined(
+                "Jaeger query Service without a query port (http-query, query, 16686)",
+            );
+        };
+        let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
+            .instance(svc.release_instance(svc.name_base(&["-query", "-headless"])))
+            .rank(rank::unless_headless(svc, rank::PRIMARY))
+            .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+            .health("/", &[200]);
+        matched(catalog::with_jaeger(b).build())
     }
 }
 
-detector_sdk::export_detector!(D);
+detector_sdk::export_detector!(Jaeger);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn jaeger(name: &str, component: &str) -> Service {
+        service("tracing", name)
+            .with_label("app.kubernetes.io/name", "jaeger")
+            .with_label("app.kubernetes.io/instance", "jaeger")
+            .with_label("app.kubernetes.io/component", component)
+    }
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn v1_query() {
+        let s = jaeger("jaeger-query", "query")
+            .with_port_full(Some("query"), 80, Some("query"), "TCP")
+            .with_port_full(Some("admin"), 16687, Some("admin"), "TCP");
+        let f = one(Jaeger::detect(&s));
+        assert_eq!(f.toolset, "jaeger/traces");
+        assert_eq!(f.instance, "tracing/jaeger");
+        assert_eq!(
+            f.endpoint,
+            "http://jaeger-query.tracing.svc.cluster.local:80"
+        );
+        let c = f.custom.expect("custom");
+        assert!(c.tools.iter().any(|t| {
+            t.command
+                .contains("http://jaeger-query.tracing.svc.cluster.local:80/api/services'")
+        }));
+        assert_eq!(c.prerequisites, vec!["curl --version".to_string()]);
+    }
+
+    #[test]
+    fn v2_all_in_one_picks_query_port() {
+        let s = jaeger("jaeger", "all-in-one")
+            .with_port_full(Some("jg-compact-trft"), 6831, Some("6831"), "UDP")
+            .with_port(Some("http-zipkin"), 9411)
+            .with_port(Some("otlp-http"), 4318)
+            .with_port(Some("http-query"), 16686)
+            .with_port(Some("grpc-query"), 16685);
+        let f = one(Jaeger::detect(&s));
+        assert_eq!(f.endpoint, "http://jaeger.tracing.svc.cluster.local:16686");
+        assert_eq!(f.health.expect("health").port, 16686);
+    }
+
+    #[test]
+    fn declines_write_path_and_operator() {
+        for (n, c) in [
+            ("jaeger-collector", "collector"),
+            ("jaeger-agent", "agent"),
+            ("jaeger-ingester", "ingester"),
+        ] {
+            assert!(matches!(
+                Jaeger::detect(&jaeger(n, c).with_port(Some("http"), 14268)),
+                Detection::Declined(_)
+            ));
+        }
+        let op = service("observability", "jaeger-operator-metrics")
+            .with_label("app.kubernetes.io/name", "jaeger-operator");
+        assert!(matches!(Jaeger::detect(&op), Detection::Declined(_)));
+        let by_name = service("tracing", "jaeger-query").with_port(Some("query"), 16686);
+        assert!(matches!(Jaeger::detect(&by_name), Detection::Unrelated));
+    }
+}

@@ -1,16 +1,130 @@
-//! opensearch detector (being written).
+//! OpenSearch detector: HolmesGPT `elasticsearch/data` and `elasticsearch/cluster`
+//! (HolmesGPT's Elasticsearch toolsets also serve OpenSearch), backend `opensearch`.
+//!
+//! Recognised: the `opensearch` chart (`app.kubernetes.io/name=opensearch`, component
+//! `<cluster>-<nodeGroup>`, port `http` 9200; `-headless` twin [`rank::HEADLESS`]) and
+//! opensearch-k8s-operator clusters (`opster.io/opensearch-cluster=<name>`). Rank
+//! [`rank::PRIMARY`]. Instance `<namespace>/<release>` (operator: the cluster name).
+//! The chart enables the security plugin with demo (self-signed) certificates by default,
+//! so https is used unless the port is named plainly `http` on an operator Service.
+//!
+//! Config: `api_url`, `username: admin`, `password: "{{ env.OPENSEARCH_PASSWORD }}"`,
+//! `verify_ssl: false`.
+//!
+//! Environment variables referenced:
+//! - `OPENSEARCH_PASSWORD`: the `admin` user's password (chart 2.12+:
+//!   `OPENSEARCH_INITIAL_ADMIN_PASSWORD` given at install; operator: Secret
+//!   `<cluster>-admin-password`).
+//!
+//! Health: `GET /_cluster/health` → 200, or 401 (alive, authentication required).
+//! Declined: OpenSearch Dashboards (a UI), the operator, `*-discovery` Services.
+
+use detector_sdk::catalog::{EnvAuth, search_engine_fragments};
 use detector_sdk::prelude::*;
 
-/// The opensearch detector.
-pub struct D;
+/// The OpenSearch detector.
+pub struct OpenSearch;
 
-impl Detector for D {
+const AUTH: EnvAuth<'static> = EnvAuth {
+    username: "admin",
+    password_env: "OPENSEARCH_PASSWORD",
+};
+
+impl Detector for OpenSearch {
     fn metadata() -> DetectorInfo {
         metadata("opensearch", env!("CARGO_PKG_VERSION"), &["opensearch"])
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let instance = match (
+            svc.label("app.kubernetes.io/name"),
+            svc.label("opster.io/opensearch-cluster"),
+        ) {
+            (Some("opensearch-dashboards"), _) => return declined("OpenSearch Dashboards (a UI)"),
+            (Some("opensearch-operator" | "opensearch-k8s-operator"), _) => {
+                return declined("OpenSearch operator (an operator)");
+            }
+            (Some("opensearch"), _) => svc.release_instance(svc.name_base(&["-headless"])),
+            (_, Some(cluster)) => {
+                if svc.name.ends_with("-dashboards") || svc.pick_port(&[], &[5601]).is_some() {
+                    return declined("OpenSearch Dashboards (a UI)");
+                }
+                svc.instance_key(cluster)
+            }
+            _ => return Detection::Unrelated,
+        };
+        if svc.name.ends_with("-discovery") {
+            return declined("OpenSearch discovery Service (transport)");
+        }
+        let Some(port) = svc.pick_port(&["https", "http", "http-rest"], &[9200]) else {
+            return declined(
+                "OpenSearch Service without an HTTP port (http, 9200): transport only",
+            );
+        };
+        let rank = rank::unless_headless(svc, rank::PRIMARY);
+        let fragments = search_engine_fragments(
+            |toolset| {
+                FragmentBuilder::new(svc, toolset, "opensearch")
+                    .instance(instance.clone())
+                    .rank(rank)
+                    .endpoint(Scheme::Https, port.port, "")
+                    .health("/_cluster/health", &[200, 401])
+            },
+            Some(AUTH),
+            true,
+        );
+        Detection::Matched(fragments)
     }
 }
 
-detector_sdk::export_detector!(D);
+detector_sdk::export_detector!(OpenSearch);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::serde_json::{Value, from_str, json};
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn chart(name: &str) -> Service {
+        service("search", name)
+            .with_label("app.kubernetes.io/name", "opensearch")
+            .with_label("app.kubernetes.io/instance", "opensearch")
+            .with_label("app.kubernetes.io/component", "opensearch-cluster-master")
+            .with_port(Some("http"), 9200)
+            .with_port(Some("transport"), 9300)
+            .with_port(Some("metrics"), 9600)
+    }
+
+    #[test]
+    fn chart_master_and_headless() {
+        let Detection::Matched(f) = OpenSearch::detect(&chart("opensearch-cluster-master")) else {
+            panic!()
+        };
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].backend, "opensearch");
+        assert_eq!(f[0].instance, "search/opensearch");
+        let c: Value = from_str(&f[0].config).expect("json");
+        assert_eq!(
+            c,
+            json!({"api_url": "https://opensearch-cluster-master.search.svc.cluster.local:9200",
+                   "username": "admin", "password": "{{ env.OPENSEARCH_PASSWORD }}", "verify_ssl": false})
+        );
+        let Detection::Matched(h) =
+            OpenSearch::detect(&chart("opensearch-cluster-master-headless").headless())
+        else {
+            panic!()
+        };
+        assert_eq!(h[0].instance, f[0].instance);
+        assert!(h[0].rank < f[0].rank);
+    }
+
+    #[test]
+    fn negatives() {
+        let d = service("search", "opensearch-dashboards")
+            .with_label("app.kubernetes.io/name", "opensearch-dashboards")
+            .with_port(Some("http"), 5601);
+        assert!(matches!(OpenSearch::detect(&d), Detection::Declined(_)));
+        let by_name = service("search", "opensearch").with_port(Some("http"), 9200);
+        assert!(matches!(OpenSearch::detect(&by_name), Detection::Unrelated));
+    }
+}

@@ -63,6 +63,21 @@ impl<'a> FragmentBuilder<'a> {
         self
     }
 
+    /// Sets the endpoint to a full URL given by an administrator (already validated);
+    /// `scheme` and `port` are those a health probe of this Service should use.
+    pub fn endpoint_url(mut self, url: impl Into<String>, scheme: Scheme, port: u16) -> Self {
+        self.fragment.endpoint = url.into();
+        self.scheme = scheme;
+        self.port = port;
+        self
+    }
+
+    /// Removes the health probe ("do not probe").
+    pub fn no_health(mut self) -> Self {
+        self.fragment.health = None;
+        self
+    }
+
     /// The endpoint URL set so far.
     pub fn url(&self) -> &str {
         &self.fragment.endpoint

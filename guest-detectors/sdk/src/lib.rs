@@ -26,6 +26,7 @@ pub mod bindings {
     });
 }
 
+pub mod catalog;
 pub mod fragment;
 /// Re-exported for `FragmentBuilder::config_value`.
 pub use serde_json;
