@@ -1,16 +1,610 @@
-//! custom detector (being written).
+//! Custom detector: toolsets declared by an administrator with annotations on a Service.
+//!
+//! | annotation | meaning |
+//! |---|---|
+//! | `kubernaut.io/toolset: "true"` | required; any other value → declined (opt-out shown by `--explain`) |
+//! | `kubernaut.io/toolset-type` | required: `prometheus`, `thanos`, `victoriametrics`, `grafana`, `loki`, `tempo`, `elasticsearch`, `opensearch`, `victorialogs`, `alertmanager`, `jaeger` (HolmesGPT toolset names such as `prometheus/metrics` are accepted too) |
+//! | `kubernaut.io/toolset-name` | instance name: the instance key becomes `<namespace>/<name>` |
+//! | `kubernaut.io/toolset-endpoint` | full `http(s)://host[:port][/path]` URL replacing the computed one |
+//! | `kubernaut.io/toolset-health-path` | health probe path (starting with `/`) replacing the type's default |
+//!
+//! Each type maps to the HolmesGPT toolset and config key the label-based detector of that
+//! backend uses (e.g. `prometheus` → `prometheus/metrics` + `prometheus_url`; `loki` →
+//! `grafana/loki` + `api_url`; `elasticsearch`/`opensearch` → `elasticsearch/data` and
+//! `elasticsearch/cluster`; `alertmanager`/`jaeger` → the custom `alertmanager/alerts` /
+//! `jaeger/traces` toolsets). An unknown type, an invalid endpoint (not http/https, no
+//! host, bad port, embedded credentials, characters unsafe in a shell command) or an invalid
+//! health path is declined with a reason naming the annotation.
+//!
+//! Endpoint: without `toolset-endpoint`, `http(s)://<svc>.<ns>.svc.<domain>:<port>` where
+//! the port is chosen by the type's port names, then numbers, then the only TCP port.
+//! With it, the URL is used as given; the Service is probed only when the URL's host is
+//! this Service (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc[.<domain>]`), on the URL's port,
+//! otherwise no probe is attached. The default health path is prefixed with the URL path.
+//!
+//! Rank and relation to label-based matches: every fragment has [`rank::CUSTOM`] (1000),
+//! above every bundled label-based detector. The instance key is `<namespace>/<toolset-name>`
+//! when named, else `<namespace>/<release>` (`app.kubernetes.io/instance`/`release`), else
+//! `<namespace>/<service name>` — the same default key the label-based detectors use for a
+//! chart Service, so an annotated chart Service replaces the label-based fragment of its
+//! own installation (same toolset and instance, higher rank). Naming the instance
+//! (`toolset-name`) deliberately creates a separate instance instead.
+//!
+//! Environment variables referenced: `GRAFANA_API_KEY` (type grafana), and for https
+//! search engines `ELASTICSEARCH_PASSWORD` (user `elastic`) / `OPENSEARCH_PASSWORD`
+//! (user `admin`).
+
+use detector_sdk::catalog::{self, EnvAuth, search_engine_fragments};
 use detector_sdk::prelude::*;
 
-/// The custom detector.
-pub struct D;
+/// The custom (annotation-driven) detector.
+pub struct Custom;
 
-impl Detector for D {
+/// Annotation keys.
+pub const ANN_ENABLED: &str = "kubernaut.io/toolset";
+/// Backend type annotation.
+pub const ANN_TYPE: &str = "kubernaut.io/toolset-type";
+/// Instance name annotation.
+pub const ANN_NAME: &str = "kubernaut.io/toolset-name";
+/// Endpoint override annotation.
+pub const ANN_ENDPOINT: &str = "kubernaut.io/toolset-endpoint";
+/// Health path override annotation.
+pub const ANN_HEALTH: &str = "kubernaut.io/toolset-health-path";
+
+#[derive(Clone, Copy)]
+enum Shape {
+    /// One built-in toolset with the URL under `key`.
+    Url {
+        toolset: &'static str,
+        key: &'static str,
+    },
+    Grafana,
+    Search(EnvAuth<'static>),
+    Alertmanager,
+    Jaeger,
+}
+
+struct Kind {
+    backend: &'static str,
+    shape: Shape,
+    port_names: &'static [&'static str],
+    port_numbers: &'static [u16],
+    health: &'static str,
+    accepted: &'static [u16],
+}
+
+const PROM: Shape = Shape::Url {
+    toolset: "prometheus/metrics",
+    key: "prometheus_url",
+};
+
+const KINDS: &[(&[&str], Kind)] = &[
+    (
+        &["prometheus", "prometheus/metrics"],
+        Kind {
+            backend: "prometheus",
+            shape: PROM,
+            port_names: &["http-web", "web", "http"],
+            port_numbers: &[9090],
+            health: "/-/ready",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["thanos"],
+        Kind {
+            backend: "thanos",
+            shape: PROM,
+            port_names: &["http"],
+            port_numbers: &[9090, 10902],
+            health: "/-/ready",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["victoriametrics", "victoria-metrics"],
+        Kind {
+            backend: "victoriametrics",
+            shape: PROM,
+            port_names: &["http"],
+            port_numbers: &[8428, 8429, 8481],
+            health: "/health",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["grafana", "grafana/dashboards"],
+        Kind {
+            backend: "grafana",
+            shape: Shape::Grafana,
+            port_names: &["service", "http", "grafana"],
+            port_numbers: &[80, 3000],
+            health: "/api/health",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["loki", "grafana/loki"],
+        Kind {
+            backend: "loki",
+            shape: Shape::Url {
+                toolset: "grafana/loki",
+                key: "api_url",
+            },
+            port_names: &["http-metrics", "http"],
+            port_numbers: &[3100, 80],
+            health: "/ready",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["tempo", "grafana/tempo"],
+        Kind {
+            backend: "tempo",
+            shape: Shape::Url {
+                toolset: "grafana/tempo",
+                key: "api_url",
+            },
+            port_names: &["http-metrics", "tempo-prom-metrics", "http"],
+            port_numbers: &[3200, 3100, 80],
+            health: "/ready",
+            accepted: &[200],
+        },
+    ),
+    (
+        &[
+            "elasticsearch",
+            "elasticsearch/data",
+            "elasticsearch/cluster",
+        ],
+        Kind {
+            backend: "elasticsearch",
+            shape: Shape::Search(EnvAuth {
+                username: "elastic",
+                password_env: "ELASTICSEARCH_PASSWORD",
+            }),
+            port_names: &["https", "http"],
+            port_numbers: &[9200],
+            health: "/_cluster/health",
+            accepted: &[200, 401],
+        },
+    ),
+    (
+        &["opensearch"],
+        Kind {
+            backend: "opensearch",
+            shape: Shape::Search(EnvAuth {
+                username: "admin",
+                password_env: "OPENSEARCH_PASSWORD",
+            }),
+            port_names: &["https", "http"],
+            port_numbers: &[9200],
+            health: "/_cluster/health",
+            accepted: &[200, 401],
+        },
+    ),
+    (
+        &["victorialogs", "victoria-logs"],
+        Kind {
+            backend: "victorialogs",
+            shape: Shape::Url {
+                toolset: "victorialogs",
+                key: "api_url",
+            },
+            port_names: &["http"],
+            port_numbers: &[9428],
+            health: "/health",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["alertmanager", "alertmanager/alerts"],
+        Kind {
+            backend: "alertmanager",
+            shape: Shape::Alertmanager,
+            port_names: &["http-web", "web", "http"],
+            port_numbers: &[9093],
+            health: "/-/ready",
+            accepted: &[200],
+        },
+    ),
+    (
+        &["jaeger", "jaeger/traces"],
+        Kind {
+            backend: "jaeger",
+            shape: Shape::Jaeger,
+            port_names: &["http-query", "query", "http"],
+            port_numbers: &[16686, 80],
+            health: "/",
+            accepted: &[200],
+        },
+    ),
+];
+
+const KNOWN: &str = "prometheus, thanos, victoriametrics, grafana, loki, tempo, elasticsearch, opensearch, victorialogs, alertmanager, jaeger";
+
+impl Detector for Custom {
     fn metadata() -> DetectorInfo {
-        metadata("custom", env!("CARGO_PKG_VERSION"), &["custom"])
+        metadata(
+            "custom",
+            env!("CARGO_PKG_VERSION"),
+            &[
+                "prometheus",
+                "thanos",
+                "victoriametrics",
+                "grafana",
+                "loki",
+                "tempo",
+                "elasticsearch",
+                "opensearch",
+                "victorialogs",
+                "alertmanager",
+                "jaeger",
+            ],
+        )
     }
-    fn detect(_svc: &Service) -> Detection {
-        Detection::Unrelated
+
+    fn detect(svc: &Service) -> Detection {
+        let Some(enabled) = svc.annotation(ANN_ENABLED) else {
+            return Detection::Unrelated;
+        };
+        if !enabled.trim().eq_ignore_ascii_case("true") {
+            return declined(format!(
+                "annotation {ANN_ENABLED} is {enabled:?}, not \"true\""
+            ));
+        }
+        let Some(ty) = svc
+            .annotation(ANN_TYPE)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return declined(format!(
+                "annotation {ANN_TYPE} is missing (known types: {KNOWN})"
+            ));
+        };
+        let lower = ty.to_ascii_lowercase();
+        let Some((_, kind)) = KINDS
+            .iter()
+            .find(|(names, _)| names.contains(&lower.as_str()))
+        else {
+            return declined(format!(
+                "annotation {ANN_TYPE} has unknown type {ty:?} (known types: {KNOWN})"
+            ));
+        };
+        let instance = match svc.annotation(ANN_NAME).map(str::trim) {
+            Some(n) if !n.is_empty() => {
+                if !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return declined(format!(
+                        "annotation {ANN_NAME} {n:?} must use only letters, digits, '-', '_' and '.'"
+                    ));
+                }
+                svc.instance_key(n)
+            }
+            _ => svc.release_instance(&svc.name),
+        };
+        let health_override = match svc.annotation(ANN_HEALTH).map(str::trim) {
+            Some(p) if p.starts_with('/') && safe(p) => Some(p),
+            Some(p) => {
+                return declined(format!(
+                    "annotation {ANN_HEALTH} {p:?} must be a path starting with '/' without spaces or quotes"
+                ));
+            }
+            None => None,
+        };
+
+        // Where the toolset points and how to probe it.
+        let target = match svc.annotation(ANN_ENDPOINT).map(str::trim) {
+            Some(raw) => match parse_url(raw) {
+                Ok(u) => {
+                    let own = is_own_host(svc, u.host);
+                    let path = u.path.trim_end_matches('/');
+                    Target {
+                        url: Some(raw.trim_end_matches('/').to_string()),
+                        scheme: u.scheme,
+                        port: u.port,
+                        probe: own,
+                        health_path: health_override
+                            .map_or_else(|| join(path, kind.health), str::to_string),
+                    }
+                }
+                Err(why) => {
+                    return declined(format!("annotation {ANN_ENDPOINT} is invalid: {why}"));
+                }
+            },
+            None => {
+                let Some(port) = svc
+                    .pick_port(kind.port_names, kind.port_numbers)
+                    .or_else(|| svc.single_tcp_port())
+                else {
+                    return declined(format!(
+                        "no port for type {ty:?}: expected a port named {:?} or numbered {:?}, or set {ANN_ENDPOINT}",
+                        kind.port_names, kind.port_numbers
+                    ));
+                };
+                Target {
+                    url: None,
+                    scheme: Service::port_scheme(port, Scheme::Http),
+                    port: port.port,
+                    probe: true,
+                    health_path: health_override.unwrap_or(kind.health).to_string(),
+                }
+            }
+        };
+
+        let make = |toolset: &str| {
+            let b = FragmentBuilder::new(svc, toolset, kind.backend)
+                .instance(instance.clone())
+                .rank(rank::CUSTOM);
+            let b = match &target.url {
+                Some(u) => b.endpoint_url(u.clone(), target.scheme, target.port),
+                None => b.endpoint(target.scheme, target.port, ""),
+            };
+            if target.probe {
+                b.health(&target.health_path, kind.accepted)
+            } else {
+                b.no_health()
+            }
+        };
+        let https = matches!(target.scheme, Scheme::Https);
+        match kind.shape {
+            Shape::Url { toolset, key } => matched(make(toolset).config_url(key).build()),
+            Shape::Grafana => matched(
+                make("grafana/dashboards")
+                    .config_url("api_url")
+                    .config_str("api_key", "{{ env.GRAFANA_API_KEY }}")
+                    .build(),
+            ),
+            Shape::Search(auth) => {
+                Detection::Matched(search_engine_fragments(make, https.then_some(auth), https))
+            }
+            Shape::Alertmanager => {
+                matched(catalog::with_alertmanager(make(catalog::ALERTMANAGER_TOOLSET)).build())
+            }
+            Shape::Jaeger => matched(catalog::with_jaeger(make(catalog::JAEGER_TOOLSET)).build()),
+        }
     }
 }
 
-detector_sdk::export_detector!(D);
+struct Target {
+    url: Option<String>,
+    scheme: Scheme,
+    port: u16,
+    probe: bool,
+    health_path: String,
+}
+
+struct Url<'a> {
+    scheme: Scheme,
+    host: &'a str,
+    port: u16,
+    path: &'a str,
+}
+
+/// Characters allowed in URLs and paths: they end up inside single-quoted shell commands
+/// and Jinja templates, so quotes, braces, backslashes, backticks and spaces are refused.
+fn safe(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#[]@&+,;=%".contains(c))
+}
+
+fn parse_url(raw: &str) -> Result<Url<'_>, String> {
+    let (scheme, rest) = if let Some(r) = raw.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else if let Some(r) = raw.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else {
+        return Err("must start with http:// or https://".to_string());
+    };
+    if !safe(raw) {
+        return Err(
+            "contains characters that are not allowed (spaces, quotes, braces, backslashes...)"
+                .to_string(),
+        );
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(
+            "must not carry credentials (user:password@); use environment variables".to_string(),
+        );
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+            Ok(n) if n > 0 => (h, n),
+            _ => return Err(format!("port {p:?} is not a number from 1 to 65535")),
+        },
+        _ => (
+            authority,
+            if matches!(scheme, Scheme::Https) {
+                443
+            } else {
+                80
+            },
+        ),
+    };
+    if host.is_empty() {
+        return Err("has no host".to_string());
+    }
+    Ok(Url {
+        scheme,
+        host,
+        port,
+        path,
+    })
+}
+
+fn is_own_host(svc: &Service, host: &str) -> bool {
+    let Some(rest) = host.strip_prefix(svc.name.as_str()) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(rest) = rest
+        .strip_prefix('.')
+        .and_then(|r| r.strip_prefix(svc.namespace.as_str()))
+    else {
+        return false;
+    };
+    match rest {
+        "" | ".svc" => true,
+        _ => rest.strip_prefix(".svc.") == Some(svc.cluster_domain.as_str()),
+    }
+}
+
+fn join(base: &str, path: &str) -> String {
+    if base.is_empty() {
+        path.to_string()
+    } else {
+        format!("{base}{path}")
+    }
+}
+
+detector_sdk::export_detector!(Custom);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detector_sdk::serde_json::{Value, from_str, json};
+    use detector_sdk::service::build::{ServiceBuild, service};
+
+    fn annotated(ty: &str) -> Service {
+        service("apps", "metrics")
+            .with_annotation(ANN_ENABLED, "true")
+            .with_annotation(ANN_TYPE, ty)
+    }
+
+    fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
+        }
+    }
+
+    fn reason(d: Detection) -> String {
+        match d {
+            Detection::Declined(r) => r,
+            other => panic!("expected declined, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn prometheus_from_ports() {
+        let f = one(Custom::detect(
+            &annotated("prometheus").with_port(Some("web"), 9090),
+        ));
+        assert_eq!(f.toolset, "prometheus/metrics");
+        assert_eq!(f.rank, rank::CUSTOM);
+        assert_eq!(f.instance, "apps/metrics");
+        assert_eq!(
+            f.config,
+            r#"{"prometheus_url":"http://metrics.apps.svc.cluster.local:9090"}"#
+        );
+        assert_eq!(f.health.expect("health").path, "/-/ready");
+    }
+
+    #[test]
+    fn same_instance_as_chart_service_unless_named() {
+        let s = annotated("loki")
+            .with_label("app.kubernetes.io/instance", "loki")
+            .with_port(Some("http-metrics"), 3100);
+        assert_eq!(one(Custom::detect(&s)).instance, "apps/loki");
+        let named = s.with_annotation(ANN_NAME, "team-logs");
+        let f = one(Custom::detect(&named));
+        assert_eq!(f.instance, "apps/team-logs");
+        assert_eq!(f.toolset, "grafana/loki");
+    }
+
+    #[test]
+    fn endpoint_override_and_health() {
+        let s = annotated("prometheus")
+            .with_port(Some("http"), 8080)
+            .with_annotation(ANN_ENDPOINT, "http://metrics.apps.svc:8080/prom/")
+            .with_annotation(ANN_NAME, "edge");
+        let f = one(Custom::detect(&s));
+        assert_eq!(f.endpoint, "http://metrics.apps.svc:8080/prom");
+        let h = f.health.expect("probe own Service");
+        assert_eq!((h.port, h.path.as_str()), (8080, "/prom/-/ready"));
+
+        let ext = annotated("grafana").with_annotation(ANN_ENDPOINT, "https://grafana.example.com");
+        let f = one(Custom::detect(&ext));
+        assert!(f.health.is_none(), "foreign host is not probed");
+        let c: Value = from_str(&f.config).expect("json");
+        assert_eq!(
+            c,
+            json!({"api_url": "https://grafana.example.com", "api_key": "{{ env.GRAFANA_API_KEY }}"})
+        );
+
+        let hp = annotated("loki")
+            .with_port(Some("http"), 3100)
+            .with_annotation(ANN_HEALTH, "/loki/ready");
+        assert_eq!(
+            one(Custom::detect(&hp)).health.expect("health").path,
+            "/loki/ready"
+        );
+    }
+
+    #[test]
+    fn custom_toolsets_and_search_engines() {
+        let a = one(Custom::detect(
+            &annotated("alertmanager").with_port(Some("web"), 9093),
+        ));
+        assert_eq!(a.toolset, "alertmanager/alerts");
+        assert!(
+            a.custom
+                .expect("tools")
+                .tools
+                .iter()
+                .any(|t| t.command.contains("/api/v2/alerts"))
+        );
+        let j = one(Custom::detect(
+            &annotated("jaeger").with_port(Some("http-query"), 16686),
+        ));
+        assert_eq!(j.toolset, "jaeger/traces");
+        let Detection::Matched(es) =
+            Custom::detect(&annotated("opensearch").with_port(Some("https"), 9200))
+        else {
+            panic!()
+        };
+        assert_eq!(es.len(), 2);
+        assert!(es[0].config.contains("{{ env.OPENSEARCH_PASSWORD }}"));
+    }
+
+    #[test]
+    fn declines_name_the_annotation() {
+        assert!(
+            reason(Custom::detect(&annotated("custom").with_port(None, 80))).contains(ANN_TYPE)
+        );
+        assert!(reason(Custom::detect(&annotated("custom"))).contains("\"custom\""));
+        let no_type = service("apps", "x").with_annotation(ANN_ENABLED, "true");
+        assert!(reason(Custom::detect(&no_type)).contains(ANN_TYPE));
+        for bad in [
+            "ftp://x:21",
+            "http://",
+            "http://host:99999",
+            "http://user:secret@host:9090",
+            "http://host:9090/'; rm -rf /",
+            "http://host/{{ env.X }}",
+        ] {
+            let s = annotated("prometheus").with_annotation(ANN_ENDPOINT, bad);
+            let r = reason(Custom::detect(&s));
+            assert!(r.contains(ANN_ENDPOINT), "{bad}: {r}");
+            assert!(!r.contains("secret"), "no echo of credentials: {r}");
+        }
+        let hp = annotated("loki")
+            .with_port(None, 3100)
+            .with_annotation(ANN_HEALTH, "ready");
+        assert!(reason(Custom::detect(&hp)).contains(ANN_HEALTH));
+        let off = annotated("loki").with_annotation(ANN_ENABLED, "false");
+        assert!(matches!(Custom::detect(&off), Detection::Declined(_)));
+        let no_port = annotated("loki");
+        assert!(reason(Custom::detect(&no_port)).contains(ANN_ENDPOINT));
+        assert!(matches!(
+            Custom::detect(&service("apps", "x").with_port(None, 80)),
+            Detection::Unrelated
+        ));
+    }
+}
