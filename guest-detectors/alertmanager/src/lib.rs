@@ -94,6 +94,7 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
 detector_sdk::export_detector!(Alertmanager);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

@@ -466,6 +466,7 @@ fn join(base: &str, path: &str) -> String {
 detector_sdk::export_detector!(Custom);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::serde_json::{Value, from_str, json};

@@ -139,6 +139,7 @@ fn build(svc: &Service, instance: String, rank: u32, default_scheme: Scheme) -> 
 detector_sdk::export_detector!(Elasticsearch);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::serde_json::{Value, from_str, json};

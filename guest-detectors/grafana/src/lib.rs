@@ -66,6 +66,7 @@ impl Detector for Grafana {
 detector_sdk::export_detector!(Grafana);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

@@ -70,6 +70,7 @@ impl Detector for Jaeger {
 detector_sdk::export_detector!(Jaeger);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

@@ -115,6 +115,7 @@ fn has_http(svc: &Service) -> bool {
 detector_sdk::export_detector!(Loki);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

@@ -80,6 +80,7 @@ impl Detector for OpenSearch {
 detector_sdk::export_detector!(OpenSearch);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::serde_json::{Value, from_str, json};

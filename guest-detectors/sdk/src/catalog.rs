@@ -95,6 +95,7 @@ pub fn jaeger_tools(url: &str) -> Vec<Tool> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -78,6 +78,7 @@ impl Detector for Tempo {
 detector_sdk::export_detector!(Tempo);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

@@ -92,6 +92,7 @@ impl Detector for Thanos {
 detector_sdk::export_detector!(Thanos);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

@@ -59,6 +59,7 @@ fn build(svc: &Service) -> Detection {
 detector_sdk::export_detector!(VictoriaLogs);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};

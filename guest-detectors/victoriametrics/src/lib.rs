@@ -116,6 +116,7 @@ fn build(svc: &Service, numbers: &[u16], path: &str) -> Detection {
 detector_sdk::export_detector!(VictoriaMetrics);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, service};
