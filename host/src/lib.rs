@@ -2,4 +2,7 @@
 //! the sandboxed detector runtime (`dynamic-toolset-runtime`). This crate holds the thin
 //! I/O layers: reading manifests, probing endpoints, the commands.
 
+pub mod cli;
+pub mod discover;
 pub mod manifest;
+pub mod probe;

@@ -1,0 +1,189 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dynamic-toolset",
+    version,
+    about = "Discovers observability backends among Kubernetes Services and writes the HolmesGPT toolset configuration for them.",
+    long_about = "Discovers observability backends (Prometheus, Thanos, VictoriaMetrics, Alertmanager, \
+Grafana, Loki, Tempo, Jaeger, Elasticsearch, OpenSearch, VictoriaLogs, and Services an admin \
+annotates with kubernaut.io/toolset) among Kubernetes Services and produces the configuration \
+HolmesGPT loads as is: a `toolsets:` map with every discovered backend enabled, kubernetes/core and \
+kubernetes/logs always on, and the admin's overrides merged on top (overrides win).\n\n\
+Every detector is a sandboxed WebAssembly component: the bundled ones ship inside this binary, \
+third-party ones are loaded from --detectors-dir.",
+    after_help = "Examples:\n  \
+dynamic-toolset discover --example --no-health-check\n  \
+kubectl get svc -A -o yaml | dynamic-toolset discover --manifests - --no-health-check --explain\n  \
+dynamic-toolset discover --manifests rendered/ --overrides overrides.yaml --format configmap\n  \
+dynamic-toolset detectors"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter for stderr logs (tracing EnvFilter syntax, e.g. `debug` or
+    /// `dynamic_toolset=debug`). Overridden by RUST_LOG when set.
+    #[arg(long, global = true, default_value = "info", env = "LOG_LEVEL")]
+    pub log_level: String,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Offline discovery: read Service manifests, print the HolmesGPT configuration.
+    ///
+    /// Exit status: 0 on success; 1 on a fatal error (nothing printed on stdout); 3 when the
+    /// configuration was printed but some input was rejected (bad manifests, failing
+    /// detectors or plugin files; each is reported on stderr).
+    Discover(DiscoverArgs),
+    /// List the loaded detectors (bundled and from --detectors-dir) and plugin load errors.
+    Detectors(DetectorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DetectorArgs {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// Directory of third-party detector components (`*.wasm`), loaded beside the bundled ones.
+    #[arg(long, value_name = "DIR", env = "DETECTORS_DIR")]
+    pub detectors_dir: Option<PathBuf>,
+    /// Directory for precompiled detectors (makes later starts fast). Off when unset.
+    #[arg(long, value_name = "DIR", env = "DETECTOR_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Service manifests: files, directories (every *.yaml, *.yml, *.json inside) or `-` for
+    /// stdin. Multi-document YAML, JSON, `kind: List` and `kubectl get svc -A -o yaml` output
+    /// are read; objects of other kinds are skipped.
+    #[arg(long, short = 'm', value_name = "PATH", num_args = 1.., required_unless_present = "example", conflicts_with = "example")]
+    pub manifests: Vec<PathBuf>,
+    /// Use the example cluster embedded in the binary (a realistic mixed cluster rendered from
+    /// real Helm charts) instead of --manifests.
+    #[arg(long)]
+    pub example: bool,
+    /// Admin overrides in HolmesGPT's own format (`toolsets:` map, `mcp_servers:`), merged
+    /// over what was discovered: overrides win, `enabled: false` keeps a toolset off.
+    #[arg(long, value_name = "FILE")]
+    pub overrides: Option<PathBuf>,
+    /// Do not probe endpoints (offline use: cluster DNS names do not resolve outside the cluster).
+    #[arg(long)]
+    pub no_health_check: bool,
+    /// Output format: the HolmesGPT file as YAML or JSON, or the ConfigMap object.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Explain on stderr, for each Service, which detector claimed it or why none did, its
+    /// instance, and whether it was chosen.
+    #[arg(long)]
+    pub explain: bool,
+    /// Cluster DNS domain used in endpoint URLs.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub cluster_domain: String,
+    /// Namespace for objects that carry none (e.g. `helm template` output).
+    #[arg(long, default_value = "default", value_name = "NS")]
+    pub default_namespace: String,
+    /// ConfigMap name for --format configmap.
+    #[arg(long, default_value = "kubernaut-toolset-config", value_name = "NAME")]
+    pub configmap_name: String,
+    /// ConfigMap namespace for --format configmap.
+    #[arg(long, default_value = "kubernaut-system", value_name = "NS")]
+    pub configmap_namespace: String,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Per-attempt probe timeout, in seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub probe_timeout: f64,
+    /// Probe attempts before an endpoint counts as unhealthy.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub probe_attempts: u32,
+    /// Pause between attempts, in seconds.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub probe_interval: f64,
+    /// Do not verify TLS certificates when probing (self-signed backends). Toolsets configured
+    /// with `verify_ssl: false` are always probed without verification.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// Resolve HOST to ADDR when probing, like curl's --resolve (the URL's port is kept):
+    /// `--resolve prometheus.monitoring.svc.cluster.local=127.0.0.1`. Repeatable.
+    #[arg(long, value_name = "HOST=ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, SocketAddr)>,
+}
+
+fn parse_resolve(s: &str) -> Result<(String, SocketAddr), String> {
+    let (host, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected HOST=ADDR, got {s:?}"))?;
+    if host.is_empty() {
+        return Err(format!("empty host in {s:?}"));
+    }
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not an IP address: {e}"))?;
+    Ok((host.to_string(), SocketAddr::new(ip, 0)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+    Configmap,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn resolve_parses_host_and_ip() {
+        let (h, a) = parse_resolve("p.m.svc.cluster.local=127.0.0.1").unwrap();
+        assert_eq!(h, "p.m.svc.cluster.local");
+        assert_eq!(a.ip().to_string(), "127.0.0.1");
+        assert!(parse_resolve("nohost").is_err());
+        assert!(parse_resolve("h=notanip").is_err());
+    }
+
+    #[test]
+    fn manifests_or_example_required() {
+        assert!(Cli::try_parse_from(["dynamic-toolset", "discover"]).is_err());
+        assert!(Cli::try_parse_from(["dynamic-toolset", "discover", "--example"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["dynamic-toolset", "discover", "--example", "-m", "x"]).is_err()
+        );
+    }
+}
