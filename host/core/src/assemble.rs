@@ -526,6 +526,29 @@ pub fn assemble(
         }
     }
 
+    // HolmesGPT keys non-MCP tools by name across toolsets: a later one shadows.
+    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (toolset, entry) in &out.toolsets {
+        for tool in entry
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = tool.get("name").and_then(Value::as_str) {
+                owners.entry(name).or_default().push(toolset);
+            }
+        }
+    }
+    let shadowed: Vec<String> = owners
+        .into_iter()
+        .filter(|(_, ts)| ts.len() > 1)
+        .map(|(tool, ts)| format!("tool `{tool}` is defined by {}", ts.join(" and ")))
+        .collect();
+    out.notes.extend(shadowed.into_iter().map(|n| {
+        format!("{n}; HolmesGPT keeps only one tool of a name, rename it in the detector")
+    }));
+
     // 4. Always-on toolsets.
     for name in ALWAYS_ON {
         if !out.toolsets.contains_key(*name) {
