@@ -334,7 +334,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields_naming_them() {
-        let cases: Vec<(fn(&mut wit::Fragment), &str)> = vec![
+        type Case = (fn(&mut wit::Fragment), &'static str);
+        let cases: Vec<Case> = vec![
             (
                 |f| f.config = "{nope".into(),
                 "fragment[0].config is not valid JSON",

@@ -281,6 +281,7 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

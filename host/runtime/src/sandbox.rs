@@ -341,7 +341,7 @@ pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
 }
 
 fn human_bytes(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else if n >= 1 << 20 {
         format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20))

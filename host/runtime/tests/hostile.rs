@@ -1,0 +1,434 @@
+//! Hostile guests (tests/guests/*) loaded next to the bundled detectors: every failure is
+//! reported with its kind and the detector's name, the failing detector works again on the
+//! next call (re-instantiated), the other detectors' verdicts stand, and bad files give
+//! load errors naming the file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use dynamic_toolset_core::{Detection, ServicePort, ServiceSnapshot, Verdict};
+use dynamic_toolset_runtime::{
+    DetectorSet, DetectorSource, FailureKind, LoadError, RuntimeConfig, bundled::BUNDLED,
+};
+
+fn workspace_root() -> PathBuf {
+    guest_build::find_workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Builds every test guest once per test binary.
+fn test_guests() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = workspace_root();
+        let guests = guest_build::discover(&root.join("tests/guests"), "test-guest-", &[]).unwrap();
+        let opts = guest_build::Options {
+            workspace_root: root,
+            guests,
+            show_progress: false,
+        };
+        let built = guest_build::build(&opts).unwrap_or_else(|e| panic!("{e}"));
+        built.into_iter().map(|g| (g.name, g.path)).collect()
+    })
+}
+
+/// A fresh plugin directory holding the named test guests (plus extra raw files).
+fn plugin_dir(tag: &str, guests: &[&str], extra: &[(&str, &[u8])]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("plugins-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in guests {
+        let src = &test_guests()[*name];
+        std::fs::copy(src, dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    for (file, bytes) in extra {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
+/// Compiled components are shared by the tests through the cache (debug builds compile
+/// slowly).
+fn config() -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
+        ..RuntimeConfig::default()
+    }
+}
+
+const HOSTILE: &[&str] = &["looper", "hog", "panicker", "oversized", "bad-output"];
+
+fn load_hostile(tag: &str) -> DetectorSet {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let dir = plugin_dir(tag, HOSTILE, &[]);
+    let (set, errors) = DetectorSet::load(&config(), Some(&dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    set
+}
+
+fn service(name: &str) -> ServiceSnapshot {
+    ServiceSnapshot {
+        name: name.to_string(),
+        namespace: "monitoring".to_string(),
+        labels: BTreeMap::from([
+            (
+                "app.kubernetes.io/name".to_string(),
+                "prometheus".to_string(),
+            ),
+            ("app.kubernetes.io/instance".to_string(), "kps".to_string()),
+        ]),
+        annotations: BTreeMap::new(),
+        service_type: "ClusterIP".to_string(),
+        cluster_ip: Some("10.96.0.20".to_string()),
+        ports: vec![ServicePort {
+            name: Some("http-web".to_string()),
+            port: 9090,
+            target_port: Some("9090".to_string()),
+            protocol: "TCP".to_string(),
+            app_protocol: None,
+        }],
+    }
+}
+
+fn verdict<'a>(verdicts: &'a [Verdict], detector: &str) -> &'a Verdict {
+    verdicts
+        .iter()
+        .find(|v| v.detector == detector)
+        .unwrap_or_else(|| panic!("no verdict from {detector}"))
+}
+
+fn failure(verdicts: &[Verdict], detector: &str) -> (FailureKind, String) {
+    let v = verdict(verdicts, detector);
+    let msg = v
+        .outcome
+        .clone()
+        .expect_err(&format!("{detector} should fail"));
+    eprintln!("{detector}: {msg}");
+    let kind = FailureKind::of_message(&msg).unwrap_or_else(|| panic!("unclassified: {msg}"));
+    assert!(
+        msg.contains(&format!("detector `{detector}`")),
+        "message does not name the detector: {msg}"
+    );
+    (kind, msg)
+}
+
+/// Every detector other than `except` answered (no failure).
+fn others_ok(verdicts: &[Verdict], except: &str) {
+    for v in verdicts.iter().filter(|v| v.detector != except) {
+        assert!(v.outcome.is_ok(), "{} failed: {:?}", v.detector, v.outcome);
+    }
+}
+
+/// The baseline: what every detector says of `svc` when nothing misbehaves.
+fn baseline(set: &mut DetectorSet, svc: &ServiceSnapshot) -> Vec<Verdict> {
+    set.detect(svc, "cluster.local").verdicts
+}
+
+fn assert_recovers(set: &mut DetectorSet, detector: &str) {
+    let v = set.detect(&service("calm"), "cluster.local");
+    assert_eq!(
+        verdict(&v.verdicts, detector).outcome,
+        Ok(Detection::Unrelated),
+        "{detector} did not recover"
+    );
+    let stats = set.stats();
+    let s = stats.iter().find(|s| s.detector == detector).unwrap();
+    assert_eq!(s.reinstantiations, 1, "{s:?}");
+}
+
+#[test]
+fn verdicts_cover_every_detector_in_name_order() {
+    let mut set = load_hostile("order");
+    let names: Vec<String> = set.detectors().into_iter().map(|d| d.info.name).collect();
+    for name in HOSTILE {
+        assert!(names.contains(&name.to_string()), "{names:?}");
+    }
+    for (bundled, _) in BUNDLED {
+        assert!(
+            names.contains(&bundled.to_string()),
+            "{bundled} missing from {names:?}"
+        );
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let verdicts = baseline(&mut set, &service("calm"));
+    let order: Vec<&str> = verdicts.iter().map(|v| v.detector.as_str()).collect();
+    assert_eq!(order, names.iter().map(String::as_str).collect::<Vec<_>>());
+    others_ok(&verdicts, "");
+}
+
+#[test]
+fn endless_loop_times_out_and_recovers() {
+    // What the other detectors say of this Service, from a set without the looper.
+    let calm_dir = plugin_dir("loop-baseline", &["hog", "panicker"], &[]);
+    let (mut calm, errors) = DetectorSet::load(&config(), Some(&calm_dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let expected = baseline(&mut calm, &service("loop"));
+    let mut set = load_hostile("loop");
+    let start = Instant::now();
+    let v = set.detect(&service("loop"), "cluster.local").verdicts;
+    let elapsed = start.elapsed();
+    let (kind, msg) = failure(&v, "looper");
+    assert_eq!(kind, FailureKind::Timeout, "{msg}");
+    assert!(msg.contains("deadline"), "{msg}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    others_ok(&v, "looper");
+    // Other detectors' verdicts are exactly what they were before.
+    for b in &expected {
+        assert_eq!(verdict(&v, &b.detector), b);
+    }
+    assert_recovers(&mut set, "looper");
+    let stats = set.stats();
+    let s = stats.iter().find(|s| s.detector == "looper").unwrap();
+    assert_eq!(s.failures.timeout, 1);
+    assert!(s.max_time >= Duration::from_millis(100), "{s:?}");
+}
+
+#[test]
+fn unbounded_memory_is_reported_as_out_of_memory() {
+    let mut set = load_hostile("hog");
+    let v = set.detect(&service("hog"), "cluster.local").verdicts;
+    let (kind, msg) = failure(&v, "hog");
+    assert_eq!(kind, FailureKind::OutOfMemory, "{msg}");
+    assert!(msg.contains("16 MiB"), "{msg}");
+    others_ok(&v, "hog");
+    assert_recovers(&mut set, "hog");
+    assert_eq!(
+        set.stats()
+            .iter()
+            .find(|s| s.detector == "hog")
+            .unwrap()
+            .failures
+            .out_of_memory,
+        1
+    );
+}
+
+#[test]
+fn panic_message_reaches_the_verdict() {
+    let mut set = load_hostile("panic");
+    let v = set.detect(&service("panic"), "cluster.local").verdicts;
+    let (kind, msg) = failure(&v, "panicker");
+    assert_eq!(kind, FailureKind::Trap, "{msg}");
+    assert!(
+        msg.contains("boom: panicker refuses monitoring/panic"),
+        "{msg}"
+    );
+    others_ok(&v, "panicker");
+    assert_recovers(&mut set, "panicker");
+}
+
+#[test]
+fn oversized_output_is_refused() {
+    let mut set = load_hostile("oversized");
+    let v = set.detect(&service("many"), "cluster.local").verdicts;
+    let (kind, msg) = failure(&v, "oversized");
+    assert_eq!(kind, FailureKind::InvalidOutput, "{msg}");
+    assert!(msg.contains("100 fragments (limit 32)"), "{msg}");
+    others_ok(&v, "oversized");
+
+    let v = set.detect(&service("large"), "cluster.local").verdicts;
+    let (kind, msg) = failure(&v, "oversized");
+    assert_eq!(kind, FailureKind::InvalidOutput, "{msg}");
+    assert!(msg.contains("bytes of fragments (limit 262144)"), "{msg}");
+
+    let v = set.detect(&service("calm"), "cluster.local").verdicts;
+    assert_eq!(verdict(&v, "oversized").outcome, Ok(Detection::Unrelated));
+    let stats = set.stats();
+    let s = stats.iter().find(|s| s.detector == "oversized").unwrap();
+    assert_eq!(s.failures.invalid_output, 2);
+    // Invalid output is not a trap: the instance is kept.
+    assert_eq!(s.reinstantiations, 0);
+}
+
+#[test]
+fn invalid_fragments_name_the_field() {
+    let mut set = load_hostile("bad-output");
+    for (name, expected) in [
+        ("bad-json", "fragment[0].config is not valid JSON"),
+        (
+            "not-object",
+            "fragment[0].config is JSON array where an object is required",
+        ),
+        (
+            "bad-endpoint",
+            "fragment[0].endpoint is not an http:// or https:// URL",
+        ),
+        ("empty-toolset", "fragment[0].toolset is empty"),
+    ] {
+        let v = set.detect(&service(name), "cluster.local").verdicts;
+        let (kind, msg) = failure(&v, "bad-output");
+        assert_eq!(kind, FailureKind::InvalidOutput, "{msg}");
+        assert!(msg.contains(expected), "{name}: {msg}");
+        others_ok(&v, "bad-output");
+    }
+    let v = set.detect(&service("good"), "example.org").verdicts;
+    let Ok(Detection::Matched(fragments)) = &verdict(&v, "bad-output").outcome else {
+        panic!("good should match: {:?}", verdict(&v, "bad-output"));
+    };
+    assert_eq!(
+        fragments[0].endpoint,
+        "http://good.monitoring.svc.example.org:3100"
+    );
+    assert_eq!(
+        fragments[0].config["api_url"],
+        "http://good.monitoring.svc.example.org:3100"
+    );
+}
+
+fn error_for<'a>(errors: &'a [LoadError], file: &str) -> &'a LoadError {
+    errors
+        .iter()
+        .find(|e| matches!(&e.origin, DetectorSource::File(p) if p.file_name().unwrap() == file))
+        .unwrap_or_else(|| panic!("no load error for {file}: {errors:#?}"))
+}
+
+#[test]
+fn bad_files_give_named_load_errors() {
+    let prometheus = BUNDLED.iter().find(|(n, _)| *n == "prometheus").unwrap().1;
+    let dir = plugin_dir(
+        "bad-files",
+        &["wit-v2", "metadata-trap", "panicker"],
+        &[
+            ("core.wasm", b"\0asm\x01\0\0\0"),
+            ("random.wasm", b"this is not webassembly at all"),
+            ("empty-component.wasm", b"\0asm\x0d\0\x01\0"),
+            ("prometheus-copy.wasm", prometheus),
+            ("notes.txt", b"ignored: not *.wasm"),
+        ],
+    );
+    let (mut set, errors) = DetectorSet::load(&config(), Some(&dir)).unwrap();
+    for e in &errors {
+        eprintln!("load error: {e}");
+    }
+    assert_eq!(errors.len(), 6, "{errors:#?}");
+    let text = |file| {
+        let e = error_for(&errors, file);
+        let s = e.to_string();
+        assert!(s.contains(file), "error does not name {file}: {s}");
+        s
+    };
+    assert!(text("core.wasm").contains("core WebAssembly module, not a component"));
+    assert!(text("random.wasm").contains("not a WebAssembly file"));
+    assert!(
+        text("empty-component.wasm")
+            .contains("does not export dynamic-toolset:detector/detector@1.x")
+    );
+    let v2 = text("wit-v2.wasm");
+    assert!(
+        v2.contains("built against dynamic-toolset:detector 2.0.0; this host supports 1.x"),
+        "{v2}"
+    );
+    let meta = text("metadata-trap.wasm");
+    assert!(meta.contains("metadata() failed (trap)"), "{meta}");
+    assert!(meta.contains("metadata-trap has no metadata"), "{meta}");
+    let dup = text("prometheus-copy.wasm");
+    assert!(
+        dup.contains("`prometheus` is already taken by bundled detector `prometheus`"),
+        "{dup}"
+    );
+
+    // The good plugin and all bundled detectors still loaded, and the bundled prometheus
+    // is the one that kept the name.
+    let loaded = set.detectors();
+    assert_eq!(loaded.len(), BUNDLED.len() + 1);
+    let prom = loaded.iter().find(|d| d.info.name == "prometheus").unwrap();
+    assert_eq!(
+        prom.source,
+        DetectorSource::Bundled("prometheus".to_string())
+    );
+    assert_eq!(prom.sha256.len(), 64);
+    let panicker = loaded.iter().find(|d| d.info.name == "panicker").unwrap();
+    assert_eq!(
+        panicker.source,
+        DetectorSource::File(dir.join("panicker.wasm"))
+    );
+    let v = set.detect(&service("calm"), "cluster.local").verdicts;
+    assert_eq!(v.len(), BUNDLED.len() + 1);
+    others_ok(&v, "");
+}
+
+#[test]
+fn missing_plugin_dir_is_an_error() {
+    let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such-plugin-dir");
+    let err = DetectorSet::load(&config(), Some(&missing)).err().unwrap();
+    assert!(format!("{err:#}").contains("no-such-plugin-dir"), "{err:#}");
+}
+
+#[test]
+fn bundled_detectors_load_cleanly() {
+    assert!(BUNDLED.iter().any(|(n, _)| *n == "prometheus"));
+    let (set, errors) = DetectorSet::load(&config(), None).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let names: Vec<String> = set.detectors().into_iter().map(|d| d.info.name).collect();
+    let mut bundled: Vec<String> = BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
+    bundled.sort();
+    assert_eq!(names, bundled);
+}
+
+#[test]
+fn precompiled_cache_is_written_and_reused() {
+    let cache =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cfg = RuntimeConfig {
+        cache_dir: Some(cache.clone()),
+        ..RuntimeConfig::default()
+    };
+    let dir = plugin_dir("cache", &["panicker"], &[]);
+    let (first, errors) = DetectorSet::load(&cfg, Some(&dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), BUNDLED.len() + 1, "{files:?}");
+    assert!(files.iter().all(|f| f.ends_with(".cwasm")), "{files:?}");
+    // Every cached file is named after the sha256 of its component.
+    for d in first.detectors() {
+        assert!(
+            files.iter().any(|f| f.starts_with(&d.sha256)),
+            "{} not cached",
+            d.info.name
+        );
+    }
+    drop(first);
+
+    // A corrupt cache entry is ignored (recompiled), not fatal.
+    let victim = cache.join(&files[0]);
+    std::fs::write(&victim, b"garbage").unwrap();
+    let (mut second, errors) = DetectorSet::load(&cfg, Some(&dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(second.detectors().len(), BUNDLED.len() + 1);
+    let v = second.detect(&service("panic"), "cluster.local").verdicts;
+    assert_eq!(failure(&v, "panicker").0, FailureKind::Trap);
+    assert!(
+        std::fs::read(&victim).unwrap().len() > 1000,
+        "corrupt entry not rewritten"
+    );
+}
+
+#[test]
+fn timeouts_respect_the_configured_deadline() {
+    let dir = plugin_dir("deadline", &["looper"], &[]);
+    let cfg = RuntimeConfig {
+        call_deadline: Duration::from_millis(20),
+        epoch_tick: Duration::from_millis(2),
+        ..config()
+    };
+    let (mut set, errors) = DetectorSet::load_with(&cfg, false, &[&dir]).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let start = Instant::now();
+    let v = set.detect(&service("loop"), "cluster.local").verdicts;
+    let elapsed = start.elapsed();
+    assert_eq!(v.len(), 1);
+    let (kind, msg) = failure(&v, "looper");
+    assert_eq!(kind, FailureKind::Timeout);
+    assert!(msg.contains("20ms"), "{msg}");
+    assert!(elapsed >= Duration::from_millis(20), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+}
