@@ -5,7 +5,8 @@
 //!
 //! ```no_run
 //! let server = kube_harness::ApiServer::start()?; // ≈4 s; processes die when `server` drops
-//! std::env::set_var("KUBECONFIG", server.kubeconfig_path());
+//! let yaml = server.kubeconfig_yaml(); // for kube::config::Kubeconfig::from_yaml
+//! let path = server.kubeconfig_path(); // the same, written to a file
 //! // or share one server between the tests of a binary (isolate them by namespace):
 //! let shared = kube_harness::shared()?;
 //! # Ok::<(), anyhow::Error>(())
