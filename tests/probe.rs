@@ -1,5 +1,7 @@
 //! Health probing against real HTTP servers on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod discover;
 pub mod manifest;
+pub mod pipeline;
 pub mod probe;

@@ -1,0 +1,143 @@
+//! The discovery pipeline shared by `discover` (offline) and `run` (in-cluster):
+//! detectors (sandboxed) → selection → health probes → assembly → overrides. Everything
+//! but detecting and probing is the pure core; these functions are the thin glue.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use dynamic_toolset_core::assemble::{self, Assembly, Health};
+use dynamic_toolset_core::overrides::{self, MergeReport, Overrides};
+use dynamic_toolset_core::select::{InstanceKey, Selection};
+use dynamic_toolset_core::{ServiceDetections, ServiceSnapshot};
+use dynamic_toolset_runtime::{DetectorSet, LoadError, RuntimeConfig};
+
+use crate::cli::{ProbeArgs, RuntimeArgs};
+use crate::probe::{ProbeOutcome, ProbeSettings, ProbeTarget};
+
+/// Loads the detectors, reporting plugin files that could not be loaded.
+pub fn load_detectors(args: &RuntimeArgs) -> anyhow::Result<(DetectorSet, Vec<LoadError>)> {
+    let cfg = RuntimeConfig {
+        cache_dir: args.cache_dir.clone(),
+        ..RuntimeConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let (set, errors) = DetectorSet::load(&cfg, args.detectors_dir.as_deref())
+        .context("cannot start the detector runtime")?;
+    tracing::info!(
+        detectors = set.detectors().len(),
+        failed = errors.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "detectors loaded"
+    );
+    Ok((set, errors))
+}
+
+/// Runs every detector over every Service, in input order.
+pub fn detect_all(
+    set: &mut DetectorSet,
+    services: &[ServiceSnapshot],
+    cluster_domain: &str,
+) -> Vec<ServiceDetections> {
+    services
+        .iter()
+        .map(|s| set.detect(s, cluster_domain))
+        .collect()
+}
+
+/// The probes a selection needs, each verifying TLS unless the toolset is configured with
+/// `verify_ssl: false` (so the probe sees what HolmesGPT will see).
+pub fn probe_targets(selection: &Selection) -> Vec<ProbeTarget<InstanceKey>> {
+    selection
+        .probes()
+        .into_iter()
+        .map(|req| {
+            let verify_tls = selection
+                .group(&req.key)
+                .and_then(|g| g.chosen.fragment.config.get("verify_ssl"))
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true);
+            ProbeTarget {
+                key: req.key,
+                endpoint: req.endpoint,
+                probe: req.probe,
+                verify_tls,
+            }
+        })
+        .collect()
+}
+
+/// Maps probe outcomes to the core's health verdicts, logging each unhealthy endpoint.
+pub fn health_map(outcomes: Vec<(InstanceKey, ProbeOutcome)>) -> BTreeMap<InstanceKey, Health> {
+    outcomes
+        .into_iter()
+        .map(|(key, outcome)| {
+            let health = match outcome {
+                ProbeOutcome::Healthy { .. } => Health::Healthy,
+                ProbeOutcome::Unhealthy {
+                    url,
+                    reason,
+                    attempts,
+                } => {
+                    tracing::warn!(toolset = %key.toolset, instance = %key.instance, %url, attempts, %reason, "endpoint unhealthy: left out");
+                    Health::Unhealthy {
+                        reason: format!("{url}: {reason}"),
+                    }
+                }
+            };
+            (key, health)
+        })
+        .collect()
+}
+
+/// Probe settings from the command line.
+pub fn probe_settings(args: &ProbeArgs) -> anyhow::Result<ProbeSettings> {
+    let secs = |name: &str, v: f64| {
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("--{name}: {v} is not a positive number of seconds"))
+    };
+    Ok(ProbeSettings {
+        timeout: secs("probe-timeout", args.probe_timeout)?,
+        attempts: args.probe_attempts,
+        interval: secs("probe-interval", args.probe_interval)?,
+        insecure_tls: args.insecure_skip_tls_verify,
+        resolve: args.resolve.clone(),
+        ..ProbeSettings::default()
+    })
+}
+
+/// The result of the pure part of the pipeline.
+pub struct Outcome {
+    pub assembly: Assembly,
+    /// The merged HolmesGPT document.
+    pub document: serde_json::Value,
+    pub merge: MergeReport,
+}
+
+/// Assembly and overrides: pure.
+pub fn assemble_output(
+    selection: &Selection,
+    health: &BTreeMap<InstanceKey, Health>,
+    probed_at: Option<&str>,
+    overrides: &Overrides,
+) -> Outcome {
+    let assembly = assemble::assemble(selection, health, probed_at);
+    let (document, merge) = overrides::merge(&assembly.document(), overrides);
+    Outcome {
+        assembly,
+        document,
+        merge,
+    }
+}
+
+/// RFC 3339 time of `SOURCE_DATE_EPOCH` when set (reproducible output), else now.
+pub fn timestamp() -> String {
+    let t = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        .unwrap_or_else(SystemTime::now);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
