@@ -181,8 +181,29 @@ impl ApiServer {
             server.janitor = Some(Supervised::spawn_plain("janitor", janitor)?);
         }
         // From here on, an error drops `server`, which stops whatever was started.
-        server.start_etcd(etcd_bin, peer_port)?;
-        server.start_apiserver()?;
+        // Free ports are picked before the servers bind them: another process may win the race,
+        // so retry with new ports when a bind fails.
+        let mut peer_port = peer_port;
+        let mut attempt = 1;
+        loop {
+            let started = server
+                .start_etcd(etcd_bin, peer_port)
+                .and_then(|()| server.start_apiserver());
+            match started {
+                Ok(()) => break,
+                Err(err)
+                    if attempt < 3 && format!("{err:#}").contains("address already in use") =>
+                {
+                    attempt += 1;
+                    server.stop_apiserver();
+                    if let Some(mut etcd) = server.etcd.take() {
+                        etcd.stop();
+                    }
+                    [server.etcd_port, peer_port, server.secure_port] = free_ports::<3>()?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
         write_private(&server.kubeconfig_path, &server.kubeconfig_yaml())?;
         write_private(&server.user_kubeconfig_path, &server.user_kubeconfig_yaml())?;
         Ok(server)
@@ -339,15 +360,44 @@ impl ApiServer {
         self.kubeconfig_yaml_for(UNPRIVILEGED_USER, &self.user_token)
     }
 
-    /// Kubeconfig for any bearer token (e.g. a ServiceAccount token from the TokenRequest API).
+    /// Kubeconfig for any bearer token (e.g. a ServiceAccount token from the TokenRequest API),
+    /// with `insecure-skip-tls-verify`.
     pub fn kubeconfig_yaml_for(&self, user: &str, token: &str) -> String {
-        let mut y = String::new();
-        let _ = write!(
-            y,
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {url}\n    insecure-skip-tls-verify: true\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {user}\n    namespace: default\ncurrent-context: {CONTEXT}\n",
-            url = self.url()
-        );
-        y
+        kubeconfig(
+            &self.url(),
+            "    insecure-skip-tls-verify: true\n",
+            user,
+            token,
+        )
+    }
+
+    /// Admin kubeconfig that verifies the serving certificate against [`ApiServer::ca_cert_pem`]
+    /// (`certificate-authority-data`), for tests of real TLS verification. The certificate is
+    /// valid for the IP 127.0.0.1 (the URL), not for `localhost`.
+    pub fn kubeconfig_yaml_verified(&self) -> Result<String> {
+        let ca = base64(self.ca_cert_pem()?.as_bytes());
+        Ok(kubeconfig(
+            &self.url(),
+            &format!("    certificate-authority-data: {ca}\n"),
+            ADMIN_USER,
+            &self.admin_token,
+        ))
+    }
+
+    /// PEM of the CA that signed the serving certificate (kube-apiserver generates both into
+    /// `certs/apiserver.crt` on first start and reuses them on restart).
+    pub fn ca_cert_pem(&self) -> Result<String> {
+        let path = self.dir.join("certs").join("apiserver.crt");
+        let chain = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the serving certificate {}", path.display()))?;
+        let begin = "-----BEGIN CERTIFICATE-----";
+        let start = chain
+            .rfind(begin)
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+        if start == 0 {
+            bail!("{} holds only the leaf certificate, no CA", path.display());
+        }
+        Ok(chain[start..].trim_end().to_string() + "\n")
     }
 
     /// `GET path` with the admin token (a tiny HTTPS/1.1 client; for probes and diagnostics).
@@ -512,6 +562,34 @@ impl Drop for Supervised {
     }
 }
 
+fn kubeconfig(url: &str, tls: &str, user: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {url}\n{tls}users:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {user}\n    namespace: default\ncurrent-context: {CONTEXT}\n"
+    )
+}
+
+/// Standard base64 with padding (for kubeconfig `*-data` fields).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn fresh_temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -614,4 +692,40 @@ fn service_account_keys(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn kubeconfig_names_server_user_and_token() {
+        let y = kubeconfig(
+            "https://127.0.0.1:1",
+            "    insecure-skip-tls-verify: true\n",
+            "u",
+            "t0k",
+        );
+        assert!(y.contains(
+            "    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:"
+        ));
+        assert!(y.contains("- name: u\n  user:\n    token: t0k\n"));
+        assert!(y.ends_with("current-context: kube-harness\n"));
+    }
 }

@@ -319,3 +319,21 @@ fn drop_stops_processes_and_removes_the_dir() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn kube_client_verifies_the_serving_certificate() -> Result<()> {
+    let server = tokio::task::spawn_blocking(kube_harness::shared).await??;
+    let yaml = server.kubeconfig_yaml_verified()?;
+    assert!(yaml.contains("certificate-authority-data: ") && !yaml.contains("insecure"));
+    let client = client_from(&yaml).await?;
+    let namespaces = Api::<Namespace>::all(client)
+        .list(&ListParams::default())
+        .await?;
+    assert!(
+        namespaces
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("default"))
+    );
+    Ok(())
+}
