@@ -118,6 +118,27 @@ fn build(args: &BuildArgs) -> Result<()> {
         ensure_packages(false)?;
         return Ok(());
     }
+    // One build at a time per cache (several engineers or CI jobs may share the machine).
+    std::fs::create_dir_all(paths::cache_root())
+        .with_context(|| format!("cannot create the cache {}", paths::cache_root().display()))?;
+    let lock_path = paths::cache_root().join(format!("kube-v{}.lock", paths::KUBE_VERSION));
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create the build lock {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        println!(
+            "[kube build] another build holds {}; waiting",
+            lock_path.display()
+        );
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    }
+    if !args.force && paths::is_executable(&target) {
+        println!(
+            "[kube build] cached by the other build: {}",
+            target.display()
+        );
+        return Ok(());
+    }
     let work = paths::cache_root().join(format!("kube-v{}-build", paths::KUBE_VERSION));
     let gopath = work.join("gopath");
     let k8s_root = gopath.join("src").join(K8S_IMPORT);
