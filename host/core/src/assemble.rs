@@ -54,6 +54,65 @@ pub const MULTI_INSTANCE_TOOLSETS: &[&str] = &[
     "victorialogs",
 ];
 
+/// Toolset names HolmesGPT 0.45.0 ships (`load_builtin_toolsets()`, checked with the
+/// installed package). Any other name in the file is a custom toolset and needs
+/// `description` and `tools`.
+pub const BUILTIN_TOOLSETS: &[&str] = &[
+    "MongoDBAtlas",
+    "aks/core",
+    "aks/node-health",
+    "argocd/core",
+    "bash",
+    "cilium/core",
+    "confluence",
+    "connectivity_check",
+    "coralogix",
+    "core_investigation",
+    "crossplane/core",
+    "database/sql",
+    "datadog/general",
+    "datadog/logs",
+    "datadog/metrics",
+    "datadog/traces",
+    "docker/core",
+    "elasticsearch/cluster",
+    "elasticsearch/data",
+    "grafana/dashboards",
+    "grafana/loki",
+    "grafana/tempo",
+    "helm/core",
+    "hubble/observability",
+    "inspektor-gadget/node",
+    "inspektor-gadget/tcpdump",
+    "internet",
+    "kafka/admin",
+    "kubernetes/core",
+    "kubernetes/kube-prometheus-stack",
+    "kubernetes/live-metrics",
+    "kubernetes/logs",
+    "kubevela/core",
+    "newrelic",
+    "notion",
+    "opensearch/query_assist",
+    "openshift/core",
+    "openshift/live-metrics",
+    "openshift/logs",
+    "openshift/security",
+    "prometheus/metrics",
+    "prometheus/multi-tenant-metrics",
+    "rabbitmq/core",
+    "robusta",
+    "servicenow/tables",
+    "skills",
+    "slab",
+    "victorialogs",
+];
+
+/// Whether HolmesGPT 0.45.0 ships a toolset of this name.
+pub fn is_builtin(toolset: &str) -> bool {
+    BUILTIN_TOOLSETS.contains(&toolset)
+}
+
 /// A namespace containing one of these words is preferred when only one installation
 /// of a toolset can be kept.
 pub const MONITORING_NAMESPACE_HINTS: &[&str] = &["monitoring", "observability"];

@@ -27,6 +27,8 @@ pub enum FragmentOutcome {
     Sibling { lost: SiblingLoss },
     /// Chosen for its installation but left out of the output.
     LeftOut { reason: LeftOutReason },
+    /// Inconsistent inputs (selection or assembly built from other detections).
+    Unknown { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -105,10 +107,8 @@ fn outcome(
     let key = InstanceKey::new(&fragment.toolset, &fragment.instance);
     let Some(group) = selection.group(&key) else {
         // Cannot happen when `selection` was built from the same detections.
-        return FragmentOutcome::LeftOut {
-            reason: LeftOutReason::Unhealthy {
-                reason: "not in the selection".into(),
-            },
+        return FragmentOutcome::Unknown {
+            reason: format!("{key} is not in the selection"),
         };
     };
     let is_chosen = group.chosen.service == *service
@@ -147,10 +147,8 @@ fn outcome(
                 health,
             }
         }
-        None => FragmentOutcome::LeftOut {
-            reason: LeftOutReason::Unhealthy {
-                reason: "not in the output".into(),
-            },
+        None => FragmentOutcome::Unknown {
+            reason: format!("{key} is not in the assembled output"),
         },
     }
 }
@@ -233,6 +231,7 @@ fn describe(outcome: &FragmentOutcome) -> String {
         }
         FragmentOutcome::Sibling { lost } => format!("not chosen: {lost}"),
         FragmentOutcome::LeftOut { reason } => format!("left out: {reason}"),
+        FragmentOutcome::Unknown { reason } => format!("unknown: {reason}"),
     }
 }
 

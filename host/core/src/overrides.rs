@@ -14,13 +14,18 @@
 //! Merging ([`merge`]): maps merge deeply with the override winning, lists and scalars are
 //! replaced, new entries are added; `enabled: false` keeps a discovered toolset in the
 //! output but disabled; `mcp_servers` and other top-level keys come from the overrides.
-//! Nothing the admin wrote is dropped.
+//! Nothing the admin wrote is dropped, with one deliberate exception: `enabled: false`
+//! alone for a custom toolset that was not discovered this time is held back
+//! ([`MergeReport::dormant`]) because HolmesGPT fails a custom entry without
+//! `description`/`tools`; it applies again once the toolset is discovered.
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::assemble::is_builtin;
 
 /// Keys HolmesGPT 0.45.0 accepts in a toolset entry (`holmes/core/tools.py` `Toolset`,
 /// `ToolsetYamlFromConfig`), minus `name` (the loader passes it separately, a second one
@@ -149,6 +154,19 @@ pub struct MergeReport {
     pub modified: Vec<String>,
     /// Other top-level keys taken from the overrides (e.g. `mcp_servers`).
     pub top_level: Vec<String>,
+    /// `enabled: false` switches for custom toolsets not discovered this time: not
+    /// written (HolmesGPT would fail a custom entry without `description`/`tools`),
+    /// applied again as soon as the toolset is discovered.
+    #[serde(default)]
+    pub dormant: Vec<String>,
+}
+
+/// An override entry that only switches off a custom (non built-in) toolset.
+fn is_dormant_switch(name: &str, entry: &Value) -> bool {
+    entry.get("enabled") == Some(&Value::Bool(false))
+        && !is_builtin(name)
+        && entry.get("description").is_none()
+        && entry.get("tools").is_none()
 }
 
 /// Deep merge: objects merge key by key (override wins), anything else is replaced.
@@ -198,6 +216,9 @@ pub fn merge(generated: &Value, overrides: &Overrides) -> (Value, MergeReport) {
                         deep_merge(existing, entry);
                         report.modified.push(name.clone());
                     }
+                    None if is_dormant_switch(name, entry) => {
+                        report.dormant.push(name.clone());
+                    }
                     None => {
                         toolsets.insert(name.clone(), entry.clone());
                         report.added.push(name.clone());
@@ -213,6 +234,7 @@ pub fn merge(generated: &Value, overrides: &Overrides) -> (Value, MergeReport) {
     report.added.sort();
     report.modified.sort();
     report.top_level.sort();
+    report.dormant.sort();
     (Value::Object(result), report)
 }
 

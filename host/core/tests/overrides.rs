@@ -230,3 +230,27 @@ fn show_messages() {
         eprintln!("{}", Overrides::parse(text).unwrap_err());
     }
 }
+
+#[test]
+fn switching_off_an_undiscovered_custom_toolset_is_held_back() {
+    let o = Overrides::parse(
+        "toolsets:\n  jaeger/traces:\n    enabled: false\n  grafana/tempo:\n    enabled: false\n",
+    )
+    .unwrap();
+    let (merged, report) = merge(&generated(), &o);
+    // Custom and not discovered: not written (it would fail in HolmesGPT), remembered.
+    assert!(merged["toolsets"].get("jaeger/traces").is_none());
+    assert_eq!(report.dormant, ["jaeger/traces"]);
+    // Built-in: written as given (HolmesGPT accepts `enabled: false` alone).
+    assert_eq!(
+        merged["toolsets"]["grafana/tempo"],
+        json!({"enabled": false})
+    );
+    // Discovered: kept, switched off.
+    let discovered =
+        json!({"toolsets": {"jaeger/traces": {"enabled": true, "description": "d", "tools": []}}});
+    let (merged, report) = merge(&discovered, &o);
+    assert_eq!(merged["toolsets"]["jaeger/traces"]["enabled"], false);
+    assert!(report.dormant.is_empty());
+    assert_eq!(report.disabled, ["grafana/tempo", "jaeger/traces"]);
+}
