@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves validate.py can fail: every samples/bad-*.yaml must be rejected (exit 1, the
-# expected message on stderr) and every samples/good-*.yaml accepted (exit 0).
+# expected message on stderr) and every samples/good-*.yaml accepted (exit 0); and the
+# HolmesGPT facts hard-coded in host/core match the installed package (check_consts.py).
 # Usage: tests/holmes/selftest.sh [VENV_DIR]   (venv created by setup.sh when missing)
 set -uo pipefail
 
@@ -43,6 +44,12 @@ for f in "$samples"/good-*.yaml; do
         echo "FAIL $name rejected:" >&2; echo "$out" | sed 's/^/    /' >&2; failures=$((failures + 1))
     fi
 done
+
+if out="$("$py" "$here/check_consts.py" 2>&1)"; then
+    echo "ok   $out"
+else
+    echo "FAIL check_consts.py:" >&2; echo "$out" | sed 's/^/    /' >&2; failures=$((failures + 1))
+fi
 
 if [ "$failures" -ne 0 ]; then
     echo "selftest: $failures failure(s)" >&2
