@@ -39,18 +39,17 @@ impl Detector for Loki {
     }
 
     fn detect(svc: &Service) -> Detection {
-        let app = match svc.label("app.kubernetes.io/name") {
-            Some(n @ ("loki" | "loki-distributed")) => n,
+        match svc.label("app.kubernetes.io/name") {
+            Some("loki" | "loki-distributed") => {}
             Some("promtail") => return declined("promtail (a log collector)"),
             Some("loki-canary") => return declined("Loki canary (a test client)"),
             Some(_) => return Detection::Unrelated,
             None => match svc.label("app") {
-                Some("loki") if svc.label("release").is_some() => "loki",
+                Some("loki") if svc.label("release").is_some() => {}
                 Some("promtail") => return declined("promtail (a log collector)"),
                 _ => return Detection::Unrelated,
             },
-        };
-        let _ = app;
+        }
         if svc.name.ends_with("-memberlist")
             || svc.has_label("app.kubernetes.io/part-of", "memberlist") && !has_http(svc)
         {

@@ -81,9 +81,9 @@ pub fn jaeger_tools(url: &str) -> Vec<Tool> {
         ),
         tool(
             "jaeger_find_traces",
-            "Find recent traces of a service. lookback is a duration such as 1h or 30m; limit caps the number of traces (e.g. 20).",
+            "Find recent traces of a service: lookback_minutes is how far back to search (e.g. 60), limit caps the number of traces (e.g. 20). The query server ignores the UI's lookback parameter, so the command also sends start (now minus lookback, in microseconds).",
             &format!(
-                "curl -sS --max-time 60 --get '{url}/api/traces' --data-urlencode 'service={{{{ service }}}}' --data-urlencode 'lookback={{{{ lookback }}}}' --data-urlencode 'limit={{{{ limit }}}}'"
+                "curl -sS --max-time 60 --get '{url}/api/traces' --data-urlencode 'service={{{{ service }}}}' --data-urlencode 'limit={{{{ limit }}}}' --data-urlencode 'lookback={{{{ lookback_minutes }}}}m' --data-urlencode \"start=$(( ($(date +%s) - 60 * {{{{ lookback_minutes }}}}) * 1000000 ))\""
             ),
         ),
         tool(
@@ -107,7 +107,12 @@ mod tests {
             .find(|t| t.name == "jaeger_find_traces")
             .expect("find");
         assert!(find.command.contains("'http://j:16686/api/traces'"));
-        for p in ["{{ service }}", "{{ lookback }}", "{{ limit }}"] {
+        for p in [
+            "{{ service }}",
+            "lookback={{ lookback_minutes }}m",
+            "{{ limit }}",
+            "start=$((",
+        ] {
             assert!(find.command.contains(p), "{p}");
         }
         let trace = t
