@@ -57,6 +57,17 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// List the loaded detectors (bundled and from --detectors-dir) and plugin load errors.
     Detectors(DetectorArgs),
+    /// Run the in-cluster controller: watch Services, probe, keep the ConfigMap up to date.
+    Run(crate::config::RunArgs),
+    /// Settings file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a settings file (and the environment overrides); print the effective settings.
+    Check(crate::config::CheckArgs),
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 //! I/O layers: reading manifests, probing endpoints, the commands.
 
 pub mod cli;
+pub mod config;
+pub mod controller;
 pub mod discover;
 pub mod manifest;
 pub mod pipeline;

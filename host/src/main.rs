@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dynamic_toolset::cli::{Cli, Command, LogArgs, LogFormat};
+use dynamic_toolset::cli::{Cli, Command, ConfigCommand, LogArgs, LogFormat};
 
 fn init_logging(args: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -24,6 +24,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Discover(args) => dynamic_toolset::discover::run(&args),
         Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
+        Command::Run(args) => dynamic_toolset::controller::run(&args),
+        Command::Config(ConfigCommand::Check(args)) => dynamic_toolset::config::check(&args),
     };
     match result {
         Ok(code) => code,
