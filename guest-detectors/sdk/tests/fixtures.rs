@@ -250,3 +250,38 @@ fn chart_fixtures_match_expectations() {
         failures.join("\n")
     );
 }
+
+/// Rough native cost of `detect` over all fixture Services (run with
+/// `cargo test --release -p detector-sdk --test fixtures -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn detect_cost() {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(charts_dir()).unwrap() {
+        let p = e.unwrap().path();
+        let n = p.to_string_lossy().to_string();
+        if n.ends_with(".yaml") && !n.ends_with(".expect.yaml") {
+            all.extend(load_services(&p));
+        }
+    }
+    let dets = detectors();
+    let rounds = 2000;
+    let start = std::time::Instant::now();
+    let mut matched = 0usize;
+    for _ in 0..rounds {
+        for s in &all {
+            for (_, d) in &dets {
+                if let Detection::Matched(f) = std::hint::black_box(d(s)) {
+                    matched += f.len();
+                }
+            }
+        }
+    }
+    let calls = (rounds * all.len() * dets.len()) as f64;
+    println!(
+        "{} Services x {} detectors: {:.3} us per detect call (matched {matched})",
+        all.len(),
+        dets.len(),
+        start.elapsed().as_secs_f64() * 1e6 / calls
+    );
+}
