@@ -325,6 +325,19 @@ impl Settings {
         Some(out)
     }
 
+    /// [`matches_namespace`] as a shareable predicate (owns a copy of the two lists).
+    pub fn namespace_filter(&self) -> std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync> {
+        let settings = Settings {
+            service_discovery: ServiceDiscovery {
+                namespaces: self.service_discovery.namespaces.clone(),
+                exclude_namespaces: self.service_discovery.exclude_namespaces.clone(),
+                ..Settings::default().service_discovery
+            },
+            ..Settings::default()
+        };
+        std::sync::Arc::new(move |ns: &str| matches_namespace(&settings, ns))
+    }
+
     /// The effective settings as YAML (what `config check` prints).
     pub fn to_yaml(&self) -> String {
         // Serialising plain structs of strings, numbers and lists cannot fail.
@@ -2307,6 +2320,8 @@ bogus: 1
             "deny wins over allow"
         );
         assert!(s.literal_namespaces().is_none());
+        let filter = s.namespace_filter();
+        assert!(filter("team-a") && !filter("team-secret") && !filter("default"));
         s.service_discovery.namespaces = vec!["b".into(), "a".into(), "team-secret".into()];
         assert_eq!(s.literal_namespaces(), Some(vec!["a", "b"]));
     }
