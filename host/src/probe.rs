@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dynamic_toolset_core::HealthProbe;
-use futures::StreamExt;
 
 /// Probe settings; the defaults are the seeds' (5 s timeout, 3 attempts 1 s apart).
 #[derive(Debug, Clone)]
@@ -117,11 +116,22 @@ impl Prober {
 
     /// Probes every target, concurrently (bounded); outcomes come back in input order.
     pub async fn probe_all<K: Clone>(&self, targets: &[ProbeTarget<K>]) -> Vec<(K, ProbeOutcome)> {
-        futures::stream::iter(targets.iter())
-            .map(|t| async move { (t.key.clone(), self.probe(t).await) })
-            .buffered(self.settings.concurrency.max(1))
-            .collect()
-            .await
+        let permits = tokio::sync::Semaphore::new(self.settings.concurrency.max(1));
+        // A plain loop (not an iterator closure) keeps the future `Send` for any lifetime.
+        let mut futures = Vec::with_capacity(targets.len());
+        for target in targets {
+            futures.push(self.probe_bounded(target, &permits));
+        }
+        futures::future::join_all(futures).await
+    }
+
+    async fn probe_bounded<K: Clone>(
+        &self,
+        target: &ProbeTarget<K>,
+        permits: &tokio::sync::Semaphore,
+    ) -> (K, ProbeOutcome) {
+        let _permit = permits.acquire().await;
+        (target.key.clone(), self.probe(target).await)
     }
 
     /// Probes one target.

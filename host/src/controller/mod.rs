@@ -1,10 +1,555 @@
 //! The in-cluster controller (`dynamic-toolset run`).
+//!
+//! Watches Services (mirrored, see [`mirror`]) and its own ConfigMap; on every change
+//! (debounced), every `discovery_interval` and every `health_check_interval` it runs the
+//! pipeline (detect → select → probe → assemble → merge overrides) and, when leader,
+//! writes the generated keys of the ConfigMap if they differ. Decisions are pure
+//! ([`state`]); this module is the I/O around them.
 
+pub mod kube_io;
+pub mod mirror;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use dynamic_toolset_core::ServiceDetections;
+use dynamic_toolset_core::ServiceSnapshot;
+use dynamic_toolset_core::overrides::Overrides;
+use dynamic_toolset_core::render::{self, Discovery, OVERRIDES_KEY};
+use dynamic_toolset_core::select::{self, InstanceKey, Selection};
+use dynamic_toolset_runtime::DetectorSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::config::RunArgs;
+use crate::pipeline;
+use crate::probe::{ProbeSettings, Prober};
+use state::{Action, Generated, HealthTracker};
+
+/// Health checking settings.
+#[derive(Debug, Clone)]
+pub struct HealthOptions {
+    pub interval: Duration,
+    /// Consecutive failed rounds before a published toolset is removed.
+    pub failure_threshold: u32,
+    pub probe: ProbeSettings,
+}
+
+/// Leader election settings.
+#[derive(Debug, Clone)]
+pub struct LeaderOptions {
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+    /// Unique among contenders: the pod name.
+    pub identity: String,
+}
+
+/// Which namespaces to watch.
+pub type NamespaceFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Everything the controller needs, already validated.
+#[derive(Clone)]
+pub struct ControllerOptions {
+    pub configmap_name: String,
+    pub configmap_namespace: String,
+    /// Added to the ConfigMap when set (see [`kube_io::owner_reference`]).
+    pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    pub namespaces: NamespaceFilter,
+    pub label_selector: Option<String>,
+    pub cluster_domain: String,
+    pub debounce: Duration,
+    pub discovery_interval: Duration,
+    pub reconciliation_interval: Duration,
+    /// None: health checking disabled.
+    pub health: Option<HealthOptions>,
+    /// None: single replica, always writes.
+    pub leader: Option<LeaderOptions>,
+    /// Name used in Events and field managers.
+    pub reporter: String,
+}
+
+/// Counters a person (and the metrics endpoint) can read.
+#[derive(Debug, Default, Clone)]
+pub struct Status {
+    pub synced: bool,
+    pub leader: bool,
+    pub services: usize,
+    pub toolsets: usize,
+    pub writes: u64,
+    pub write_failures: u64,
+    pub conflicts: u64,
+    pub invalid_overrides: u64,
+    pub last_error: Option<String>,
+}
+
+/// A running controller; dropping it does not stop it: call [`Handle::stop`].
+pub struct Handle {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    pub status: Arc<RwLock<Status>>,
+}
+
+impl Handle {
+    /// Stops the controller (releasing the lease if it holds it) and waits for it.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops the controller abruptly, as a crash would (the lease is not released).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the controller on the current tokio runtime.
+pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorSet) -> Handle {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let status = Arc::new(RwLock::new(Status::default()));
+    let task = tokio::spawn(main_loop(
+        client,
+        opts,
+        detectors,
+        shutdown_rx,
+        status.clone(),
+    ));
+    Handle {
+        shutdown,
+        task,
+        status,
+    }
+}
+
+/// One Service as the controller keeps it: small, with the version detection ran on.
+#[derive(Debug, Clone)]
+struct Watched {
+    resource_version: String,
+    snapshot: ServiceSnapshot,
+}
+
+/// Lives in the loop task.
+struct Loop {
+    client: kube::Client,
+    opts: ControllerOptions,
+    detectors: Arc<Mutex<DetectorSet>>,
+    services: mirror::Shared<Watched>,
+    configmap: mirror::Shared<ConfigMap>,
+    /// Detections by Service, with the resourceVersion they were computed for.
+    cache: HashMap<(String, String), (String, ServiceDetections)>,
+    selection: Selection,
+    tracker: HealthTracker,
+    prober: Option<Prober>,
+    status: Arc<RwLock<Status>>,
+    events: kube_io::EventSink,
+    /// Last overrides error reported (to report each distinct one once).
+    reported_overrides_error: Option<String>,
+}
+
+async fn main_loop(
+    client: kube::Client,
+    opts: ControllerOptions,
+    detectors: DetectorSet,
+    mut shutdown: watch::Receiver<bool>,
+    status: Arc<RwLock<Status>>,
+) {
+    let (services_changed, mut services_rx) = mpsc::channel::<()>(1);
+    let (configmap_changed, mut configmap_rx) = mpsc::channel::<()>(1);
+    let services: mirror::Shared<Watched> = Arc::default();
+    let configmap: mirror::Shared<ConfigMap> = Arc::default();
+
+    // Service watch: all namespaces, optional label selector, namespace filter applied here.
+    let mut wcfg = watcher::Config::default();
+    if let Some(sel) = &opts.label_selector {
+        wcfg = wcfg.labels(sel);
+    }
+    let filter = opts.namespaces.clone();
+    let svc_task = tokio::spawn(mirror::run(
+        "services",
+        watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
+        services.clone(),
+        services_changed,
+        move |svc: &Service| {
+            let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+            if !filter(ns) {
+                return None;
+            }
+            let snapshot = crate::manifest::snapshot(svc, ns).ok()?;
+            Some(Watched {
+                resource_version: svc.metadata.resource_version.clone().unwrap_or_default(),
+                snapshot,
+            })
+        },
+    ));
+    let cm_task = tokio::spawn(mirror::run(
+        "configmap",
+        watcher(
+            Api::<ConfigMap>::namespaced(client.clone(), &opts.configmap_namespace),
+            watcher::Config::default().fields(&format!("metadata.name={}", opts.configmap_name)),
+        )
+        .default_backoff(),
+        configmap.clone(),
+        configmap_changed,
+        |cm: &ConfigMap| Some(cm.clone()),
+    ));
+
+    let (leader_tx, mut leader_rx) = watch::channel(opts.leader.is_none());
+    let leader_task = opts.leader.clone().map(|l| {
+        tokio::spawn(kube_io::lead(
+            client.clone(),
+            l,
+            leader_tx,
+            shutdown.clone(),
+        ))
+    });
+
+    let prober = match &opts.health {
+        Some(h) => match Prober::new(h.probe.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!("health checks disabled: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut lp = Loop {
+        events: kube_io::EventSink::new(client.clone(), &opts.reporter),
+        client,
+        tracker: HealthTracker::new(
+            opts.health
+                .as_ref()
+                .map(|h| h.failure_threshold)
+                .unwrap_or(1),
+        ),
+        opts,
+        detectors: Arc::new(Mutex::new(detectors)),
+        services,
+        configmap,
+        cache: HashMap::new(),
+        selection: Selection::default(),
+        prober,
+        status,
+        reported_overrides_error: None,
+    };
+
+    let health_every = lp
+        .opts
+        .health
+        .as_ref()
+        .map(|h| h.interval)
+        .unwrap_or(Duration::from_secs(3600));
+    let mut resync = tokio::time::interval(lp.opts.discovery_interval);
+    let mut health = tokio::time::interval(health_every);
+    let mut reconcile = tokio::time::interval(lp.opts.reconciliation_interval);
+    for t in [&mut resync, &mut health, &mut reconcile] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t.reset();
+    }
+    let mut debounce_until: Option<Instant> = None;
+    let mut services_dirty = true;
+    let mut full = false;
+    let mut health_round = false;
+
+    loop {
+        let deadline = debounce_until;
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(()) = services_rx.recv() => {
+                debounce_until.get_or_insert_with(|| Instant::now() + lp.opts.debounce);
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                debounce_until = None;
+                services_dirty = true;
+            }
+            Some(()) = configmap_rx.recv() => {}
+            r = leader_rx.changed() => {
+                if r.is_err() { break; }
+                let leader = *leader_rx.borrow_and_update();
+                tracing::info!(leader, "leadership changed");
+                lp.set_status(|s| s.leader = leader);
+            }
+            _ = resync.tick() => { full = true; services_dirty = true; }
+            _ = health.tick() => { health_round = lp.prober.is_some(); }
+            _ = reconcile.tick() => {}
+        }
+        let leader = *leader_rx.borrow();
+        lp.step(&mut services_dirty, &mut full, &mut health_round, leader)
+            .await;
+    }
+    for t in [svc_task, cm_task] {
+        t.abort();
+    }
+    if let Some(t) = leader_task {
+        // Gives the lease up (the task watches `shutdown`).
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+}
+
+impl Loop {
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.write() {
+            f(&mut s);
+        }
+    }
+
+    fn synced(&self) -> bool {
+        let s = self.services.read().map(|m| m.synced).unwrap_or(false);
+        let c = self.configmap.read().map(|m| m.synced).unwrap_or(false);
+        s && c
+    }
+
+    async fn step(
+        &mut self,
+        services_dirty: &mut bool,
+        full: &mut bool,
+        health_round: &mut bool,
+        leader: bool,
+    ) {
+        // Never publish from a cache that has not listed yet: an empty cache must not
+        // wipe a good ConfigMap.
+        if !self.synced() {
+            return;
+        }
+        self.set_status(|s| s.synced = true);
+        if std::mem::take(services_dirty) {
+            self.rediscover(std::mem::take(full));
+        }
+        let chosen: BTreeSet<InstanceKey> = self
+            .selection
+            .groups
+            .iter()
+            .map(|g| g.key.clone())
+            .collect();
+        self.tracker.retain(&chosen);
+        if self.prober.is_some() {
+            let keys: Vec<InstanceKey> = if std::mem::take(health_round) {
+                chosen.iter().cloned().collect()
+            } else {
+                self.tracker.unknown(chosen.iter())
+            };
+            self.probe(&keys).await;
+        }
+        if leader {
+            self.publish().await;
+        }
+    }
+
+    /// Re-runs detectors on changed Services (all of them on a full resync).
+    fn rediscover(&mut self, full: bool) {
+        let started = std::time::Instant::now();
+        if full {
+            self.cache.clear();
+        }
+        let watched: Vec<((String, String), Watched)> = match self.services.read() {
+            Ok(m) => m
+                .objects
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        let mut detected = 0usize;
+        {
+            let Ok(mut set) = self.detectors.lock() else {
+                tracing::error!("detector set lock poisoned");
+                return;
+            };
+            let live: BTreeSet<&(String, String)> = watched.iter().map(|(k, _)| k).collect();
+            self.cache.retain(|k, _| live.contains(k));
+            tokio::task::block_in_place(|| {
+                for (key, w) in &watched {
+                    let fresh = self
+                        .cache
+                        .get(key)
+                        .is_some_and(|(rv, _)| *rv == w.resource_version);
+                    if !fresh {
+                        let d = set.detect(&w.snapshot, &self.opts.cluster_domain);
+                        for v in &d.verdicts {
+                            if let Err(e) = &v.outcome {
+                                tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
+                            }
+                        }
+                        self.cache
+                            .insert(key.clone(), (w.resource_version.clone(), d));
+                        detected += 1;
+                    }
+                }
+            });
+        }
+        let mut all: Vec<ServiceDetections> = self.cache.values().map(|(_, d)| d.clone()).collect();
+        all.sort_by(|a, b| a.service.cmp(&b.service));
+        self.selection = select::select(&all);
+        let services = watched.len();
+        self.set_status(|s| s.services = services);
+        tracing::debug!(
+            services,
+            detected,
+            installations = self.selection.groups.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "discovery pass"
+        );
+    }
+
+    async fn probe(&mut self, keys: &[InstanceKey]) {
+        let Some(prober) = &self.prober else { return };
+        if keys.is_empty() {
+            return;
+        }
+        let wanted: BTreeSet<&InstanceKey> = keys.iter().collect();
+        let targets: Vec<_> = pipeline::probe_targets(&self.selection)
+            .into_iter()
+            .filter(|t| wanted.contains(&t.key))
+            .collect();
+        // Installations without a declared probe count as healthy.
+        for k in keys {
+            if !targets.iter().any(|t| &t.key == k) {
+                self.tracker.record(k, true, "");
+            }
+        }
+        for (key, outcome) in prober.probe_all(&targets).await {
+            let (healthy, reason) = match &outcome {
+                crate::probe::ProbeOutcome::Healthy { .. } => (true, String::new()),
+                crate::probe::ProbeOutcome::Unhealthy { url, reason, .. } => {
+                    (false, format!("{url}: {reason}"))
+                }
+            };
+            if self.tracker.record(&key, healthy, &reason) {
+                tracing::info!(toolset = %key.toolset, instance = %key.instance, healthy, %reason, "health changed");
+            }
+        }
+    }
+
+    /// Computes the desired content and writes what differs.
+    async fn publish(&mut self) {
+        let current = self
+            .configmap
+            .read()
+            .ok()
+            .and_then(|m| m.objects.values().next().cloned());
+        let overrides_text = current
+            .as_ref()
+            .and_then(|c| c.data.as_ref())
+            .and_then(|d| d.get(OVERRIDES_KEY))
+            .cloned();
+        let overrides = match overrides_text.as_deref().map(Overrides::parse) {
+            None => Overrides::default(),
+            Some(Ok(o)) => {
+                self.reported_overrides_error = None;
+                o
+            }
+            Some(Err(e)) => {
+                let msg = format!(
+                    "{OVERRIDES_KEY} in ConfigMap {}/{} is invalid, keeping the last good configuration: {e}",
+                    self.opts.configmap_namespace, self.opts.configmap_name
+                );
+                if self.reported_overrides_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!("{msg}");
+                    self.set_status(|s| {
+                        s.invalid_overrides += 1;
+                        s.last_error = Some(msg.clone());
+                    });
+                    if let Some(cm) = &current {
+                        self.events
+                            .warn(cm, "InvalidOverrides", "MergeOverrides", &msg)
+                            .await;
+                    }
+                    self.reported_overrides_error = Some(msg);
+                }
+                return;
+            }
+        };
+        let health = if self.prober.is_some() {
+            self.tracker.health_map()
+        } else {
+            BTreeMap::new()
+        };
+        let out = pipeline::assemble_output(&self.selection, &health, None, &overrides);
+        let generated = match (
+            render::render_yaml(&out.document),
+            render::render_discovery(&Discovery::new(&out.assembly, &out.merge)),
+        ) {
+            (Ok(t), Ok(d)) => Generated {
+                toolsets_yaml: t,
+                discovery_json: d,
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("cannot render the configuration: {e}");
+                return;
+            }
+        };
+        let toolsets = out.assembly.provenance.len();
+        self.set_status(|s| s.toolsets = toolsets);
+        let action = state::decide(current.as_ref().and_then(|c| c.data.as_ref()), &generated);
+        if action == Action::Nothing {
+            return;
+        }
+        match kube_io::write(&self.client, &self.opts, current, &generated).await {
+            Ok(outcome) => {
+                if let Some(written) = outcome.written {
+                    tracing::info!(
+                        configmap = %format!("{}/{}", self.opts.configmap_namespace, self.opts.configmap_name),
+                        toolsets,
+                        conflicts = outcome.conflicts,
+                        "configmap written"
+                    );
+                    // Our own write is the newest view until the watch confirms it.
+                    if let Ok(mut m) = self.configmap.write() {
+                        m.objects.clear();
+                        m.objects.insert(
+                            (
+                                self.opts.configmap_namespace.clone(),
+                                self.opts.configmap_name.clone(),
+                            ),
+                            *written,
+                        );
+                    }
+                    self.set_status(|s| {
+                        s.writes += 1;
+                        s.conflicts += outcome.conflicts;
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!("configmap write failed (will retry): {e:#}");
+                self.set_status(|s| {
+                    s.write_failures += 1;
+                    s.last_error = Some(format!("{e:#}"));
+                });
+            }
+        }
+    }
+}
 
 /// `dynamic-toolset run`.
-pub fn run(_args: &RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the controller is not written yet")
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let _ = args;
+    anyhow::bail!("`run` settings are being wired (see host/src/config.rs)")
+}
+
+/// Builds a client from a kubeconfig path, or in-cluster / KUBECONFIG when None.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration (in-cluster, KUBECONFIG or ~/.kube/config)")?,
+    };
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
 }
