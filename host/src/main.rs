@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Discover(args) => dynamic_toolset::discover::run(&args),
         Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
-        Command::Run(args) => dynamic_toolset::controller::run(&args),
+        Command::Run(args) => dynamic_toolset::controller::cmd::run(&args),
         Command::Config(ConfigCommand::Check(args)) => dynamic_toolset::config::check(&args),
     };
     match result {

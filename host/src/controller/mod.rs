@@ -6,12 +6,12 @@
 //! writes the generated keys of the ConfigMap if they differ. Decisions are pure
 //! ([`state`]); this module is the I/O around them.
 
+pub mod cmd;
 pub mod kube_io;
 pub mod mirror;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -28,7 +28,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::config::RunArgs;
 use crate::pipeline;
 use crate::probe::{ProbeSettings, Prober};
 use state::{Action, Generated, HealthTracker};
@@ -529,12 +528,6 @@ impl Loop {
             }
         }
     }
-}
-
-/// `dynamic-toolset run`.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`run` settings are being wired (see host/src/config.rs)")
 }
 
 /// Builds a client from a kubeconfig path, or in-cluster / KUBECONFIG when None.
