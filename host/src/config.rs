@@ -40,7 +40,7 @@ use serde_yaml::Value;
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct RunArgs {
     /// Settings file (YAML, the `config.yaml` key of ConfigMap kubernaut-dynamic-toolset-config).
-    /// See `dynamic-toolset config check --help` and the README for every key.
+    /// See `dynamic-toolset config check --help` for every key.
     #[arg(long, short = 'c', value_name = "FILE", env = "CONFIG_FILE")]
     pub config: Option<PathBuf>,
     /// Kubeconfig file (default: in-cluster config, else KUBECONFIG, else ~/.kube/config).
@@ -101,7 +101,13 @@ pub struct RunArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     after_help = "Exit status: 0 when the settings are valid (the effective settings are \
-printed on stdout as YAML), 1 otherwise (every error is printed on stderr)."
+printed on stdout as YAML), 1 otherwise (every error is printed on stderr). `--help` shows every \
+key.",
+    after_long_help = format!(
+        "Exit status: 0 when the settings are valid (the effective settings are printed on \
+stdout as YAML), 1 otherwise (every error is printed on stderr, naming the key and where the \
+value came from: FILE:LINE, env VAR or flag --x).\n\nEvery key, with its default:\n\n{EXAMPLE_CONFIG}"
+    )
 )]
 pub struct CheckArgs {
     /// Settings file to validate (`-` reads stdin).
