@@ -18,9 +18,32 @@ use crate::pipeline::{
 };
 use crate::probe::Prober;
 
-/// The example cluster embedded in the binary (`discover --example`): Services rendered
-/// from real Helm charts, see `examples/README.md`.
-pub const EXAMPLE_CLUSTER: &str = include_str!("../../examples/cluster.yaml");
+/// The example cluster embedded in the binary (`discover --example`): a realistic mixed
+/// cluster made of chart fixtures (Services as the real Helm charts render them, see
+/// `tests/fixtures/charts/`): kube-prometheus-stack, Thanos, Loki (simple scalable),
+/// tempo-distributed, Jaeger, ECK, VictoriaLogs, Kubecost, annotated custom Services and
+/// everyday unrelated Services.
+pub const EXAMPLE_CLUSTER: &str = concat!(
+    include_str!("../../tests/fixtures/charts/kube-prometheus-stack.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/thanos.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/loki-simple-scalable.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/tempo-distributed.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/jaeger.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/eck.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/victoria-logs-single.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/kubecost.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/annotated.yaml"),
+    "\n",
+    include_str!("../../tests/fixtures/charts/unrelated.yaml")
+);
 
 /// Exit status when output was produced but some input was rejected.
 const EXIT_PARTIAL: u8 = 3;

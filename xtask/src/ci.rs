@@ -66,6 +66,11 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
             .arg(root.join("tests/holmes/setup.sh"))
             .current_dir(&root))
     })?;
+    step("HolmesGPT validator self-test (rejects bad files)", || {
+        run(Command::new("bash")
+            .arg(root.join("tests/holmes/selftest.sh"))
+            .current_dir(&root))
+    })?;
     step("kube-apiserver build (cached)", || {
         run(Command::new(std::env::current_exe()?).args(["kube", "build"]))
     })?;

@@ -1,0 +1,235 @@
+//! End to end: the `dynamic-toolset` binary runs `discover` on the example cluster (and on
+//! chart fixtures with admin overrides), and HolmesGPT's own loader (holmesgpt 0.45.0, in a
+//! venv made by tests/holmes/setup.sh) must accept every toolset and validate every config
+//! against the toolset's config class (`validate.py --strict`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("holmes-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn discover(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+        .arg("discover")
+        .args(args)
+        .env(
+            "DETECTOR_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "discover {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn holmes_python() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/holmes/setup.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tests/holmes/setup.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn validate(file: &Path) -> String {
+    let out = Command::new(holmes_python())
+        .arg(repo().join("tests/holmes/validate.py"))
+        .arg("--strict")
+        .arg(file)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "HolmesGPT rejected {}:\n{}\n{}",
+        file.display(),
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn example_cluster_output_loads_in_holmesgpt() {
+    let out = discover(&["--example", "--no-health-check"]);
+    let file = tmp("example.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The example cluster must exercise the interesting paths, or this test proves little.
+    for needle in [
+        "prometheus/metrics",
+        "instances:",
+        "grafana/loki",
+        "grafana/tempo",
+        "elasticsearch/data",
+        "jaeger/traces",
+        "alertmanager/alerts",
+        "victorialogs",
+    ] {
+        assert!(
+            text.contains(needle),
+            "example output lacks {needle}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("kubecost"),
+        "Kubecost's bundled backends leaked:\n{text}"
+    );
+    let summary = validate(&file);
+    eprintln!("{summary}");
+}
+
+#[test]
+fn overrides_merge_and_still_load() {
+    let overrides = tmp("overrides.yaml");
+    std::fs::write(
+        &overrides,
+        r#"# admin overrides
+toolsets:
+  grafana/dashboards:
+    enabled: false
+  prometheus/metrics:
+    config:
+      query_timeout_seconds_default: 30
+  kubernetes/live-metrics:
+    enabled: true
+mcp_servers:
+  company-runbooks:
+    description: Runbooks MCP server
+    config:
+      url: http://runbooks.tools.svc.cluster.local:8000/sse
+"#,
+    )
+    .unwrap();
+    let charts = repo().join("tests/fixtures/charts");
+    let out = discover(&[
+        "--no-health-check",
+        "--overrides",
+        overrides.to_str().unwrap(),
+        "--manifests",
+        charts.join("kube-prometheus-stack.yaml").to_str().unwrap(),
+        charts.join("loki-distributed.yaml").to_str().unwrap(),
+    ]);
+    let file = tmp("with-overrides.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let ts = &doc["toolsets"];
+    assert_eq!(
+        ts["grafana/dashboards"]["enabled"],
+        serde_yaml::Value::Bool(false)
+    );
+    // The discovered URL survives next to the admin's key.
+    assert!(ts["prometheus/metrics"]["config"]["prometheus_url"].is_string());
+    assert_eq!(
+        ts["prometheus/metrics"]["config"]["query_timeout_seconds_default"],
+        serde_yaml::Value::from(30)
+    );
+    assert_eq!(
+        ts["kubernetes/live-metrics"]["enabled"],
+        serde_yaml::Value::Bool(true)
+    );
+    assert!(doc["mcp_servers"]["company-runbooks"]["config"]["url"].is_string());
+    validate(&file);
+}
+
+#[test]
+fn output_is_byte_identical_whatever_the_input_order() {
+    let charts = repo().join("tests/fixtures/charts");
+    let files = [
+        "thanos.yaml",
+        "kube-prometheus-stack.yaml",
+        "eck.yaml",
+        "jaeger.yaml",
+    ];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| charts.join(f).to_str().unwrap().to_string())
+        .collect();
+    let mut reversed = paths.clone();
+    reversed.reverse();
+    let mut a_args = vec!["--no-health-check", "--format", "json", "--manifests"];
+    a_args.extend(paths.iter().map(String::as_str));
+    let mut b_args = vec!["--no-health-check", "--format", "json", "--manifests"];
+    b_args.extend(reversed.iter().map(String::as_str));
+    let a = discover(&a_args).stdout;
+    let again = discover(&a_args).stdout;
+    let b = discover(&b_args).stdout;
+    assert_eq!(a, again, "same input, different output");
+    assert_eq!(a, b, "input order changed the output");
+    assert!(
+        String::from_utf8(a)
+            .unwrap()
+            .contains("\"prometheus/metrics\"")
+    );
+}
+
+#[test]
+fn malformed_overrides_is_an_error_naming_the_line() {
+    let overrides = tmp("bad-overrides.yaml");
+    std::fs::write(
+        &overrides,
+        "toolsets:\n  grafana/dashboards:\n    enable: false\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+        .args(["discover", "--example", "--no-health-check", "--overrides"])
+        .arg(&overrides)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may be printed on a bad overrides file"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("enable"), "{err}");
+}
+
+#[test]
+fn bad_manifest_is_reported_and_the_rest_still_processed() {
+    let manifest = tmp("mixed.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: monitoring}\nspec:\n  ports: [{name: web, port: http}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata:\n  name: vm\n  namespace: monitoring\n  labels: {app.kubernetes.io/name: victoria-metrics-single, app.kubernetes.io/instance: vm}\n\
+         spec:\n  ports: [{name: http, port: 8428, targetPort: http}]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+        .args(["discover", "--no-health-check", "--manifests"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "partial success has its own exit status"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("document 1"), "{err}");
+    assert!(err.contains("Service monitoring/broken"), "{err}");
+    assert!(err.contains("spec.ports[0].port"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("prometheus/metrics"), "{text}");
+}
