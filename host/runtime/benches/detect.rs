@@ -521,10 +521,45 @@ fn per_detector_table() {
     );
 }
 
+/// The floor: a guest whose `detect` returns `unrelated` at once (the `looper` test guest
+/// on any Service not named "loop"), so the time is the call itself: lowering the Service
+/// into the guest, the transition, lifting the answer, the host's checks.
+fn call_floor() {
+    let root =
+        guest_build::find_workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let opts = guest_build::Options {
+        workspace_root: root,
+        guests: vec![guest_build::GuestSpec::new("test-guest-", "looper")],
+        show_progress: false,
+    };
+    let built = guest_build::build(&opts).unwrap();
+    let dir = std::env::temp_dir().join(format!("dt-bench-floor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&built[0].path, dir.join("looper.wasm")).unwrap();
+    let (mut set, errors) =
+        DetectorSet::load_with(&RuntimeConfig::default(), false, &[dir.as_path()]).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let services = services();
+    for s in &services {
+        black_box(set.detect(s, DOMAIN));
+    }
+    let start = Instant::now();
+    for s in &services {
+        black_box(set.detect(s, DOMAIN));
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "call floor (guest returns unrelated at once): {:.3} us per call",
+        elapsed.as_secs_f64() * 1e6 / SERVICES as f64
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 criterion_group!(benches, detect_pass, startup);
 
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     per_detector_table();
+    call_floor();
 }
