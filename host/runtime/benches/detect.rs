@@ -484,7 +484,7 @@ fn per_detector_table() {
     let mut native_total = Duration::ZERO;
     println!();
     println!(
-        "per detector over {SERVICES} Services (wasm: reused instance, incl. conversion + validation)"
+        "per detector over {SERVICES} Services (wasm: guest call on a reused instance, from stats())"
     );
     println!(
         "{:<16} {:>8} {:>8} {:>8} {:>12} {:>12} {:>12}",
