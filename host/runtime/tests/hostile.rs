@@ -432,3 +432,17 @@ fn timeouts_respect_the_configured_deadline() {
     assert!(elapsed >= Duration::from_millis(20), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
 }
+
+#[test]
+fn newer_minor_contract_version_is_accepted() {
+    let dir = plugin_dir("minor", &["wit-v1-1"], &[]);
+    let (mut set, errors) = DetectorSet::load_with(&config(), false, &[&dir]).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let v = set.detect(&service("calm"), "cluster.local").verdicts;
+    assert_eq!(
+        verdict(&v, "wit-v1-1").outcome,
+        Ok(Detection::Declined(
+            "built against contract 1.1.0".to_string()
+        ))
+    );
+}
