@@ -63,7 +63,6 @@ pub const SCRUBBED_VARS: &[&str] = &[
     "NUM_JOBS",
     "CLIPPY_ARGS",
     "CLIPPY_CONF_DIR",
-    "__CARGO_FIX_PLZ",
 ];
 
 /// Prefixes of environment variables scrubbed as well (per-target and per-package settings
@@ -75,6 +74,7 @@ pub const SCRUBBED_PREFIXES: &[&str] = &[
     "CARGO_BIN_EXE_",
     "CARGO_TARGET_",
     "DEP_",
+    "__CARGO",
 ];
 
 /// One guest package to build.
@@ -404,6 +404,7 @@ mod tests {
             "TARGET",
             "CARGO_MAKEFLAGS",
             "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+            "__CARGO_FIX_PLZ",
         ] {
             assert!(should_scrub(key), "{key} should be scrubbed");
         }
