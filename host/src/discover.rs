@@ -16,7 +16,7 @@ use crate::pipeline::{
     assemble_output, detect_all, health_map, load_detectors, probe_settings, probe_targets,
     timestamp,
 };
-use crate::probe::Prober;
+use crate::probe::{ProbeOutcome, Prober};
 
 /// The example cluster embedded in the binary (`discover --example`): a realistic mixed
 /// cluster made of chart fixtures (Services as the real Helm charts render them, see
@@ -108,6 +108,16 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
             .build()
             .context("cannot start the async runtime")?;
         let outcomes = rt.block_on(prober.probe_all(&targets));
+        let unresolved = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, ProbeOutcome::Unhealthy { reason, .. } if reason.contains("lookup")))
+            .count();
+        if unresolved > 0 && unresolved == outcomes.len() {
+            tracing::warn!(
+                "no endpoint name resolved: cluster DNS names do not resolve outside the cluster; \
+                 use --no-health-check offline, or --resolve HOST=ADDR (e.g. with kubectl port-forward)"
+            );
+        }
         (health_map(outcomes), Some(timestamp()))
     };
 
