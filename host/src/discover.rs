@@ -176,13 +176,21 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
 /// `dynamic-toolset detectors`.
 pub fn list_detectors(args: &DetectorArgs) -> anyhow::Result<ExitCode> {
     let (set, errors) = load_detectors(&args.runtime)?;
+    println!(
+        "{:<16} {:<9} {:<28} BACKENDS",
+        "DETECTOR", "VERSION", "SOURCE"
+    );
     for d in set.detectors() {
+        let source = match &d.source {
+            dynamic_toolset_runtime::DetectorSource::Bundled(_) => "bundled".to_string(),
+            dynamic_toolset_runtime::DetectorSource::File(p) => p.display().to_string(),
+        };
         println!(
-            "{:<16} {:<8} {:<40} {}",
+            "{:<16} {:<9} {:<28} {}",
             d.info.name,
             d.info.version,
-            d.info.backends.join(","),
-            d.source
+            source,
+            d.info.backends.join(", ")
         );
     }
     for e in &errors {
