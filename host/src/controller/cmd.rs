@@ -154,7 +154,10 @@ async fn readyz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, &'sta
     if synced {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the initial Service list")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the initial Service list",
+        )
     }
 }
 
@@ -245,7 +248,10 @@ mod tests {
         .unwrap();
         assert!(text.contains("toolset_services_watched 42"), "{text}");
         assert!(text.contains("toolset_configmap_updates_total 3"), "{text}");
-        assert!(text.contains("# TYPE toolset_overrides_invalid_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE toolset_overrides_invalid_total counter"),
+            "{text}"
+        );
     }
 
     #[test]

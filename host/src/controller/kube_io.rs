@@ -182,12 +182,17 @@ pub async fn lead(
             }
         };
         let (mut rx, task) = manager.watch().await;
+        // Declared after `rx`, so dropped first: when this future is cancelled (a crash,
+        // [`super::Handle::abort`]) the manager stops before it could see its channel
+        // close and release the lease.
+        let task = super::AbortOnDrop::new(task);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
                     let _ = tx.send(false);
                     drop(rx);
                     // The manager task ends when its channel closes; release the lock.
+                    let Some(task) = task.into_inner() else { return };
                     if let Ok(Ok(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), task).await
                         && let Err(e) = m.release().await
                     {

@@ -11,16 +11,16 @@ pub mod kube_io;
 pub mod mirror;
 pub mod state;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use dynamic_toolset_core::ServiceDetections;
 use dynamic_toolset_core::ServiceSnapshot;
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{self, Discovery, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
+use dynamic_toolset_core::{Detection, ServiceDetections};
 use dynamic_toolset_runtime::DetectorSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::pipeline;
-use crate::probe::{ProbeSettings, Prober};
+use crate::probe::{ProbeOutcome, ProbeSettings, Prober};
 use state::{Action, Generated, HealthTracker};
 
 /// Health checking settings.
@@ -88,10 +88,15 @@ pub struct Status {
     pub write_failures: u64,
     pub conflicts: u64,
     pub invalid_overrides: u64,
+    /// Completed discovery passes (detectors run over changed Services).
+    pub discovery_passes: u64,
+    /// Completed probe batches.
+    pub probe_rounds: u64,
     pub last_error: Option<String>,
 }
 
-/// A running controller; dropping it does not stop it: call [`Handle::stop`].
+/// A running controller. [`Handle::stop`] stops it gracefully and waits; dropping the
+/// handle also stops it gracefully (without waiting); [`Handle::abort`] simulates a crash.
 pub struct Handle {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -105,13 +110,42 @@ impl Handle {
         let _ = self.task.await;
     }
 
-    /// Stops the controller abruptly, as a crash would (the lease is not released).
+    /// Stops the controller abruptly, as a crash would: every task it runs is cancelled
+    /// and the lease is not released (another instance takes over when it expires).
     pub fn abort(self) {
         self.task.abort();
     }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> Status {
+        self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
-/// Starts the controller on the current tokio runtime.
+/// Aborts a task when dropped, so that cancelling the controller cancels what it spawned.
+pub(crate) struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T> AbortOnDrop<T> {
+    pub(crate) fn new(handle: tokio::task::JoinHandle<T>) -> Self {
+        Self(Some(handle))
+    }
+
+    /// The handle, no longer aborted on drop.
+    pub(crate) fn into_inner(mut self) -> Option<tokio::task::JoinHandle<T>> {
+        self.0.take()
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Starts the controller on the current tokio runtime (multi-threaded: detection runs in
+/// `block_in_place`).
 pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorSet) -> Handle {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let status = Arc::new(RwLock::new(Status::default()));
@@ -129,12 +163,27 @@ pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorS
     }
 }
 
+/// Annotations never read by detectors and possibly large: not kept in memory.
+const DROPPED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+
 /// One Service as the controller keeps it: small, with the version detection ran on.
 #[derive(Debug, Clone)]
 struct Watched {
     resource_version: String,
     snapshot: ServiceSnapshot,
 }
+
+/// What detection found for one Service, kept between passes. Only matches are kept
+/// (selection reads nothing else; failures are logged when they happen), so the usual
+/// Service costs a resourceVersion and nothing more.
+#[derive(Debug)]
+struct Cached {
+    resource_version: String,
+    matched: Option<ServiceDetections>,
+}
+
+/// Probe outcomes of one batch.
+type ProbeResults = Vec<(InstanceKey, ProbeOutcome)>;
 
 /// Lives in the loop task.
 struct Loop {
@@ -144,12 +193,18 @@ struct Loop {
     services: mirror::Shared<Watched>,
     configmap: mirror::Shared<ConfigMap>,
     /// Detections by Service, with the resourceVersion they were computed for.
-    cache: HashMap<(String, String), (String, ServiceDetections)>,
+    cache: BTreeMap<(String, String), Cached>,
     selection: Selection,
     tracker: HealthTracker,
-    prober: Option<Prober>,
+    prober: Option<Arc<Prober>>,
+    /// Installations with a probe running.
+    in_flight: BTreeSet<InstanceKey>,
+    probes: tokio::task::JoinSet<()>,
+    probe_tx: mpsc::UnboundedSender<ProbeResults>,
     status: Arc<RwLock<Status>>,
     events: kube_io::EventSink,
+    /// Last valid overrides (used while the ConfigMap holds invalid ones).
+    last_good_overrides: Option<Overrides>,
     /// Last overrides error reported (to report each distinct one once).
     reported_overrides_error: Option<String>,
 }
@@ -163,8 +218,11 @@ async fn main_loop(
 ) {
     let (services_changed, mut services_rx) = mpsc::channel::<()>(1);
     let (configmap_changed, mut configmap_rx) = mpsc::channel::<()>(1);
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeResults>();
     let services: mirror::Shared<Watched> = Arc::default();
     let configmap: mirror::Shared<ConfigMap> = Arc::default();
+    // Dropped (aborted) with this future, also when the controller task is aborted.
+    let mut watches = tokio::task::JoinSet::new();
 
     // Service watch: all namespaces, optional label selector, namespace filter applied here.
     let mut wcfg = watcher::Config::default();
@@ -172,7 +230,7 @@ async fn main_loop(
         wcfg = wcfg.labels(sel);
     }
     let filter = opts.namespaces.clone();
-    let svc_task = tokio::spawn(mirror::run(
+    watches.spawn(mirror::run(
         "services",
         watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
         services.clone(),
@@ -182,14 +240,23 @@ async fn main_loop(
             if !filter(ns) {
                 return None;
             }
-            let snapshot = crate::manifest::snapshot(svc, ns).ok()?;
+            let mut snapshot = match crate::manifest::snapshot(svc, ns) {
+                Ok(s) => s,
+                Err((field, problem)) => {
+                    tracing::warn!(namespace = ns, service = ?svc.metadata.name, "Service skipped: {field}: {problem}");
+                    return None;
+                }
+            };
+            for a in DROPPED_ANNOTATIONS {
+                snapshot.annotations.remove(*a);
+            }
             Some(Watched {
                 resource_version: svc.metadata.resource_version.clone().unwrap_or_default(),
                 snapshot,
             })
         },
     ));
-    let cm_task = tokio::spawn(mirror::run(
+    watches.spawn(mirror::run(
         "configmap",
         watcher(
             Api::<ConfigMap>::namespaced(client.clone(), &opts.configmap_namespace),
@@ -198,22 +265,32 @@ async fn main_loop(
         .default_backoff(),
         configmap.clone(),
         configmap_changed,
-        |cm: &ConfigMap| Some(cm.clone()),
+        |cm: &ConfigMap| {
+            let mut cm = cm.clone();
+            // Not needed for decisions; the biggest part of the object after data.
+            cm.metadata.managed_fields = None;
+            Some(cm)
+        },
     ));
 
     let (leader_tx, mut leader_rx) = watch::channel(opts.leader.is_none());
-    let leader_task = opts.leader.clone().map(|l| {
-        tokio::spawn(kube_io::lead(
-            client.clone(),
-            l,
-            leader_tx,
-            shutdown.clone(),
-        ))
-    });
+    // Without leader election the sender must outlive the loop (a closed channel ends it).
+    let (leader_task, _always_leader) = match opts.leader.clone() {
+        Some(l) => (
+            Some(AbortOnDrop::new(tokio::spawn(kube_io::lead(
+                client.clone(),
+                l,
+                leader_tx,
+                shutdown.clone(),
+            )))),
+            None,
+        ),
+        None => (None, Some(leader_tx)),
+    };
 
     let prober = match &opts.health {
         Some(h) => match Prober::new(h.probe.clone()) {
-            Ok(p) => Some(p),
+            Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 tracing::error!("health checks disabled: {e}");
                 None
@@ -234,22 +311,27 @@ async fn main_loop(
         detectors: Arc::new(Mutex::new(detectors)),
         services,
         configmap,
-        cache: HashMap::new(),
+        cache: BTreeMap::new(),
         selection: Selection::default(),
         prober,
+        in_flight: BTreeSet::new(),
+        probes: tokio::task::JoinSet::new(),
+        probe_tx,
         status,
+        last_good_overrides: None,
         reported_overrides_error: None,
     };
 
+    let at_least = |d: Duration| d.max(Duration::from_millis(10));
     let health_every = lp
         .opts
         .health
         .as_ref()
         .map(|h| h.interval)
         .unwrap_or(Duration::from_secs(3600));
-    let mut resync = tokio::time::interval(lp.opts.discovery_interval);
-    let mut health = tokio::time::interval(health_every);
-    let mut reconcile = tokio::time::interval(lp.opts.reconciliation_interval);
+    let mut resync = tokio::time::interval(at_least(lp.opts.discovery_interval));
+    let mut health = tokio::time::interval(at_least(health_every));
+    let mut reconcile = tokio::time::interval(at_least(lp.opts.reconciliation_interval));
     for t in [&mut resync, &mut health, &mut reconcile] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t.reset();
@@ -262,6 +344,7 @@ async fn main_loop(
     loop {
         let deadline = debounce_until;
         tokio::select! {
+            // A dropped Handle (Err) stops the controller too.
             _ = shutdown.changed() => break,
             Some(()) = services_rx.recv() => {
                 debounce_until.get_or_insert_with(|| Instant::now() + lp.opts.debounce);
@@ -272,6 +355,7 @@ async fn main_loop(
                 services_dirty = true;
             }
             Some(()) = configmap_rx.recv() => {}
+            Some(results) = probe_rx.recv() => lp.record(results),
             r = leader_rx.changed() => {
                 if r.is_err() { break; }
                 let leader = *leader_rx.borrow_and_update();
@@ -286,10 +370,9 @@ async fn main_loop(
         lp.step(&mut services_dirty, &mut full, &mut health_round, leader)
             .await;
     }
-    for t in [svc_task, cm_task] {
-        t.abort();
-    }
-    if let Some(t) = leader_task {
+    watches.abort_all();
+    lp.probes.abort_all();
+    if let Some(t) = leader_task.and_then(AbortOnDrop::into_inner) {
         // Gives the lease up (the task watches `shutdown`).
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
@@ -337,7 +420,7 @@ impl Loop {
             } else {
                 self.tracker.unknown(chosen.iter())
             };
-            self.probe(&keys).await;
+            self.spawn_probes(&keys);
         }
         if leader {
             self.publish().await;
@@ -350,102 +433,146 @@ impl Loop {
         if full {
             self.cache.clear();
         }
-        let watched: Vec<((String, String), Watched)> = match self.services.read() {
-            Ok(m) => m
+        // Under the read lock: forget gone Services, copy out only those to (re)detect.
+        let before = self.cache.len();
+        let (stale, services) = {
+            let Ok(m) = self.services.read() else {
+                tracing::error!("services mirror lock poisoned");
+                return;
+            };
+            self.cache.retain(|k, _| m.objects.contains_key(k));
+            let stale: Vec<((String, String), Watched)> = m
                 .objects
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            Err(_) => return,
+                .filter(|(k, w)| {
+                    self.cache
+                        .get(*k)
+                        .is_none_or(|c| c.resource_version != w.resource_version)
+                })
+                .map(|(k, w)| (k.clone(), w.clone()))
+                .collect();
+            (stale, m.objects.len())
         };
-        let mut detected = 0usize;
-        {
+        let removed = before - self.cache.len();
+        let detected = stale.len();
+        if !stale.is_empty() {
             let Ok(mut set) = self.detectors.lock() else {
                 tracing::error!("detector set lock poisoned");
                 return;
             };
-            let live: BTreeSet<&(String, String)> = watched.iter().map(|(k, _)| k).collect();
-            self.cache.retain(|k, _| live.contains(k));
+            let domain = self.opts.cluster_domain.clone();
+            let cache = &mut self.cache;
             tokio::task::block_in_place(|| {
-                for (key, w) in &watched {
-                    let fresh = self
-                        .cache
-                        .get(key)
-                        .is_some_and(|(rv, _)| *rv == w.resource_version);
-                    if !fresh {
-                        let d = set.detect(&w.snapshot, &self.opts.cluster_domain);
-                        for v in &d.verdicts {
-                            if let Err(e) = &v.outcome {
-                                tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
-                            }
+                for (key, w) in stale {
+                    let mut d = set.detect(&w.snapshot, &domain);
+                    for v in &d.verdicts {
+                        if let Err(e) = &v.outcome {
+                            tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
                         }
-                        self.cache
-                            .insert(key.clone(), (w.resource_version.clone(), d));
-                        detected += 1;
                     }
+                    d.verdicts
+                        .retain(|v| matches!(v.outcome, Ok(Detection::Matched(_))));
+                    cache.insert(
+                        key,
+                        Cached {
+                            resource_version: w.resource_version,
+                            matched: (!d.verdicts.is_empty()).then_some(d),
+                        },
+                    );
                 }
             });
         }
-        let mut all: Vec<ServiceDetections> = self.cache.values().map(|(_, d)| d.clone()).collect();
-        all.sort_by(|a, b| a.service.cmp(&b.service));
-        self.selection = select::select(&all);
-        let services = watched.len();
-        self.set_status(|s| s.services = services);
+        if detected > 0 || removed > 0 || full {
+            let mut all: Vec<ServiceDetections> = self
+                .cache
+                .values()
+                .filter_map(|c| c.matched.clone())
+                .collect();
+            all.sort_by(|a, b| a.service.cmp(&b.service));
+            self.selection = select::select(&all);
+        }
+        self.set_status(|s| {
+            s.services = services;
+            s.discovery_passes += 1;
+        });
         tracing::debug!(
             services,
             detected,
+            removed,
             installations = self.selection.groups.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "discovery pass"
         );
     }
 
-    async fn probe(&mut self, keys: &[InstanceKey]) {
-        let Some(prober) = &self.prober else { return };
-        if keys.is_empty() {
+    /// Starts probing `keys` (those not already being probed) in the background; the
+    /// results come back to the loop through `probe_tx`.
+    fn spawn_probes(&mut self, keys: &[InstanceKey]) {
+        let Some(prober) = self.prober.clone() else {
+            return;
+        };
+        while self.probes.try_join_next().is_some() {}
+        let wanted: BTreeSet<&InstanceKey> = keys
+            .iter()
+            .filter(|k| !self.in_flight.contains(*k))
+            .collect();
+        if wanted.is_empty() {
             return;
         }
-        let wanted: BTreeSet<&InstanceKey> = keys.iter().collect();
         let targets: Vec<_> = pipeline::probe_targets(&self.selection)
             .into_iter()
             .filter(|t| wanted.contains(&t.key))
             .collect();
         // Installations without a declared probe count as healthy.
-        for k in keys {
-            if !targets.iter().any(|t| &t.key == k) {
+        for k in &wanted {
+            if !targets.iter().any(|t| &t.key == *k) {
                 self.tracker.record(k, true, "");
             }
         }
-        for (key, outcome) in prober.probe_all(&targets).await {
+        if targets.is_empty() {
+            return;
+        }
+        self.in_flight.extend(targets.iter().map(|t| t.key.clone()));
+        let tx = self.probe_tx.clone();
+        self.probes.spawn(async move {
+            let results = prober.probe_all(&targets).await;
+            let _ = tx.send(results);
+        });
+    }
+
+    /// Records a batch of probe results.
+    fn record(&mut self, results: ProbeResults) {
+        for (key, outcome) in results {
+            self.in_flight.remove(&key);
+            if self.selection.group(&key).is_none() {
+                continue; // no longer chosen
+            }
             let (healthy, reason) = match &outcome {
-                crate::probe::ProbeOutcome::Healthy { .. } => (true, String::new()),
-                crate::probe::ProbeOutcome::Unhealthy { url, reason, .. } => {
-                    (false, format!("{url}: {reason}"))
-                }
+                ProbeOutcome::Healthy { .. } => (true, String::new()),
+                ProbeOutcome::Unhealthy { url, reason, .. } => (false, format!("{url}: {reason}")),
             };
             if self.tracker.record(&key, healthy, &reason) {
                 tracing::info!(toolset = %key.toolset, instance = %key.instance, healthy, %reason, "health changed");
             }
         }
+        self.set_status(|s| s.probe_rounds += 1);
     }
 
-    /// Computes the desired content and writes what differs.
-    async fn publish(&mut self) {
-        let current = self
-            .configmap
-            .read()
-            .ok()
-            .and_then(|m| m.objects.values().next().cloned());
-        let overrides_text = current
-            .as_ref()
+    /// The overrides to merge: the ConfigMap's, or the last good ones while they are
+    /// invalid (None: invalid and nothing good seen yet, so nothing may be written).
+    async fn overrides(&mut self, current: Option<&ConfigMap>) -> Option<Overrides> {
+        let text = current
             .and_then(|c| c.data.as_ref())
-            .and_then(|d| d.get(OVERRIDES_KEY))
-            .cloned();
-        let overrides = match overrides_text.as_deref().map(Overrides::parse) {
-            None => Overrides::default(),
+            .and_then(|d| d.get(OVERRIDES_KEY));
+        match text.map(|t| Overrides::parse(t)) {
+            None => {
+                self.reported_overrides_error = None;
+                Some(Overrides::default())
+            }
             Some(Ok(o)) => {
                 self.reported_overrides_error = None;
-                o
+                self.last_good_overrides = Some(o.clone());
+                Some(o)
             }
             Some(Err(e)) => {
                 let msg = format!(
@@ -458,18 +585,40 @@ impl Loop {
                         s.invalid_overrides += 1;
                         s.last_error = Some(msg.clone());
                     });
-                    if let Some(cm) = &current {
+                    if let Some(cm) = current {
                         self.events
                             .warn(cm, "InvalidOverrides", "MergeOverrides", &msg)
                             .await;
                     }
                     self.reported_overrides_error = Some(msg);
                 }
-                return;
+                self.last_good_overrides.clone()
             }
+        }
+    }
+
+    /// Computes the desired content and writes what differs.
+    async fn publish(&mut self) {
+        let current = self
+            .configmap
+            .read()
+            .ok()
+            .and_then(|m| m.objects.values().next().cloned());
+        let Some(overrides) = self.overrides(current.as_ref()).await else {
+            return;
         };
         let health = if self.prober.is_some() {
-            self.tracker.health_map()
+            let probed: Vec<InstanceKey> = pipeline::probe_targets(&self.selection)
+                .into_iter()
+                .map(|t| t.key)
+                .collect();
+            // An installation still waiting for its first probe is not published; while
+            // such probes run (normally milliseconds), an existing ConfigMap is left as
+            // it is rather than written without them (a restart must not drop toolsets).
+            if current.is_some() && probed.iter().any(|k| self.tracker.state(k).is_none()) {
+                return;
+            }
+            self.tracker.health_map_for(&probed)
         } else {
             BTreeMap::new()
         };
@@ -503,6 +652,8 @@ impl Loop {
                         "configmap written"
                     );
                     // Our own write is the newest view until the watch confirms it.
+                    let mut written = *written;
+                    written.metadata.managed_fields = None;
                     if let Ok(mut m) = self.configmap.write() {
                         m.objects.clear();
                         m.objects.insert(
@@ -510,7 +661,7 @@ impl Loop {
                                 self.opts.configmap_namespace.clone(),
                                 self.opts.configmap_name.clone(),
                             ),
-                            *written,
+                            written,
                         );
                     }
                     self.set_status(|s| {

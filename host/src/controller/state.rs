@@ -91,6 +91,19 @@ impl HealthTracker {
         })
     }
 
+    /// Health map for assembly over the installations that declare a probe: their
+    /// verdict, or unhealthy while their first probe has not finished (never published
+    /// unprobed). Installations not listed are left out of the map (not checked).
+    pub fn health_map_for(&self, probed: &[InstanceKey]) -> BTreeMap<InstanceKey, Health> {
+        let mut map = self.health_map();
+        for k in probed {
+            map.entry(k.clone()).or_insert_with(|| Health::Unhealthy {
+                reason: "awaiting its first health probe".to_string(),
+            });
+        }
+        map
+    }
+
     /// Health map for assembly.
     pub fn health_map(&self) -> BTreeMap<InstanceKey, Health> {
         self.states
@@ -204,6 +217,21 @@ mod tests {
         t.retain(&[key("b")].into_iter().collect());
         assert_eq!(t.health_map().len(), 1);
         assert!(t.state(&key("a")).is_none());
+    }
+
+    #[test]
+    fn unprobed_installations_are_never_healthy() {
+        let mut t = HealthTracker::new(2);
+        t.record(&key("a"), true, "");
+        let map = t.health_map_for(&[key("a"), key("b")]);
+        assert_eq!(map[&key("a")], Health::Healthy);
+        assert!(matches!(map[&key("b")], Health::Unhealthy { .. }));
+        // A pending one (failed its first probe) stays out too.
+        t.record(&key("b"), false, "refused");
+        assert!(matches!(
+            t.health_map_for(&[key("b")])[&key("b")],
+            Health::Unhealthy { .. }
+        ));
     }
 
     fn generated(t: &str) -> Generated {

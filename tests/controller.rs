@@ -1,0 +1,828 @@
+//! The controller against a real kube-apiserver (`kube-harness`, build it once with
+//! `cargo xtask kube build`): Services created like Helm charts render them, health
+//! endpoints served on loopback (the Service port is the local server's port and probes
+//! resolve `<svc>.<ns>.svc.cluster.local` to 127.0.0.1). Each test has its own namespace
+//! (and the controller only watches that one); the restart test has its own API server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use dynamic_toolset::controller::{
+    self, ControllerOptions, Handle, HealthOptions, LeaderOptions, Status,
+};
+use dynamic_toolset::probe::ProbeSettings;
+use dynamic_toolset_core::render::{DISCOVERY_KEY, OVERRIDES_EXAMPLE, OVERRIDES_KEY, TOOLSETS_KEY};
+use dynamic_toolset_runtime::{DetectorSet, RuntimeConfig};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const CM: &str = "kubernaut-toolset-config";
+const PROM: &str = "kps-kube-prometheus-stack-prometheus";
+const GRAFANA: &str = "grafana";
+/// How long any expected change may take (the target is well under a second).
+const WAIT: Duration = Duration::from_secs(10);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+async fn shared_client() -> kube::Client {
+    let server = tokio::task::spawn_blocking(kube_harness::shared)
+        .await
+        .unwrap()
+        .expect("kube-apiserver (run `cargo xtask kube build` once)");
+    controller::client(Some(server.kubeconfig_path()))
+        .await
+        .unwrap()
+}
+
+fn detectors() -> DetectorSet {
+    let cfg = RuntimeConfig {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
+        ..RuntimeConfig::default()
+    };
+    let (set, errors) = DetectorSet::load(&cfg, None).expect("runtime starts");
+    assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
+    set
+}
+
+async fn namespace(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("namespace {name}: {e}"),
+    }
+}
+
+/// A local HTTP server answering every path with a settable status, counting answers.
+struct Backend {
+    port: u16,
+    status: Arc<AtomicU16>,
+    ok: Arc<AtomicU32>,
+    failed: Arc<AtomicU32>,
+}
+
+impl Backend {
+    async fn start() -> Backend {
+        let status = Arc::new(AtomicU16::new(200));
+        let ok = Arc::new(AtomicU32::new(0));
+        let failed = Arc::new(AtomicU32::new(0));
+        let (s, o, f) = (status.clone(), ok.clone(), failed.clone());
+        let app = Router::new().fallback(move || {
+            let code = s.load(Ordering::SeqCst);
+            if code == 200 { &o } else { &f }.fetch_add(1, Ordering::SeqCst);
+            async move { StatusCode::from_u16(code).unwrap() }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Backend {
+            port,
+            status,
+            ok,
+            failed,
+        }
+    }
+
+    fn set(&self, code: u16) {
+        self.status.store(code, Ordering::SeqCst);
+    }
+
+    fn ok(&self) -> u32 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    fn failed(&self) -> u32 {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+fn service(yaml: &str) -> Service {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+/// kube-prometheus-stack 66.2.1's Prometheus Service (release "kps"), web port `port`.
+fn prometheus(ns: &str, port: u16) -> Service {
+    service(&format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: {PROM}
+  namespace: {ns}
+  labels:
+    app: kube-prometheus-stack-prometheus
+    self-monitor: "true"
+    app.kubernetes.io/managed-by: Helm
+    app.kubernetes.io/instance: kps
+    app.kubernetes.io/version: 66.2.1
+    app.kubernetes.io/part-of: kube-prometheus-stack
+    chart: kube-prometheus-stack-66.2.1
+    release: kps
+    heritage: Helm
+spec:
+  type: ClusterIP
+  ports:
+    - name: http-web
+      port: {port}
+      targetPort: 9090
+      protocol: TCP
+    - name: reloader-web
+      port: 8080
+      targetPort: reloader-web
+      protocol: TCP
+  selector:
+    app.kubernetes.io/name: prometheus
+    operator.prometheus.io/name: {PROM}
+"#
+    ))
+}
+
+/// grafana/grafana 8.6.0's Service (release "grafana"), port `port`.
+fn grafana(ns: &str, port: u16) -> Service {
+    service(&format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: {GRAFANA}
+  namespace: {ns}
+  labels:
+    helm.sh/chart: grafana-8.6.0
+    app.kubernetes.io/name: grafana
+    app.kubernetes.io/instance: grafana
+    app.kubernetes.io/version: 11.3.0
+    app.kubernetes.io/managed-by: Helm
+spec:
+  type: ClusterIP
+  ports:
+    - name: service
+      port: {port}
+      targetPort: grafana
+      protocol: TCP
+  selector:
+    app.kubernetes.io/name: grafana
+    app.kubernetes.io/instance: grafana
+"#
+    ))
+}
+
+fn fqdn(name: &str, ns: &str) -> String {
+    format!("{name}.{ns}.svc.cluster.local")
+}
+
+/// Fast settings: debounce 50 ms, health every 300 ms, removal after 3 failed rounds.
+fn options(ns: &str) -> ControllerOptions {
+    let only = ns.to_string();
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    ControllerOptions {
+        configmap_name: CM.into(),
+        configmap_namespace: ns.into(),
+        owner: None,
+        namespaces: Arc::new(move |n: &str| n == only),
+        label_selector: None,
+        cluster_domain: "cluster.local".into(),
+        debounce: ms(50),
+        discovery_interval: Duration::from_secs(60),
+        reconciliation_interval: Duration::from_secs(60),
+        health: Some(HealthOptions {
+            interval: ms(300),
+            failure_threshold: 3,
+            probe: ProbeSettings {
+                timeout: ms(500),
+                attempts: 1,
+                interval: ms(50),
+                resolve: vec![(fqdn(PROM, ns), loopback), (fqdn(GRAFANA, ns), loopback)],
+                ..ProbeSettings::default()
+            },
+        }),
+        leader: None,
+        reporter: "controller-test".into(),
+    }
+}
+
+fn leader(ns: &str, identity: &str) -> LeaderOptions {
+    LeaderOptions {
+        lease_name: "dynamic-toolset-leader".into(),
+        lease_namespace: ns.into(),
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_secs(1),
+        retry_period: ms(200),
+        identity: identity.into(),
+    }
+}
+
+/// Polls `f` every 50 ms until it gives a value; panics after `timeout`.
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+}
+
+async fn get_cm(api: &Api<ConfigMap>) -> Option<ConfigMap> {
+    api.get_opt(CM).await.unwrap()
+}
+
+fn data(cm: &ConfigMap) -> BTreeMap<String, String> {
+    cm.data.clone().unwrap_or_default()
+}
+
+/// The `toolsets:` map of the ConfigMap's `toolsets.yaml`.
+fn toolsets(cm: &ConfigMap) -> serde_json::Map<String, Value> {
+    let text = data(cm).get(TOOLSETS_KEY).cloned().unwrap_or_default();
+    let doc: Value = serde_yaml::from_str(&text).unwrap_or(Value::Null);
+    doc.get("toolsets")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The entry of an enabled toolset (None: absent or `enabled: false`).
+fn enabled(cm: &ConfigMap, name: &str) -> Option<Value> {
+    toolsets(cm)
+        .get(name)
+        .filter(|t| t.get("enabled") != Some(&Value::Bool(false)))
+        .cloned()
+}
+
+fn prometheus_url(cm: &ConfigMap) -> Option<String> {
+    enabled(cm, "prometheus/metrics")?
+        .pointer("/config/prometheus_url")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Waits until the ConfigMap satisfies `pred`, returning it.
+async fn wait_cm(
+    api: &Api<ConfigMap>,
+    what: &str,
+    pred: impl Fn(&ConfigMap) -> bool,
+) -> ConfigMap {
+    wait_for(what, WAIT, async || get_cm(api).await.filter(|c| pred(c))).await
+}
+
+fn status(h: &Handle) -> Status {
+    h.status()
+}
+
+async fn wait_status(h: &Handle, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+    wait_for(what, WAIT, async || Some(status(h)).filter(|s| pred(s))).await
+}
+
+async fn apply_service(client: &kube::Client, svc: &Service) {
+    let ns = svc.metadata.namespace.clone().unwrap();
+    let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let name = svc.metadata.name.clone().unwrap();
+    api.patch(
+        &name,
+        &PatchParams::apply("controller-test").force(),
+        &Patch::Apply(svc),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply Service {ns}/{name}: {e}"));
+}
+
+/// Sets data keys of the ConfigMap (a merge patch, as `kubectl edit` would).
+async fn patch_data(api: &Api<ConfigMap>, keys: Value) {
+    api.patch(
+        CM,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": keys })),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_follows_services_created_changed_and_deleted() {
+    init_logs();
+    let ns = "ctl-follow";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let (b1, b2, g) = (Backend::start().await, Backend::start().await, Backend::start().await);
+    let h = controller::start(client.clone(), options(ns), detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+
+    // Nothing discovered yet: the ConfigMap is created with the always-on part and the
+    // overrides example.
+    let cm = wait_cm(&cms, "the ConfigMap", |_| true).await;
+    assert_eq!(data(&cm)[OVERRIDES_KEY], OVERRIDES_EXAMPLE);
+    assert!(data(&cm).contains_key(DISCOVERY_KEY));
+    assert!(enabled(&cm, "prometheus/metrics").is_none());
+    let labels = cm.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+        Some("dynamic-toolset")
+    );
+
+    // Created.
+    apply_service(&client, &prometheus(ns, b1.port)).await;
+    let want = format!("http://{}:{}", fqdn(PROM, ns), b1.port);
+    let cm = wait_cm(&cms, "prometheus published", |c| {
+        prometheus_url(c).as_deref() == Some(want.as_str())
+    })
+    .await;
+    let discovery: Value = serde_json::from_str(&data(&cm)[DISCOVERY_KEY]).unwrap();
+    assert!(
+        discovery.to_string().contains(PROM),
+        "discovery.json names the Service: {discovery}"
+    );
+    apply_service(&client, &grafana(ns, g.port)).await;
+    let cm = wait_cm(&cms, "grafana published", |c| {
+        enabled(c, "grafana/dashboards").is_some()
+    })
+    .await;
+    assert!(
+        enabled(&cm, "prometheus/metrics").is_some(),
+        "prometheus kept"
+    );
+
+    // Changed: the port moves to another (healthy) server.
+    apply_service(&client, &prometheus(ns, b2.port)).await;
+    let want = format!("http://{}:{}", fqdn(PROM, ns), b2.port);
+    wait_cm(&cms, "prometheus URL follows the port", |c| {
+        prometheus_url(c).as_deref() == Some(want.as_str())
+    })
+    .await;
+
+    // Deleted.
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    svcs.delete(GRAFANA, &DeleteParams::default()).await.unwrap();
+    let cm = wait_cm(&cms, "grafana removed", |c| {
+        enabled(c, "grafana/dashboards").is_none()
+    })
+    .await;
+    assert!(enabled(&cm, "prometheus/metrics").is_some());
+    assert_eq!(data(&cm)[OVERRIDES_KEY], OVERRIDES_EXAMPLE);
+    let s = status(&h);
+    assert!(s.synced && s.leader, "{s:?}");
+    assert_eq!(s.write_failures, 0, "{s:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_hysteresis_removes_after_threshold_and_restores_after_one_pass() {
+    init_logs();
+    let ns = "ctl-health";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    let graf = Backend::start().await;
+    // A new installation must pass once: Grafana starts unhealthy.
+    graf.set(503);
+    let h = controller::start(client.clone(), options(ns), detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    wait_cm(&cms, "prometheus published", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    wait_for("grafana failing 3 probes", WAIT, async || {
+        (graf.failed() >= 3).then_some(())
+    })
+    .await;
+    let cm = get_cm(&cms).await.unwrap();
+    assert!(
+        enabled(&cm, "grafana/dashboards").is_none(),
+        "never passed a probe: not published"
+    );
+    graf.set(200);
+    wait_cm(&cms, "grafana published after its first pass", |c| {
+        enabled(c, "grafana/dashboards").is_some()
+    })
+    .await;
+
+    // Prometheus turns unhealthy: kept while fewer than 3 rounds failed.
+    let failed_before = prom.failed();
+    prom.set(503);
+    let removed_after = wait_for("prometheus removed", WAIT, async || {
+        // ConfigMap first, then the count: a removal seen here happened after the
+        // failures counted next.
+        let cm = get_cm(&cms).await?;
+        let failures = prom.failed() - failed_before;
+        if enabled(&cm, "prometheus/metrics").is_some() {
+            return None;
+        }
+        Some(failures)
+    })
+    .await;
+    assert!(
+        removed_after >= 3,
+        "removed after {removed_after} failed rounds (threshold 3)"
+    );
+    let cm = get_cm(&cms).await.unwrap();
+    let discovery = &data(&cm)[DISCOVERY_KEY];
+    assert!(
+        discovery.contains("503"),
+        "discovery.json says why: {discovery}"
+    );
+    assert!(enabled(&cm, "grafana/dashboards").is_some());
+
+    // One passing round brings it back.
+    let ok_before = prom.ok();
+    prom.set(200);
+    wait_cm(&cms, "prometheus back", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    assert!(prom.ok() > ok_before);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_recreated_and_generated_keys_restored_admin_keys_kept() {
+    init_logs();
+    let ns = "ctl-reconcile";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    let h = controller::start(client.clone(), options(ns), detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let good = wait_cm(&cms, "prometheus published", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    let good_toolsets = data(&good)[TOOLSETS_KEY].clone();
+
+    // An admin adds a key and writes overrides; then edits the generated file by hand.
+    let overrides = "# mine\ntoolsets:\n  grafana/dashboards:\n    enabled: false\n";
+    patch_data(
+        &cms,
+        json!({"notes.txt": "admin notes", OVERRIDES_KEY: overrides}),
+    )
+    .await;
+    patch_data(&cms, json!({TOOLSETS_KEY: "toolsets: {}\n"})).await;
+    let cm = wait_cm(&cms, "toolsets.yaml restored", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    let d = data(&cm);
+    assert_eq!(d["notes.txt"], "admin notes");
+    assert_eq!(d[OVERRIDES_KEY], overrides);
+    assert!(d[TOOLSETS_KEY].contains("prometheus/metrics"));
+
+    // Deleted → recreated, with the overrides example.
+    cms.delete(CM, &DeleteParams::default()).await.unwrap();
+    let cm = wait_cm(&cms, "ConfigMap recreated", |c| {
+        c.metadata.uid != good.metadata.uid
+    })
+    .await;
+    let d = data(&cm);
+    assert_eq!(d[OVERRIDES_KEY], OVERRIDES_EXAMPLE);
+    assert_eq!(d[TOOLSETS_KEY], good_toolsets);
+    assert!(!d.contains_key("notes.txt"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_merged_at_once_and_invalid_ones_keep_last_good_with_event() {
+    init_logs();
+    let ns = "ctl-overrides";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    let h = controller::start(client.clone(), options(ns), detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    wait_cm(&cms, "prometheus published", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+
+    patch_data(
+        &cms,
+        json!({OVERRIDES_KEY: "toolsets:\n  prometheus/metrics:\n    enabled: false\n"}),
+    )
+    .await;
+    let off = wait_cm(&cms, "prometheus switched off by override", |c| {
+        toolsets(c).contains_key("prometheus/metrics")
+            && enabled(c, "prometheus/metrics").is_none()
+    })
+    .await;
+    let last_good = data(&off)[TOOLSETS_KEY].clone();
+
+    let invalid = "toolsets:\n  - not a map\n";
+    patch_data(&cms, json!({OVERRIDES_KEY: invalid})).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let event = wait_for("an InvalidOverrides Event", WAIT, async || {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("InvalidOverrides"))
+    })
+    .await;
+    let regarding = event.regarding.clone().unwrap();
+    assert_eq!(regarding.kind.as_deref(), Some("ConfigMap"));
+    assert_eq!(regarding.name.as_deref(), Some(CM));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.clone().unwrap_or_default().contains(CM), "{event:?}");
+    let s = wait_status(&h, "invalid overrides counted", |s| s.invalid_overrides >= 1).await;
+    assert!(s.last_error.unwrap_or_default().contains(OVERRIDES_KEY));
+    let cm = get_cm(&cms).await.unwrap();
+    assert_eq!(data(&cm)[TOOLSETS_KEY], last_good, "last good output kept");
+    assert_eq!(data(&cm)[OVERRIDES_KEY], invalid, "the admin's text untouched");
+
+    // Fixed → merged again.
+    patch_data(&cms, json!({OVERRIDES_KEY: "toolsets: {}\n"})).await;
+    wait_cm(&cms, "prometheus back on", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_election_one_writer_and_takeover() {
+    init_logs();
+    let ns = "ctl-leader";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    let graf = Backend::start().await;
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    let start = |id: &str| {
+        let mut o = options(ns);
+        o.leader = Some(leader(ns, id));
+        o.reporter = id.into();
+        controller::start(client.clone(), o, detectors())
+    };
+    let a = start("a");
+    let b = start("b");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    wait_cm(&cms, "prometheus published", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    let (sa, sb) = (status(&a), status(&b));
+    assert!(sa.leader ^ sb.leader, "exactly one leader: {sa:?} {sb:?}");
+    let (leader, follower) = if sa.leader { (a, b) } else { (b, a) };
+    // Both synced (the follower's cache is warm), only the leader wrote.
+    wait_status(&follower, "follower synced", |s| s.synced && s.services == 1).await;
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    wait_cm(&cms, "grafana published", |c| {
+        enabled(c, "grafana/dashboards").is_some()
+    })
+    .await;
+    assert!(status(&leader).writes >= 2, "{:?}", status(&leader));
+    assert_eq!(status(&follower).writes, 0, "{:?}", status(&follower));
+
+    // The leader stops (releasing the lease): the follower takes over.
+    leader.stop().await;
+    wait_status(&follower, "follower leads", |s| s.leader).await;
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    svcs.delete(GRAFANA, &DeleteParams::default()).await.unwrap();
+    wait_cm(&cms, "new leader writes", |c| {
+        enabled(c, "grafana/dashboards").is_none()
+    })
+    .await;
+    assert!(status(&follower).writes >= 1);
+
+    // A crash (no release): a third instance takes over once the lease expires.
+    let c = start("c");
+    wait_status(&c, "third instance synced", |s| s.synced).await;
+    assert!(!status(&c).leader);
+    let crashed_at = Instant::now();
+    follower.abort();
+    wait_status(&c, "takeover after lease expiry", |s| s.leader).await;
+    let took = crashed_at.elapsed();
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    wait_cm(&cms, "third instance writes", |c| {
+        enabled(c, "grafana/dashboards").is_some()
+    })
+    .await;
+    assert!(status(&c).writes >= 1);
+    eprintln!("takeover after crash: {took:?} (lease 2 s)");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_restart_no_wrong_write_then_recovery() {
+    init_logs();
+    let ns = "ctl-restart";
+    let mut server = tokio::task::spawn_blocking(kube_harness::ApiServer::start)
+        .await
+        .unwrap()
+        .expect("kube-apiserver (run `cargo xtask kube build` once)");
+    let client = controller::client(Some(server.kubeconfig_path()))
+        .await
+        .unwrap();
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    let graf = Backend::start().await;
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    let mut o = options(ns);
+    o.leader = Some(leader(ns, "only"));
+    let h = controller::start(client.clone(), o, detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let before = wait_cm(&cms, "prometheus published", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.stop_apiserver();
+        server
+    })
+    .await
+    .unwrap();
+    // Several health rounds and a lease expiry while the API server is away.
+    let rounds = status(&h).probe_rounds;
+    wait_status(&h, "health rounds during the outage", |s| {
+        s.probe_rounds >= rounds + 8
+    })
+    .await;
+    let server = tokio::task::spawn_blocking(move || {
+        server.start_apiserver().unwrap();
+        server
+    })
+    .await
+    .unwrap();
+
+    // Back: the ConfigMap was never wiped, and nothing needed writing.
+    let after = wait_for("the API server answers", WAIT, async || {
+        cms.get_opt(CM).await.ok().flatten()
+    })
+    .await;
+    assert_eq!(data(&after), data(&before), "content unchanged");
+    // Recovery: a change made now is picked up.
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    let cm = wait_for("grafana published after the restart", Duration::from_secs(30), async || {
+        get_cm(&cms)
+            .await
+            .filter(|c| enabled(c, "grafana/dashboards").is_some())
+    })
+    .await;
+    assert!(enabled(&cm, "prometheus/metrics").is_some());
+    h.stop().await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_with_up_to_date_configmap_writes_nothing() {
+    init_logs();
+    let ns = "ctl-cold";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    let graf = Backend::start().await;
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    let first = controller::start(client.clone(), options(ns), detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = wait_cm(&cms, "both published", |c| {
+        enabled(c, "prometheus/metrics").is_some() && enabled(c, "grafana/dashboards").is_some()
+    })
+    .await;
+    first.stop().await;
+    let rv = cm.metadata.resource_version.clone();
+
+    let second = controller::start(client.clone(), options(ns), detectors());
+    // Synced, probed everything and a few health rounds more.
+    wait_status(&second, "several probe rounds", |s| {
+        s.synced && s.probe_rounds >= 4
+    })
+    .await;
+    let s = status(&second);
+    assert_eq!(s.writes, 0, "{s:?}");
+    assert_eq!(s.toolsets, status_toolsets(&cm), "{s:?}");
+    let now = get_cm(&cms).await.unwrap();
+    assert_eq!(now.metadata.resource_version, rv, "no write");
+    second.stop().await;
+}
+
+fn status_toolsets(cm: &ConfigMap) -> usize {
+    let discovery: Value = serde_json::from_str(&data(cm)[DISCOVERY_KEY]).unwrap();
+    discovery["toolsets"].as_object().map_or(0, |m| m.len())
+}
+
+/// A controller that may not list Services never syncs, so it never touches the
+/// ConfigMap (an empty cache must not wipe it); once it may, it syncs and publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_publishes_before_the_initial_list() {
+    init_logs();
+    let ns = "ctl-sync";
+    let server = tokio::task::spawn_blocking(kube_harness::shared)
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = controller::client(Some(server.kubeconfig_path()))
+        .await
+        .unwrap();
+    namespace(&admin, ns).await;
+    let prom = Backend::start().await;
+    apply_service(&admin, &prometheus(ns, prom.port)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
+    let existing: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": CM},
+        "data": {TOOLSETS_KEY: "toolsets:\n  kept: {enabled: true}\n", OVERRIDES_KEY: "{}\n"},
+    }))
+    .unwrap();
+    let existing = cms.create(&PostParams::default(), &existing).await.unwrap();
+
+    // The unprivileged user may manage the ConfigMap and Events here, but not list Services.
+    let user = kube_harness::UNPRIVILEGED_USER;
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "dynamic-toolset", "namespace": ns},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ],
+    }))
+    .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "dynamic-toolset", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "dynamic-toolset"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let restricted = controller::client(Some(server.user_kubeconfig_path()))
+        .await
+        .unwrap();
+    let h = controller::start(restricted, options(ns), detectors());
+
+    // Let the Service watch fail for a while: nothing is written meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let s = status(&h);
+        assert!(!s.synced && s.writes == 0, "{s:?}");
+        tokio::time::sleep(ms(100)).await;
+    }
+    let cm = get_cm(&cms).await.unwrap();
+    assert_eq!(
+        cm.metadata.resource_version, existing.metadata.resource_version,
+        "untouched before the initial list"
+    );
+
+    // Allowed to list Services now: the watcher's retry syncs and publishes.
+    let cluster_role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "ctl-sync-services"},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}],
+    }))
+    .unwrap();
+    let cluster_binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "ctl-sync-services"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ctl-sync-services"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &cluster_role)
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &cluster_binding)
+        .await
+        .unwrap();
+    let cm = wait_for("published after sync", Duration::from_secs(60), async || {
+        get_cm(&cms)
+            .await
+            .filter(|c| enabled(c, "prometheus/metrics").is_some())
+    })
+    .await;
+    assert_eq!(data(&cm)[OVERRIDES_KEY], "{}\n", "the admin's overrides kept");
+    h.stop().await;
+}
