@@ -26,14 +26,9 @@ use detector_sdk::prelude::*;
 /// The Alertmanager detector.
 pub struct Alertmanager;
 
-use detector_sdk::catalog::{self, ALERTMANAGER_TOOLSET as TOOLSET};
+use detector_sdk::catalog::{self, ALERTMANAGER_TOOLSET as TOOLSET, KPS_APP_PREFIXES};
 const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
 const PORT_NUMBERS: &[u16] = &[9093, 80];
-const KPS_APP_PREFIXES: &[&str] = &[
-    "kube-prometheus-stack-",
-    "prometheus-operator-",
-    "rancher-monitoring-",
-];
 
 impl Detector for Alertmanager {
     fn metadata() -> DetectorInfo {
@@ -82,11 +77,10 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
     let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
         return declined("Alertmanager Service without a web port (http-web, web, http, 9093)");
     };
-    let scheme = Service::port_scheme(port, Scheme::Http);
     let b = FragmentBuilder::new(svc, TOOLSET, "alertmanager")
         .instance(instance)
         .rank(rank)
-        .endpoint(scheme, port.port, "")
+        .port_endpoint(port, "")
         .health("/-/ready", &[200]);
     matched(catalog::with_alertmanager(b).build())
 }
@@ -97,14 +91,7 @@ detector_sdk::export_detector!(Alertmanager);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
-    }
+    use detector_sdk::service::build::{ServiceBuild, one, service};
 
     #[test]
     fn kube_prometheus_stack_and_operated_share_an_instance() {

@@ -351,12 +351,9 @@ impl Detector for Custom {
         let https = matches!(target.scheme, Scheme::Https);
         match kind.shape {
             Shape::Url { toolset, key } => matched(make(toolset).config_url(key).build()),
-            Shape::Grafana => matched(
-                make("grafana/dashboards")
-                    .config_url("api_url")
-                    .config_str("api_key", "{{ env.GRAFANA_API_KEY }}")
-                    .build(),
-            ),
+            Shape::Grafana => {
+                matched(catalog::with_grafana(make(catalog::GRAFANA_TOOLSET)).build())
+            }
             Shape::Search(auth) => {
                 Detection::Matched(search_engine_fragments(make, https.then_some(auth), https))
             }
@@ -470,19 +467,12 @@ detector_sdk::export_detector!(Custom);
 mod tests {
     use super::*;
     use detector_sdk::serde_json::{Value, from_str, json};
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, one, service};
 
     fn annotated(ty: &str) -> Service {
         service("apps", "metrics")
             .with_annotation(ANN_ENABLED, "true")
             .with_annotation(ANN_TYPE, ty)
-    }
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
     }
 
     fn reason(d: Detection) -> String {

@@ -143,13 +143,10 @@ detector_sdk::export_detector!(Elasticsearch);
 mod tests {
     use super::*;
     use detector_sdk::serde_json::{Value, from_str, json};
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, fragments, service};
 
     fn two(d: Detection) -> Vec<Fragment> {
-        match d {
-            Detection::Matched(f) if f.len() == 2 => f,
-            other => panic!("expected two fragments, got {other:?}"),
-        }
+        fragments(d, 2)
     }
 
     fn eck(name: &str) -> Service {

@@ -16,6 +16,7 @@
 //! the image renderer, and Kubecost's bundled Grafana (HolmesGPT excludes it).
 //! Health: `GET /api/health` → 200 (no authentication needed).
 
+use detector_sdk::catalog::{self, GRAFANA_TOOLSET};
 use detector_sdk::prelude::*;
 
 /// The Grafana detector.
@@ -51,14 +52,14 @@ impl Detector for Grafana {
             return declined("Grafana Service without a web port (service, http, 80, 3000)");
         };
         matched(
-            FragmentBuilder::new(svc, "grafana/dashboards", "grafana")
-                .instance(svc.release_instance(svc.name_base(&["-headless"])))
-                .rank(rank::unless_headless(svc, rank::PRIMARY))
-                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
-                .health("/api/health", &[200])
-                .config_url("api_url")
-                .config_str("api_key", "{{ env.GRAFANA_API_KEY }}")
-                .build(),
+            catalog::with_grafana(
+                FragmentBuilder::new(svc, GRAFANA_TOOLSET, "grafana")
+                    .instance(svc.release_instance(svc.name_base(&["-headless"])))
+                    .rank(rank::unless_headless(svc, rank::PRIMARY))
+                    .port_endpoint(port, "")
+                    .health("/api/health", &[200]),
+            )
+            .build(),
         )
     }
 }

@@ -61,7 +61,7 @@ impl Detector for Jaeger {
         let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
             .instance(svc.release_instance(svc.name_base(&["-query", "-headless"])))
             .rank(rank::unless_headless(svc, rank::PRIMARY))
-            .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+            .port_endpoint(port, "")
             .health("/", &[200]);
         matched(catalog::with_jaeger(b).build())
     }
@@ -73,20 +73,10 @@ detector_sdk::export_detector!(Jaeger);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, chart_service, one, service};
 
     fn jaeger(name: &str, component: &str) -> Service {
-        service("tracing", name)
-            .with_label("app.kubernetes.io/name", "jaeger")
-            .with_label("app.kubernetes.io/instance", "jaeger")
-            .with_label("app.kubernetes.io/component", component)
-    }
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
+        chart_service("tracing", name, "jaeger", "jaeger", Some(component))
     }
 
     #[test]

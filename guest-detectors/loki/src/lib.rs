@@ -99,7 +99,7 @@ impl Detector for Loki {
             FragmentBuilder::new(svc, "grafana/loki", "loki")
                 .instance(svc.release_instance(fallback))
                 .rank(if headless { rank::HEADLESS } else { base })
-                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+                .port_endpoint(port, "")
                 .health(health, &[200])
                 .config_url("api_url")
                 .build(),
@@ -117,23 +117,10 @@ detector_sdk::export_detector!(Loki);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, chart_service, one, service};
 
     fn loki(name: &str, component: Option<&str>) -> Service {
-        let s = service("loki", name)
-            .with_label("app.kubernetes.io/name", "loki")
-            .with_label("app.kubernetes.io/instance", "loki");
-        match component {
-            Some(c) => s.with_label("app.kubernetes.io/component", c),
-            None => s,
-        }
-    }
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
+        chart_service("loki", name, "loki", "loki", component)
     }
 
     #[test]

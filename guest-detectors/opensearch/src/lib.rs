@@ -84,16 +84,19 @@ detector_sdk::export_detector!(OpenSearch);
 mod tests {
     use super::*;
     use detector_sdk::serde_json::{Value, from_str, json};
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, chart_service, service};
 
     fn chart(name: &str) -> Service {
-        service("search", name)
-            .with_label("app.kubernetes.io/name", "opensearch")
-            .with_label("app.kubernetes.io/instance", "opensearch")
-            .with_label("app.kubernetes.io/component", "opensearch-cluster-master")
-            .with_port(Some("http"), 9200)
-            .with_port(Some("transport"), 9300)
-            .with_port(Some("metrics"), 9600)
+        chart_service(
+            "search",
+            name,
+            "opensearch",
+            "opensearch",
+            Some("opensearch-cluster-master"),
+        )
+        .with_port(Some("http"), 9200)
+        .with_port(Some("transport"), 9300)
+        .with_port(Some("metrics"), 9600)
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //!
 //! Environment variables referenced: none.
 
+use detector_sdk::catalog::KPS_APP_PREFIXES;
 use detector_sdk::prelude::*;
 
 /// The Prometheus detector.
@@ -37,13 +38,6 @@ const TOOLSET: &str = "prometheus/metrics";
 /// Port names in order of preference, then port numbers.
 const PORT_NAMES: &[&str] = &["http-web", "web", "http", "http-prometheus"];
 const PORT_NUMBERS: &[u16] = &[9090, 80];
-
-/// kube-prometheus-stack and the charts it grew from: the `app` prefix of their Services.
-const KPS_APP_PREFIXES: &[&str] = &[
-    "kube-prometheus-stack-",
-    "prometheus-operator-",
-    "rancher-monitoring-",
-];
 
 /// Application names (`app.kubernetes.io/name`, `app`, `k8s-app`) of Prometheus-family
 /// components that are deliberately not toolsets, with the reason.
@@ -206,12 +200,11 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
             "Prometheus Service without a recognisable web port (http-web, web, http, 9090)",
         );
     };
-    let scheme = Service::port_scheme(port, Scheme::Http);
     matched(
         FragmentBuilder::new(svc, TOOLSET, "prometheus")
             .instance(instance)
             .rank(rank)
-            .endpoint(scheme, port.port, "")
+            .port_endpoint(port, "")
             .health("/-/ready", &[200])
             .config_url("prometheus_url")
             .build(),
@@ -224,14 +217,7 @@ detector_sdk::export_detector!(Prometheus);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
-    }
+    use detector_sdk::service::build::{ServiceBuild, one, service};
 
     fn kps(name: &str, app: &str) -> Service {
         service("monitoring", name)

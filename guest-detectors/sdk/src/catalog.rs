@@ -1,5 +1,6 @@
-//! Custom toolset definitions for backends HolmesGPT has no built-in toolset for.
-//! Shared by the label-based detectors and the annotation-driven `custom` detector.
+//! Toolset definitions shared by the label-based detectors and the annotation-driven
+//! `custom` detector: custom toolsets for backends HolmesGPT has no built-in toolset for,
+//! the Grafana and search-engine configs, and chart naming conventions.
 
 use crate::fragment::tool;
 use crate::{FragmentBuilder, Tool};
@@ -8,6 +9,16 @@ use crate::{FragmentBuilder, Tool};
 pub const ALERTMANAGER_TOOLSET: &str = "alertmanager/alerts";
 /// Toolset name of the Jaeger custom toolset.
 pub const JAEGER_TOOLSET: &str = "jaeger/traces";
+/// Toolset name of HolmesGPT's built-in Grafana toolset.
+pub const GRAFANA_TOOLSET: &str = "grafana/dashboards";
+/// The `api_key` config value of the Grafana toolset: an environment variable reference.
+pub const GRAFANA_API_KEY: &str = "{{ env.GRAFANA_API_KEY }}";
+/// kube-prometheus-stack and the charts it grew from: the `app` prefix of their Services.
+pub const KPS_APP_PREFIXES: &[&str] = &[
+    "kube-prometheus-stack-",
+    "prometheus-operator-",
+    "rancher-monitoring-",
+];
 /// Prerequisites of every curl-based toolset.
 pub const CURL_PREREQUISITES: &[&str] = &["curl --version"];
 
@@ -19,6 +30,13 @@ pub fn with_alertmanager(b: FragmentBuilder<'_>) -> FragmentBuilder<'_> {
         CURL_PREREQUISITES,
         tools,
     )
+}
+
+/// Sets the Grafana toolset's config: `api_url` (the builder's endpoint URL) and
+/// `api_key` ([`GRAFANA_API_KEY`]).
+pub fn with_grafana(b: FragmentBuilder<'_>) -> FragmentBuilder<'_> {
+    b.config_url("api_url")
+        .config_str("api_key", GRAFANA_API_KEY)
 }
 
 /// Attaches the Jaeger toolset (tools against the builder's endpoint URL).

@@ -1,6 +1,6 @@
 //! Building [`Fragment`]s.
 
-use crate::{CustomToolset, Fragment, HealthProbe, Scheme, Service, ServiceExt, Tool};
+use crate::{CustomToolset, Fragment, HealthProbe, Scheme, Service, ServiceExt, ServicePort, Tool};
 
 /// Builds one [`Fragment`] for a Service.
 ///
@@ -61,6 +61,12 @@ impl<'a> FragmentBuilder<'a> {
         self.scheme = scheme;
         self.port = port;
         self
+    }
+
+    /// Sets the endpoint URL on a Service port, with the scheme that port speaks
+    /// ([`ServiceExt::port_scheme`], default http) and base path `path`.
+    pub fn port_endpoint(self, port: &ServicePort, path: &str) -> Self {
+        self.endpoint(Service::port_scheme(port, Scheme::Http), port.port, path)
     }
 
     /// Sets the endpoint to a full URL given by an administrator (already validated);

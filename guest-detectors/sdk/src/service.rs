@@ -162,7 +162,7 @@ fn is_tcp(p: &ServicePort) -> bool {
 
 /// Test and benchmark helpers: build Service snapshots by hand.
 pub mod build {
-    use crate::{Service, ServicePort};
+    use crate::{Detection, Fragment, Service, ServicePort};
 
     /// A ClusterIP Service with no labels or ports, in `cluster.local`.
     pub fn service(namespace: &str, name: &str) -> Service {
@@ -176,6 +176,41 @@ pub mod build {
             headless: false,
             ports: Vec::new(),
             cluster_domain: "cluster.local".to_string(),
+        }
+    }
+
+    /// A Helm chart Service: `app.kubernetes.io/name=<app>`,
+    /// `app.kubernetes.io/instance=<instance>` and, when given,
+    /// `app.kubernetes.io/component=<component>`.
+    pub fn chart_service(
+        namespace: &str,
+        name: &str,
+        app: &str,
+        instance: &str,
+        component: Option<&str>,
+    ) -> Service {
+        let s = service(namespace, name)
+            .with_label("app.kubernetes.io/name", app)
+            .with_label("app.kubernetes.io/instance", instance);
+        match component {
+            Some(c) => s.with_label("app.kubernetes.io/component", c),
+            None => s,
+        }
+    }
+
+    /// The fragments of a match that has exactly `n` of them; panics otherwise (tests).
+    pub fn fragments(d: Detection, n: usize) -> Vec<Fragment> {
+        match d {
+            Detection::Matched(f) if f.len() == n => f,
+            other => panic!("expected {n} fragment(s), got {other:?}"),
+        }
+    }
+
+    /// The fragment of a match that has exactly one; panics otherwise (tests).
+    pub fn one(d: Detection) -> Fragment {
+        match d {
+            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one fragment, got {other:?}"),
         }
     }
 

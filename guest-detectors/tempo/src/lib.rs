@@ -67,7 +67,7 @@ impl Detector for Tempo {
             FragmentBuilder::new(svc, "grafana/tempo", "tempo")
                 .instance(svc.release_instance(fallback))
                 .rank(if secondary { rank::HEADLESS } else { base })
-                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+                .port_endpoint(port, "")
                 .health(health, &[200])
                 .config_url("api_url")
                 .build(),
@@ -81,23 +81,10 @@ detector_sdk::export_detector!(Tempo);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, chart_service, one, service};
 
     fn tempo(name: &str, component: Option<&str>) -> Service {
-        let s = service("tracing", name)
-            .with_label("app.kubernetes.io/name", "tempo")
-            .with_label("app.kubernetes.io/instance", "tempo");
-        match component {
-            Some(c) => s.with_label("app.kubernetes.io/component", c),
-            None => s,
-        }
-    }
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
+        chart_service("tracing", name, "tempo", "tempo", component)
     }
 
     #[test]

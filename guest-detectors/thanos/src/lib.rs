@@ -81,7 +81,7 @@ impl Detector for Thanos {
             FragmentBuilder::new(svc, "prometheus/metrics", "thanos")
                 .instance(instance)
                 .rank(rank::unless_headless(svc, base))
-                .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+                .port_endpoint(port, "")
                 .health("/-/ready", &[200])
                 .config_url("prometheus_url")
                 .build(),
@@ -95,20 +95,10 @@ detector_sdk::export_detector!(Thanos);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, chart_service, one, service};
 
     fn bitnami(name: &str, component: &str) -> Service {
-        service("thanos", name)
-            .with_label("app.kubernetes.io/name", "thanos")
-            .with_label("app.kubernetes.io/instance", "thanos")
-            .with_label("app.kubernetes.io/component", component)
-    }
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
+        chart_service("thanos", name, "thanos", "thanos", Some(component))
     }
 
     #[test]

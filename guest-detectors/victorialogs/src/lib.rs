@@ -49,7 +49,7 @@ fn build(svc: &Service) -> Detection {
         FragmentBuilder::new(svc, "victorialogs", "victorialogs")
             .instance(svc.release_instance(svc.name_base(&["-headless"])))
             .rank(rank::unless_headless(svc, rank::PRIMARY))
-            .endpoint(Service::port_scheme(port, Scheme::Http), port.port, "")
+            .port_endpoint(port, "")
             .health("/health", &[200])
             .config_url("api_url")
             .build(),

@@ -106,7 +106,7 @@ fn build(svc: &Service, numbers: &[u16], path: &str) -> Detection {
         FragmentBuilder::new(svc, "prometheus/metrics", "victoriametrics")
             .instance(instance(svc))
             .rank(rank::unless_headless(svc, rank::PRIMARY))
-            .endpoint(Service::port_scheme(port, Scheme::Http), port.port, path)
+            .port_endpoint(port, path)
             .health("/health", &[200])
             .config_url("prometheus_url")
             .build(),
@@ -119,14 +119,7 @@ detector_sdk::export_detector!(VictoriaMetrics);
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
-
-    fn one(d: Detection) -> Fragment {
-        match d {
-            Detection::Matched(mut f) if f.len() == 1 => f.remove(0),
-            other => panic!("expected one fragment, got {other:?}"),
-        }
-    }
+    use detector_sdk::service::build::{ServiceBuild, one, service};
 
     #[test]
     fn single_chart() {
