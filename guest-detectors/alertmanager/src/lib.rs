@@ -68,7 +68,7 @@ impl Detector for Alertmanager {
         if svc.is_kubecost() {
             return declined("Kubecost's bundled Alertmanager (release kubecost)");
         }
-        let instance = svc.release_instance(svc.name_base(&["-headless"]));
+        let instance = svc.chart_instance();
         fragment(svc, instance, rank::unless_headless(svc, rank::PRIMARY))
     }
 }

@@ -34,7 +34,7 @@
 //! search engines `ELASTICSEARCH_PASSWORD` (user `elastic`) / `OPENSEARCH_PASSWORD`
 //! (user `admin`).
 
-use detector_sdk::catalog::{self, EnvAuth, search_engine_fragments};
+use detector_sdk::catalog::{self, EnvAuth, UrlToolset, search_engine_fragments};
 use detector_sdk::prelude::*;
 
 /// The custom (annotation-driven) detector.
@@ -53,11 +53,8 @@ pub const ANN_HEALTH: &str = "kubernaut.io/toolset-health-path";
 
 #[derive(Clone, Copy)]
 enum Shape {
-    /// One built-in toolset with the URL under `key`.
-    Url {
-        toolset: &'static str,
-        key: &'static str,
-    },
+    /// One built-in toolset with the URL under its key.
+    Url(UrlToolset),
     Grafana,
     Search(EnvAuth<'static>),
     Alertmanager,
@@ -73,10 +70,7 @@ struct Kind {
     accepted: &'static [u16],
 }
 
-const PROM: Shape = Shape::Url {
-    toolset: "prometheus/metrics",
-    key: "prometheus_url",
-};
+const PROM: Shape = Shape::Url(catalog::PROMETHEUS);
 
 const KINDS: &[(&[&str], Kind)] = &[
     (
@@ -127,10 +121,7 @@ const KINDS: &[(&[&str], Kind)] = &[
         &["loki", "grafana/loki"],
         Kind {
             backend: "loki",
-            shape: Shape::Url {
-                toolset: "grafana/loki",
-                key: "api_url",
-            },
+            shape: Shape::Url(catalog::LOKI),
             port_names: &["http-metrics", "http"],
             port_numbers: &[3100, 80],
             health: "/ready",
@@ -141,10 +132,7 @@ const KINDS: &[(&[&str], Kind)] = &[
         &["tempo", "grafana/tempo"],
         Kind {
             backend: "tempo",
-            shape: Shape::Url {
-                toolset: "grafana/tempo",
-                key: "api_url",
-            },
+            shape: Shape::Url(catalog::TEMPO),
             port_names: &["http-metrics", "tempo-prom-metrics", "http"],
             port_numbers: &[3200, 3100, 80],
             health: "/ready",
@@ -187,10 +175,7 @@ const KINDS: &[(&[&str], Kind)] = &[
         &["victorialogs", "victoria-logs"],
         Kind {
             backend: "victorialogs",
-            shape: Shape::Url {
-                toolset: "victorialogs",
-                key: "api_url",
-            },
+            shape: Shape::Url(catalog::VICTORIALOGS),
             port_names: &["http"],
             port_numbers: &[9428],
             health: "/health",
@@ -350,7 +335,7 @@ impl Detector for Custom {
         };
         let https = matches!(target.scheme, Scheme::Https);
         match kind.shape {
-            Shape::Url { toolset, key } => matched(make(toolset).config_url(key).build()),
+            Shape::Url(t) => matched(make(t.toolset).config_url(t.key).build()),
             Shape::Grafana => {
                 matched(catalog::with_grafana(make(catalog::GRAFANA_TOOLSET)).build())
             }

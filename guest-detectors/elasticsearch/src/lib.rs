@@ -76,7 +76,7 @@ impl Detector for Elasticsearch {
             && (chart == "elasticsearch" || chart.starts_with("elasticsearch-"))
             && svc.label("app").is_some()
         {
-            let instance = svc.release_instance(svc.name_base(&["-headless"]));
+            let instance = svc.chart_instance();
             return build(
                 svc,
                 instance,

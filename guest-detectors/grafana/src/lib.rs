@@ -54,7 +54,7 @@ impl Detector for Grafana {
         matched(
             catalog::with_grafana(
                 FragmentBuilder::new(svc, GRAFANA_TOOLSET, "grafana")
-                    .instance(svc.release_instance(svc.name_base(&["-headless"])))
+                    .instance(svc.chart_instance())
                     .rank(rank::unless_headless(svc, rank::PRIMARY))
                     .port_endpoint(port, "")
                     .health("/api/health", &[200]),

@@ -18,6 +18,7 @@
 //! Environment variables referenced: none. (A multi-tenant Loki also needs an
 //! `X-Scope-OrgID` header: add it through an override.)
 
+use detector_sdk::catalog::LOKI;
 use detector_sdk::prelude::*;
 
 /// The Loki detector.
@@ -96,12 +97,12 @@ impl Detector for Loki {
         ]);
         let fallback = fallback.strip_suffix("-headless").unwrap_or(fallback);
         matched(
-            FragmentBuilder::new(svc, "grafana/loki", "loki")
+            FragmentBuilder::new(svc, LOKI.toolset, "loki")
                 .instance(svc.release_instance(fallback))
                 .rank(if headless { rank::HEADLESS } else { base })
                 .port_endpoint(port, "")
                 .health(health, &[200])
-                .config_url("api_url")
+                .config_url(LOKI.key)
                 .build(),
         )
     }

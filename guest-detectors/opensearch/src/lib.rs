@@ -44,7 +44,7 @@ impl Detector for OpenSearch {
             (Some("opensearch-operator" | "opensearch-k8s-operator"), _) => {
                 return declined("OpenSearch operator (an operator)");
             }
-            (Some("opensearch"), _) => svc.release_instance(svc.name_base(&["-headless"])),
+            (Some("opensearch"), _) => svc.chart_instance(),
             (_, Some(cluster)) => {
                 if svc.name.ends_with("-dashboards") || svc.pick_port(&[], &[5601]).is_some() {
                     return declined("OpenSearch Dashboards (a UI)");

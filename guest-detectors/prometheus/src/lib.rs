@@ -28,13 +28,12 @@
 //!
 //! Environment variables referenced: none.
 
-use detector_sdk::catalog::KPS_APP_PREFIXES;
+use detector_sdk::catalog::{KPS_APP_PREFIXES, PROMETHEUS};
 use detector_sdk::prelude::*;
 
 /// The Prometheus detector.
 pub struct Prometheus;
 
-const TOOLSET: &str = "prometheus/metrics";
 /// Port names in order of preference, then port numbers.
 const PORT_NAMES: &[&str] = &["http-web", "web", "http", "http-prometheus"];
 const PORT_NUMBERS: &[u16] = &[9090, 80];
@@ -147,7 +146,7 @@ impl Detector for Prometheus {
             return match component {
                 Some("server") => fragment(
                     svc,
-                    chart_instance(svc),
+                    svc.chart_instance(),
                     rank::unless_headless(svc, rank::PRIMARY),
                 ),
                 Some("alertmanager") => Detection::Unrelated,
@@ -161,7 +160,7 @@ impl Detector for Prometheus {
                 _ => match svc.pick_port(PORT_NAMES, &[9090]) {
                     Some(_) => fragment(
                         svc,
-                        chart_instance(svc),
+                        svc.chart_instance(),
                         rank::unless_headless(svc, rank::GENERIC),
                     ),
                     None => Detection::Unrelated,
@@ -187,10 +186,6 @@ fn operator_instance(svc: &Service) -> String {
     svc.instance_key("prometheus-operated")
 }
 
-fn chart_instance(svc: &Service) -> String {
-    svc.release_instance(svc.name_base(&["-headless"]))
-}
-
 fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
     let Some(port) = svc
         .pick_port(PORT_NAMES, PORT_NUMBERS)
@@ -201,12 +196,12 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
         );
     };
     matched(
-        FragmentBuilder::new(svc, TOOLSET, "prometheus")
+        FragmentBuilder::new(svc, PROMETHEUS.toolset, "prometheus")
             .instance(instance)
             .rank(rank)
             .port_endpoint(port, "")
             .health("/-/ready", &[200])
-            .config_url("prometheus_url")
+            .config_url(PROMETHEUS.key)
             .build(),
     )
 }

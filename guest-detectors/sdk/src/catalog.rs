@@ -9,6 +9,36 @@ use crate::{FragmentBuilder, Tool};
 pub const ALERTMANAGER_TOOLSET: &str = "alertmanager/alerts";
 /// Toolset name of the Jaeger custom toolset.
 pub const JAEGER_TOOLSET: &str = "jaeger/traces";
+/// A HolmesGPT built-in toolset whose config is the endpoint URL under one key.
+#[derive(Clone, Copy, Debug)]
+pub struct UrlToolset {
+    /// HolmesGPT toolset name, e.g. `prometheus/metrics`.
+    pub toolset: &'static str,
+    /// Config key of the endpoint URL, e.g. `prometheus_url`.
+    pub key: &'static str,
+}
+
+/// `prometheus/metrics` with `prometheus_url` (Prometheus, Thanos, VictoriaMetrics).
+pub const PROMETHEUS: UrlToolset = UrlToolset {
+    toolset: "prometheus/metrics",
+    key: "prometheus_url",
+};
+/// `grafana/loki` with `api_url`.
+pub const LOKI: UrlToolset = UrlToolset {
+    toolset: "grafana/loki",
+    key: "api_url",
+};
+/// `grafana/tempo` with `api_url`.
+pub const TEMPO: UrlToolset = UrlToolset {
+    toolset: "grafana/tempo",
+    key: "api_url",
+};
+/// `victorialogs` with `api_url`.
+pub const VICTORIALOGS: UrlToolset = UrlToolset {
+    toolset: "victorialogs",
+    key: "api_url",
+};
+
 /// Toolset name of HolmesGPT's built-in Grafana toolset.
 pub const GRAFANA_TOOLSET: &str = "grafana/dashboards";
 /// The `api_key` config value of the Grafana toolset: an environment variable reference.

@@ -59,6 +59,11 @@ pub trait ServiceExt {
             _ => self.instance_key(fallback),
         }
     }
+    /// The conventional instance of a chart Service: `<namespace>/<release>`, fallback
+    /// `<namespace>/<Service name without -headless>`.
+    fn chart_instance(&self) -> String {
+        self.release_instance(self.name_base(&["-headless"]))
+    }
     /// The Service name with the first matching suffix of `suffixes` removed
     /// (e.g. `["-headless", "-query-frontend"]`).
     fn name_base(&self, suffixes: &[&str]) -> &str;

@@ -15,6 +15,7 @@
 //! memcached, the gossip ring, and the Tempo operator.
 //! Environment variables referenced: none.
 
+use detector_sdk::catalog::TEMPO;
 use detector_sdk::prelude::*;
 
 /// The Tempo detector.
@@ -64,12 +65,12 @@ impl Detector for Tempo {
             "-headless",
         ]);
         matched(
-            FragmentBuilder::new(svc, "grafana/tempo", "tempo")
+            FragmentBuilder::new(svc, TEMPO.toolset, "tempo")
                 .instance(svc.release_instance(fallback))
                 .rank(if secondary { rank::HEADLESS } else { base })
                 .port_endpoint(port, "")
                 .health(health, &[200])
-                .config_url("api_url")
+                .config_url(TEMPO.key)
                 .build(),
         )
     }

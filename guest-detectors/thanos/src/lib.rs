@@ -16,6 +16,7 @@
 //! and gRPC-only Services (e.g. Bitnami's `-query-grpc`).
 //! Health: `GET /-/ready` → 200. Environment variables referenced: none.
 
+use detector_sdk::catalog::PROMETHEUS;
 use detector_sdk::prelude::*;
 
 /// The Thanos detector.
@@ -78,12 +79,12 @@ impl Detector for Thanos {
             rank::PRIMARY
         };
         matched(
-            FragmentBuilder::new(svc, "prometheus/metrics", "thanos")
+            FragmentBuilder::new(svc, PROMETHEUS.toolset, "thanos")
                 .instance(instance)
                 .rank(rank::unless_headless(svc, base))
                 .port_endpoint(port, "")
                 .health("/-/ready", &[200])
-                .config_url("prometheus_url")
+                .config_url(PROMETHEUS.key)
                 .build(),
         )
     }

@@ -10,6 +10,7 @@
 //! Health: `GET /health` → 200. Declined: vlinsert, vlstorage, vector / collectors
 //! bundled by the charts. Environment variables referenced: none.
 
+use detector_sdk::catalog::VICTORIALOGS;
 use detector_sdk::prelude::*;
 
 /// The VictoriaLogs detector.
@@ -46,12 +47,12 @@ fn build(svc: &Service) -> Detection {
         return declined("VictoriaLogs Service without an http port (9428)");
     };
     matched(
-        FragmentBuilder::new(svc, "victorialogs", "victorialogs")
-            .instance(svc.release_instance(svc.name_base(&["-headless"])))
+        FragmentBuilder::new(svc, VICTORIALOGS.toolset, "victorialogs")
+            .instance(svc.chart_instance())
             .rank(rank::unless_headless(svc, rank::PRIMARY))
             .port_endpoint(port, "")
             .health("/health", &[200])
-            .config_url("api_url")
+            .config_url(VICTORIALOGS.key)
             .build(),
     )
 }

@@ -20,6 +20,7 @@
 //! victoria-metrics-k8s-stack scrape-target Services.
 //! Health: `GET /health` → 200. Environment variables referenced: none.
 
+use detector_sdk::catalog::PROMETHEUS;
 use detector_sdk::prelude::*;
 
 /// The VictoriaMetrics detector.
@@ -86,10 +87,6 @@ fn decline_component(c: &str) -> Detection {
     declined(why)
 }
 
-fn instance(svc: &Service) -> String {
-    svc.release_instance(svc.name_base(&["-headless"]))
-}
-
 fn single(svc: &Service, default_port: u16) -> Detection {
     build(svc, &[default_port, 8428, 8429], "")
 }
@@ -103,12 +100,12 @@ fn build(svc: &Service, numbers: &[u16], path: &str) -> Detection {
         return declined("VictoriaMetrics Service without an http port");
     };
     matched(
-        FragmentBuilder::new(svc, "prometheus/metrics", "victoriametrics")
-            .instance(instance(svc))
+        FragmentBuilder::new(svc, PROMETHEUS.toolset, "victoriametrics")
+            .instance(svc.chart_instance())
             .rank(rank::unless_headless(svc, rank::PRIMARY))
             .port_endpoint(port, path)
             .health("/health", &[200])
-            .config_url("prometheus_url")
+            .config_url(PROMETHEUS.key)
             .build(),
     )
 }
