@@ -18,26 +18,20 @@ pub struct UrlToolset {
     pub key: &'static str,
 }
 
+impl UrlToolset {
+    const fn new(toolset: &'static str, key: &'static str) -> Self {
+        Self { toolset, key }
+    }
+}
+
 /// `prometheus/metrics` with `prometheus_url` (Prometheus, Thanos, VictoriaMetrics).
-pub const PROMETHEUS: UrlToolset = UrlToolset {
-    toolset: "prometheus/metrics",
-    key: "prometheus_url",
-};
+pub const PROMETHEUS: UrlToolset = UrlToolset::new("prometheus/metrics", "prometheus_url");
 /// `grafana/loki` with `api_url`.
-pub const LOKI: UrlToolset = UrlToolset {
-    toolset: "grafana/loki",
-    key: "api_url",
-};
+pub const LOKI: UrlToolset = UrlToolset::new("grafana/loki", "api_url");
 /// `grafana/tempo` with `api_url`.
-pub const TEMPO: UrlToolset = UrlToolset {
-    toolset: "grafana/tempo",
-    key: "api_url",
-};
+pub const TEMPO: UrlToolset = UrlToolset::new("grafana/tempo", "api_url");
 /// `victorialogs` with `api_url`.
-pub const VICTORIALOGS: UrlToolset = UrlToolset {
-    toolset: "victorialogs",
-    key: "api_url",
-};
+pub const VICTORIALOGS: UrlToolset = UrlToolset::new("victorialogs", "api_url");
 
 /// Toolset name of HolmesGPT's built-in Grafana toolset.
 pub const GRAFANA_TOOLSET: &str = "grafana/dashboards";
