@@ -40,8 +40,7 @@ fn ms(n: u64) -> Duration {
 fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
@@ -284,11 +283,7 @@ fn prometheus_url(cm: &ConfigMap) -> Option<String> {
 }
 
 /// Waits until the ConfigMap satisfies `pred`, returning it.
-async fn wait_cm(
-    api: &Api<ConfigMap>,
-    what: &str,
-    pred: impl Fn(&ConfigMap) -> bool,
-) -> ConfigMap {
+async fn wait_cm(api: &Api<ConfigMap>, what: &str, pred: impl Fn(&ConfigMap) -> bool) -> ConfigMap {
     wait_for(what, WAIT, async || get_cm(api).await.filter(|c| pred(c))).await
 }
 
@@ -330,7 +325,11 @@ async fn configmap_follows_services_created_changed_and_deleted() {
     let ns = "ctl-follow";
     let client = shared_client().await;
     namespace(&client, ns).await;
-    let (b1, b2, g) = (Backend::start().await, Backend::start().await, Backend::start().await);
+    let (b1, b2, g) = (
+        Backend::start().await,
+        Backend::start().await,
+        Backend::start().await,
+    );
     let h = controller::start(client.clone(), options(ns), detectors());
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
 
@@ -342,7 +341,9 @@ async fn configmap_follows_services_created_changed_and_deleted() {
     assert!(enabled(&cm, "prometheus/metrics").is_none());
     let labels = cm.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
-        labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
         Some("dynamic-toolset")
     );
 
@@ -378,7 +379,9 @@ async fn configmap_follows_services_created_changed_and_deleted() {
 
     // Deleted.
     let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
-    svcs.delete(GRAFANA, &DeleteParams::default()).await.unwrap();
+    svcs.delete(GRAFANA, &DeleteParams::default())
+        .await
+        .unwrap();
     let cm = wait_cm(&cms, "grafana removed", |c| {
         enabled(c, "grafana/dashboards").is_none()
     })
@@ -528,8 +531,7 @@ async fn overrides_merged_at_once_and_invalid_ones_keep_last_good_with_event() {
     )
     .await;
     let off = wait_cm(&cms, "prometheus switched off by override", |c| {
-        toolsets(c).contains_key("prometheus/metrics")
-            && enabled(c, "prometheus/metrics").is_none()
+        toolsets(c).contains_key("prometheus/metrics") && enabled(c, "prometheus/metrics").is_none()
     })
     .await;
     let last_good = data(&off)[TOOLSETS_KEY].clone();
@@ -551,12 +553,22 @@ async fn overrides_merged_at_once_and_invalid_ones_keep_last_good_with_event() {
     assert_eq!(regarding.kind.as_deref(), Some("ConfigMap"));
     assert_eq!(regarding.name.as_deref(), Some(CM));
     assert_eq!(event.type_.as_deref(), Some("Warning"));
-    assert!(event.note.clone().unwrap_or_default().contains(CM), "{event:?}");
-    let s = wait_status(&h, "invalid overrides counted", |s| s.invalid_overrides >= 1).await;
+    assert!(
+        event.note.clone().unwrap_or_default().contains(CM),
+        "{event:?}"
+    );
+    let s = wait_status(&h, "invalid overrides counted", |s| {
+        s.invalid_overrides >= 1
+    })
+    .await;
     assert!(s.last_error.unwrap_or_default().contains(OVERRIDES_KEY));
     let cm = get_cm(&cms).await.unwrap();
     assert_eq!(data(&cm)[TOOLSETS_KEY], last_good, "last good output kept");
-    assert_eq!(data(&cm)[OVERRIDES_KEY], invalid, "the admin's text untouched");
+    assert_eq!(
+        data(&cm)[OVERRIDES_KEY],
+        invalid,
+        "the admin's text untouched"
+    );
 
     // Fixed → merged again.
     patch_data(&cms, json!({OVERRIDES_KEY: "toolsets: {}\n"})).await;
@@ -593,7 +605,10 @@ async fn leader_election_one_writer_and_takeover() {
     assert!(sa.leader ^ sb.leader, "exactly one leader: {sa:?} {sb:?}");
     let (leader, follower) = if sa.leader { (a, b) } else { (b, a) };
     // Both synced (the follower's cache is warm), only the leader wrote.
-    wait_status(&follower, "follower synced", |s| s.synced && s.services == 1).await;
+    wait_status(&follower, "follower synced", |s| {
+        s.synced && s.services == 1
+    })
+    .await;
     apply_service(&client, &grafana(ns, graf.port)).await;
     wait_cm(&cms, "grafana published", |c| {
         enabled(c, "grafana/dashboards").is_some()
@@ -606,7 +621,9 @@ async fn leader_election_one_writer_and_takeover() {
     leader.stop().await;
     wait_status(&follower, "follower leads", |s| s.leader).await;
     let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
-    svcs.delete(GRAFANA, &DeleteParams::default()).await.unwrap();
+    svcs.delete(GRAFANA, &DeleteParams::default())
+        .await
+        .unwrap();
     wait_cm(&cms, "new leader writes", |c| {
         enabled(c, "grafana/dashboards").is_none()
     })
@@ -682,11 +699,15 @@ async fn api_server_restart_no_wrong_write_then_recovery() {
     assert_eq!(data(&after), data(&before), "content unchanged");
     // Recovery: a change made now is picked up.
     apply_service(&client, &grafana(ns, graf.port)).await;
-    let cm = wait_for("grafana published after the restart", Duration::from_secs(30), async || {
-        get_cm(&cms)
-            .await
-            .filter(|c| enabled(c, "grafana/dashboards").is_some())
-    })
+    let cm = wait_for(
+        "grafana published after the restart",
+        Duration::from_secs(30),
+        async || {
+            get_cm(&cms)
+                .await
+                .filter(|c| enabled(c, "grafana/dashboards").is_some())
+        },
+    )
     .await;
     assert!(enabled(&cm, "prometheus/metrics").is_some());
     h.stop().await;
@@ -817,12 +838,20 @@ async fn never_publishes_before_the_initial_list() {
         .create(&PostParams::default(), &cluster_binding)
         .await
         .unwrap();
-    let cm = wait_for("published after sync", Duration::from_secs(60), async || {
-        get_cm(&cms)
-            .await
-            .filter(|c| enabled(c, "prometheus/metrics").is_some())
-    })
+    let cm = wait_for(
+        "published after sync",
+        Duration::from_secs(60),
+        async || {
+            get_cm(&cms)
+                .await
+                .filter(|c| enabled(c, "prometheus/metrics").is_some())
+        },
+    )
     .await;
-    assert_eq!(data(&cm)[OVERRIDES_KEY], "{}\n", "the admin's overrides kept");
+    assert_eq!(
+        data(&cm)[OVERRIDES_KEY],
+        "{}\n",
+        "the admin's overrides kept"
+    );
     h.stop().await;
 }

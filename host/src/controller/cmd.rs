@@ -244,6 +244,7 @@ mod tests {
             conflicts: 2,
             invalid_overrides: 1,
             last_error: None,
+            ..Status::default()
         })
         .unwrap();
         assert!(text.contains("toolset_services_watched 42"), "{text}");

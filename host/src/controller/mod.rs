@@ -322,6 +322,9 @@ async fn main_loop(
         reported_overrides_error: None,
     };
 
+    let initially_leader = *leader_rx.borrow();
+    lp.set_status(|s| s.leader = initially_leader);
+
     let at_least = |d: Duration| d.max(Duration::from_millis(10));
     let health_every = lp
         .opts
