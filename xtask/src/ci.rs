@@ -90,7 +90,9 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
         })?;
     }
     step("cargo test --workspace", || {
-        run(cargo().args(["test", "--workspace"]).args(&args.test_args))
+        run(cargo()
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(&args.test_args))
     })?;
     eprintln!(
         "==> all steps passed in {:.0}s",

@@ -326,14 +326,23 @@ async fn kube_client_verifies_the_serving_certificate() -> Result<()> {
     let yaml = server.kubeconfig_yaml_verified()?;
     assert!(yaml.contains("certificate-authority-data: ") && !yaml.contains("insecure"));
     let client = client_from(&yaml).await?;
-    let namespaces = Api::<Namespace>::all(client)
-        .list(&ListParams::default())
-        .await?;
-    assert!(
-        namespaces
+    // The API server's bootstrap controller creates `default` shortly after /readyz on a
+    // fresh server: poll (a TLS failure errors out at once instead).
+    let api = Api::<Namespace>::all(client);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let namespaces = api.list(&ListParams::default()).await?;
+        if namespaces
             .items
             .iter()
             .any(|n| n.metadata.name.as_deref() == Some("default"))
-    );
-    Ok(())
+        {
+            return Ok(());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "namespace `default` never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
