@@ -733,10 +733,13 @@ async fn cold_start_with_up_to_date_configmap_writes_nothing() {
     first.stop().await;
     let rv = cm.metadata.resource_version.clone();
 
-    let second = controller::start(client.clone(), options(ns), detectors());
-    // Synced, probed everything and a few health rounds more.
-    wait_status(&second, "several probe rounds", |s| {
-        s.synced && s.probe_rounds >= 4
+    // Full resyncs (relists) every 400 ms: none of them may cause a write either.
+    let mut o = options(ns);
+    o.discovery_interval = ms(400);
+    let second = controller::start(client.clone(), o, detectors());
+    // Synced, probed everything, a few health rounds and relists more.
+    wait_status(&second, "several probe rounds and relists", |s| {
+        s.synced && s.probe_rounds >= 4 && s.discovery_passes >= 4
     })
     .await;
     let s = status(&second);

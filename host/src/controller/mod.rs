@@ -1,10 +1,12 @@
 //! The in-cluster controller (`dynamic-toolset run`).
 //!
-//! Watches Services (mirrored, see [`mirror`]) and its own ConfigMap; on every change
-//! (debounced), every `discovery_interval` and every `health_check_interval` it runs the
-//! pipeline (detect → select → probe → assemble → merge overrides) and, when leader,
-//! writes the generated keys of the ConfigMap if they differ. Decisions are pure
-//! ([`state`]); this module is the I/O around them.
+//! Watches Services (mirrored, see [`mirror`]) and its own ConfigMap. Detectors run on
+//! every changed Service (debounced), and on every Service after a full resync, which is
+//! a relist from the API server every `discovery_interval`. Health probes run in the
+//! background (new installations at once, all of them every `health_check_interval`).
+//! After every change the pipeline's pure part (select → assemble → merge overrides)
+//! runs and, when leader, the generated keys of the ConfigMap are written if they
+//! differ. Decisions are pure ([`state`]); this module is the I/O around them.
 
 pub mod cmd;
 pub mod kube_io;
@@ -166,20 +168,12 @@ pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorS
 /// Annotations never read by detectors and possibly large: not kept in memory.
 const DROPPED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
-/// One Service as the controller keeps it: small, with the version detection ran on.
-#[derive(Debug, Clone)]
+/// One Service as the controller keeps it: its snapshot only until the detectors have
+/// seen it (every watch event, and every relist, brings a fresh one), so a watched
+/// Service costs its key and little more.
+#[derive(Debug, Default)]
 struct Watched {
-    resource_version: String,
-    snapshot: ServiceSnapshot,
-}
-
-/// What detection found for one Service, kept between passes. Only matches are kept
-/// (selection reads nothing else; failures are logged when they happen), so the usual
-/// Service costs a resourceVersion and nothing more.
-#[derive(Debug)]
-struct Cached {
-    resource_version: String,
-    matched: Option<ServiceDetections>,
+    pending: Option<Box<ServiceSnapshot>>,
 }
 
 /// Probe outcomes of one batch.
@@ -192,8 +186,9 @@ struct Loop {
     detectors: Arc<Mutex<DetectorSet>>,
     services: mirror::Shared<Watched>,
     configmap: mirror::Shared<ConfigMap>,
-    /// Detections by Service, with the resourceVersion they were computed for.
-    cache: BTreeMap<(String, String), Cached>,
+    /// Detections of the Services some detector matched (selection reads nothing else;
+    /// failures are logged when they happen).
+    matched: BTreeMap<(String, String), ServiceDetections>,
     selection: Selection,
     tracker: HealthTracker,
     prober: Option<Arc<Prober>>,
@@ -224,38 +219,8 @@ async fn main_loop(
     // Dropped (aborted) with this future, also when the controller task is aborted.
     let mut watches = tokio::task::JoinSet::new();
 
-    // Service watch: all namespaces, optional label selector, namespace filter applied here.
-    let mut wcfg = watcher::Config::default();
-    if let Some(sel) = &opts.label_selector {
-        wcfg = wcfg.labels(sel);
-    }
-    let filter = opts.namespaces.clone();
-    watches.spawn(mirror::run(
-        "services",
-        watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
-        services.clone(),
-        services_changed,
-        move |svc: &Service| {
-            let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
-            if !filter(ns) {
-                return None;
-            }
-            let mut snapshot = match crate::manifest::snapshot(svc, ns) {
-                Ok(s) => s,
-                Err((field, problem)) => {
-                    tracing::warn!(namespace = ns, service = ?svc.metadata.name, "Service skipped: {field}: {problem}");
-                    return None;
-                }
-            };
-            for a in DROPPED_ANNOTATIONS {
-                snapshot.annotations.remove(*a);
-            }
-            Some(Watched {
-                resource_version: svc.metadata.resource_version.clone().unwrap_or_default(),
-                snapshot,
-            })
-        },
-    ));
+    let mut services_watch =
+        spawn_services_watch(&client, &opts, services.clone(), services_changed.clone());
     watches.spawn(mirror::run(
         "configmap",
         watcher(
@@ -311,7 +276,7 @@ async fn main_loop(
         detectors: Arc::new(Mutex::new(detectors)),
         services,
         configmap,
-        cache: BTreeMap::new(),
+        matched: BTreeMap::new(),
         selection: Selection::default(),
         prober,
         in_flight: BTreeSet::new(),
@@ -341,7 +306,6 @@ async fn main_loop(
     }
     let mut debounce_until: Option<Instant> = None;
     let mut services_dirty = true;
-    let mut full = false;
     let mut health_round = false;
 
     loop {
@@ -365,14 +329,22 @@ async fn main_loop(
                 tracing::info!(leader, "leadership changed");
                 lp.set_status(|s| s.leader = leader);
             }
-            _ = resync.tick() => { full = true; services_dirty = true; }
+            _ = resync.tick() => {
+                // A full resync is a relist from the API server: a new watch whose
+                // complete list replaces the mirror at once and is detected anew.
+                services_watch = spawn_services_watch(
+                    &lp.client, &lp.opts, lp.services.clone(), services_changed.clone(),
+                );
+                continue;
+            }
             _ = health.tick() => { health_round = lp.prober.is_some(); }
             _ = reconcile.tick() => {}
         }
         let leader = *leader_rx.borrow();
-        lp.step(&mut services_dirty, &mut full, &mut health_round, leader)
+        lp.step(&mut services_dirty, &mut health_round, leader)
             .await;
     }
+    drop(services_watch);
     watches.abort_all();
     lp.probes.abort_all();
     if let Some(t) = leader_task.and_then(AbortOnDrop::into_inner) {
@@ -394,13 +366,7 @@ impl Loop {
         s && c
     }
 
-    async fn step(
-        &mut self,
-        services_dirty: &mut bool,
-        full: &mut bool,
-        health_round: &mut bool,
-        leader: bool,
-    ) {
+    async fn step(&mut self, services_dirty: &mut bool, health_round: &mut bool, leader: bool) {
         // Never publish from a cache that has not listed yet: an empty cache must not
         // wipe a good ConfigMap.
         if !self.synced() {
@@ -408,7 +374,7 @@ impl Loop {
         }
         self.set_status(|s| s.synced = true);
         if std::mem::take(services_dirty) {
-            self.rediscover(std::mem::take(full));
+            self.rediscover();
         }
         let chosen: BTreeSet<InstanceKey> = self
             .selection
@@ -430,44 +396,36 @@ impl Loop {
         }
     }
 
-    /// Re-runs detectors on changed Services (all of them on a full resync).
-    fn rediscover(&mut self, full: bool) {
+    /// Runs the detectors on the Services with a pending snapshot (changed, new, or
+    /// relisted) and selects again when anything changed.
+    fn rediscover(&mut self) {
         let started = std::time::Instant::now();
-        if full {
-            self.cache.clear();
-        }
-        // Under the read lock: forget gone Services, copy out only those to (re)detect.
-        let before = self.cache.len();
-        let (stale, services) = {
-            let Ok(m) = self.services.read() else {
+        // Under the lock: forget gone Services, take the pending snapshots out.
+        let (taken, services, removed) = {
+            let Ok(mut m) = self.services.write() else {
                 tracing::error!("services mirror lock poisoned");
                 return;
             };
-            self.cache.retain(|k, _| m.objects.contains_key(k));
-            let stale: Vec<((String, String), Watched)> = m
+            let before = self.matched.len();
+            self.matched.retain(|k, _| m.objects.contains_key(k));
+            let taken: Vec<((String, String), Box<ServiceSnapshot>)> = m
                 .objects
-                .iter()
-                .filter(|(k, w)| {
-                    self.cache
-                        .get(*k)
-                        .is_none_or(|c| c.resource_version != w.resource_version)
-                })
-                .map(|(k, w)| (k.clone(), w.clone()))
+                .iter_mut()
+                .filter_map(|(k, w)| w.pending.take().map(|s| (k.clone(), s)))
                 .collect();
-            (stale, m.objects.len())
+            (taken, m.objects.len(), before - self.matched.len())
         };
-        let removed = before - self.cache.len();
-        let detected = stale.len();
-        if !stale.is_empty() {
+        let detected = taken.len();
+        if !taken.is_empty() {
             let Ok(mut set) = self.detectors.lock() else {
                 tracing::error!("detector set lock poisoned");
                 return;
             };
             let domain = self.opts.cluster_domain.clone();
-            let cache = &mut self.cache;
+            let matched = &mut self.matched;
             tokio::task::block_in_place(|| {
-                for (key, w) in stale {
-                    let mut d = set.detect(&w.snapshot, &domain);
+                for (key, snapshot) in taken {
+                    let mut d = set.detect(&snapshot, &domain);
                     for v in &d.verdicts {
                         if let Err(e) = &v.outcome {
                             tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
@@ -475,23 +433,17 @@ impl Loop {
                     }
                     d.verdicts
                         .retain(|v| matches!(v.outcome, Ok(Detection::Matched(_))));
-                    cache.insert(
-                        key,
-                        Cached {
-                            resource_version: w.resource_version,
-                            matched: (!d.verdicts.is_empty()).then_some(d),
-                        },
-                    );
+                    if d.verdicts.is_empty() {
+                        matched.remove(&key);
+                    } else {
+                        matched.insert(key, d);
+                    }
                 }
             });
         }
-        if detected > 0 || removed > 0 || full {
-            let mut all: Vec<ServiceDetections> = self
-                .cache
-                .values()
-                .filter_map(|c| c.matched.clone())
-                .collect();
-            all.sort_by(|a, b| a.service.cmp(&b.service));
+        if detected > 0 || removed > 0 {
+            // Keys are (namespace, name): the same order as ServiceRef.
+            let all: Vec<ServiceDetections> = self.matched.values().cloned().collect();
             self.selection = select::select(&all);
         }
         self.set_status(|s| {
@@ -682,6 +634,46 @@ impl Loop {
             }
         }
     }
+}
+
+/// Starts the Service watch (all namespaces, optional label selector; the namespace
+/// filter is applied here) feeding `shared`. Dropping the result stops it.
+fn spawn_services_watch(
+    client: &kube::Client,
+    opts: &ControllerOptions,
+    shared: mirror::Shared<Watched>,
+    changed: mpsc::Sender<()>,
+) -> AbortOnDrop<()> {
+    let mut wcfg = watcher::Config::default();
+    if let Some(sel) = &opts.label_selector {
+        wcfg = wcfg.labels(sel);
+    }
+    let filter = opts.namespaces.clone();
+    AbortOnDrop::new(tokio::spawn(mirror::run(
+        "services",
+        watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
+        shared,
+        changed,
+        move |svc: &Service| {
+            let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+            if !filter(ns) {
+                return None;
+            }
+            let mut snapshot = match crate::manifest::snapshot(svc, ns) {
+                Ok(s) => s,
+                Err((field, problem)) => {
+                    tracing::warn!(namespace = ns, service = ?svc.metadata.name, "Service skipped: {field}: {problem}");
+                    return None;
+                }
+            };
+            for a in DROPPED_ANNOTATIONS {
+                snapshot.annotations.remove(*a);
+            }
+            Some(Watched {
+                pending: Some(Box::new(snapshot)),
+            })
+        },
+    )))
 }
 
 /// Builds a client from a kubeconfig path, or in-cluster / KUBECONFIG when None.
