@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use dynamic_toolset_core::ServiceSnapshot;
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{self, Discovery, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
@@ -165,15 +164,16 @@ pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorS
     }
 }
 
-/// Annotations never read by detectors and possibly large: not kept in memory.
+/// Annotations no detector reads, possibly large: not passed to the detectors.
 const DROPPED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
-/// One Service as the controller keeps it: its snapshot only until the detectors have
-/// seen it (every watch event, and every relist, brings a fresh one), so a watched
-/// Service costs its key and little more.
+/// One Service as the controller keeps it: what the detectors matched in it, computed
+/// as its watch event (or relist entry) arrives. Nothing else is kept (selection reads
+/// nothing else; failures are logged when they happen), so an unrelated Service costs
+/// its key and one word, and a relist never buffers thousands of Service objects.
 #[derive(Debug, Default)]
 struct Watched {
-    pending: Option<Box<ServiceSnapshot>>,
+    matched: Option<Box<ServiceDetections>>,
 }
 
 /// Probe outcomes of one batch.
@@ -185,10 +185,9 @@ struct Loop {
     opts: ControllerOptions,
     detectors: Arc<Mutex<DetectorSet>>,
     services: mirror::Shared<Watched>,
+    /// Mirror generation the current selection was computed from.
+    seen_generation: u64,
     configmap: mirror::Shared<ConfigMap>,
-    /// Detections of the Services some detector matched (selection reads nothing else;
-    /// failures are logged when they happen).
-    matched: BTreeMap<(String, String), ServiceDetections>,
     selection: Selection,
     tracker: HealthTracker,
     prober: Option<Arc<Prober>>,
@@ -219,8 +218,14 @@ async fn main_loop(
     // Dropped (aborted) with this future, also when the controller task is aborted.
     let mut watches = tokio::task::JoinSet::new();
 
-    let mut services_watch =
-        spawn_services_watch(&client, &opts, services.clone(), services_changed.clone());
+    let detectors = Arc::new(Mutex::new(detectors));
+    let mut services_watch = spawn_services_watch(
+        &client,
+        &opts,
+        detectors.clone(),
+        services.clone(),
+        services_changed.clone(),
+    );
     watches.spawn(mirror::run(
         "configmap",
         watcher(
@@ -273,10 +278,10 @@ async fn main_loop(
                 .unwrap_or(1),
         ),
         opts,
-        detectors: Arc::new(Mutex::new(detectors)),
+        detectors,
         services,
         configmap,
-        matched: BTreeMap::new(),
+        seen_generation: 0,
         selection: Selection::default(),
         prober,
         in_flight: BTreeSet::new(),
@@ -333,7 +338,8 @@ async fn main_loop(
                 // A full resync is a relist from the API server: a new watch whose
                 // complete list replaces the mirror at once and is detected anew.
                 services_watch = spawn_services_watch(
-                    &lp.client, &lp.opts, lp.services.clone(), services_changed.clone(),
+                    &lp.client, &lp.opts, lp.detectors.clone(), lp.services.clone(),
+                    services_changed.clone(),
                 );
                 continue;
             }
@@ -396,64 +402,35 @@ impl Loop {
         }
     }
 
-    /// Runs the detectors on the Services with a pending snapshot (changed, new, or
-    /// relisted) and selects again when anything changed.
+    /// Selects again from the mirror's detections when it changed.
     fn rediscover(&mut self) {
         let started = std::time::Instant::now();
-        // Under the lock: forget gone Services, take the pending snapshots out.
-        let (taken, services, removed) = {
-            let Ok(mut m) = self.services.write() else {
+        let (all, services) = {
+            let Ok(m) = self.services.read() else {
                 tracing::error!("services mirror lock poisoned");
                 return;
             };
-            let before = self.matched.len();
-            self.matched.retain(|k, _| m.objects.contains_key(k));
-            let taken: Vec<((String, String), Box<ServiceSnapshot>)> = m
-                .objects
-                .iter_mut()
-                .filter_map(|(k, w)| w.pending.take().map(|s| (k.clone(), s)))
-                .collect();
-            (taken, m.objects.len(), before - self.matched.len())
-        };
-        let detected = taken.len();
-        if !taken.is_empty() {
-            let Ok(mut set) = self.detectors.lock() else {
-                tracing::error!("detector set lock poisoned");
+            if m.generation == self.seen_generation {
                 return;
-            };
-            let domain = self.opts.cluster_domain.clone();
-            let matched = &mut self.matched;
-            tokio::task::block_in_place(|| {
-                for (key, snapshot) in taken {
-                    let mut d = set.detect(&snapshot, &domain);
-                    for v in &d.verdicts {
-                        if let Err(e) = &v.outcome {
-                            tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
-                        }
-                    }
-                    d.verdicts
-                        .retain(|v| matches!(v.outcome, Ok(Detection::Matched(_))));
-                    if d.verdicts.is_empty() {
-                        matched.remove(&key);
-                    } else {
-                        matched.insert(key, d);
-                    }
-                }
-            });
-        }
-        if detected > 0 || removed > 0 {
-            // Keys are (namespace, name): the same order as ServiceRef.
-            let all: Vec<ServiceDetections> = self.matched.values().cloned().collect();
-            self.selection = select::select(&all);
-        }
+            }
+            self.seen_generation = m.generation;
+            // Keys are (namespace, name): the order of ServiceRef.
+            let all: Vec<ServiceDetections> = m
+                .objects
+                .values()
+                .filter_map(|w| w.matched.as_deref().cloned())
+                .collect();
+            (all, m.objects.len())
+        };
+        let matched = all.len();
+        self.selection = select::select(&all);
         self.set_status(|s| {
             s.services = services;
             s.discovery_passes += 1;
         });
         tracing::debug!(
             services,
-            detected,
-            removed,
+            matched,
             installations = self.selection.groups.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "discovery pass"
@@ -641,6 +618,7 @@ impl Loop {
 fn spawn_services_watch(
     client: &kube::Client,
     opts: &ControllerOptions,
+    detectors: Arc<Mutex<DetectorSet>>,
     shared: mirror::Shared<Watched>,
     changed: mpsc::Sender<()>,
 ) -> AbortOnDrop<()> {
@@ -649,6 +627,7 @@ fn spawn_services_watch(
         wcfg = wcfg.labels(sel);
     }
     let filter = opts.namespaces.clone();
+    let domain = opts.cluster_domain.clone();
     AbortOnDrop::new(tokio::spawn(mirror::run(
         "services",
         watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
@@ -669,8 +648,20 @@ fn spawn_services_watch(
             for a in DROPPED_ANNOTATIONS {
                 snapshot.annotations.remove(*a);
             }
+            let Ok(mut set) = detectors.lock() else {
+                tracing::error!("detector set lock poisoned");
+                return Some(Watched::default());
+            };
+            let mut d = set.detect(&snapshot, &domain);
+            for v in &d.verdicts {
+                if let Err(e) = &v.outcome {
+                    tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
+                }
+            }
+            d.verdicts
+                .retain(|v| matches!(v.outcome, Ok(Detection::Matched(_))));
             Some(Watched {
-                pending: Some(Box::new(snapshot)),
+                matched: (!d.verdicts.is_empty()).then(|| Box::new(d)),
             })
         },
     )))
