@@ -615,11 +615,12 @@ async fn leader_election_one_writer_and_takeover() {
         enabled(c, "grafana/dashboards").is_some()
     })
     .await;
-    let (sl, sf) = (status(&leader), status(&follower));
-    assert!(
-        sl.writes >= 2 && sl.leader,
-        "leader {sl:?}, follower {sf:?}"
-    );
+    // The write is visible in the API a moment before the writer's counter moves.
+    let sl = wait_status(&leader, "leader counted its writes", |s| {
+        s.writes >= 2 && s.leader
+    })
+    .await;
+    let sf = status(&follower);
     assert!(
         sf.writes == 0 && !sf.leader,
         "leader {sl:?}, follower {sf:?}"
@@ -636,7 +637,7 @@ async fn leader_election_one_writer_and_takeover() {
         enabled(c, "grafana/dashboards").is_none()
     })
     .await;
-    assert!(status(&follower).writes >= 1);
+    wait_status(&follower, "new leader counted its write", |s| s.writes >= 1).await;
 
     // A crash (no release): a third instance takes over once the lease expires.
     let c = start("c");
@@ -651,7 +652,7 @@ async fn leader_election_one_writer_and_takeover() {
         enabled(c, "grafana/dashboards").is_some()
     })
     .await;
-    assert!(status(&c).writes >= 1);
+    wait_status(&c, "third instance counted its write", |s| s.writes >= 1).await;
     eprintln!("takeover after crash: {took:?} (lease 4 s)");
     c.stop().await;
 }
