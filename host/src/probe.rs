@@ -70,21 +70,6 @@ impl ProbeOutcome {
     }
 }
 
-/// The URL a probe requests: the endpoint's host with the probe's scheme, port and path.
-pub fn probe_url(endpoint: &str, probe: &HealthProbe) -> Result<url::Url, String> {
-    let base = url::Url::parse(endpoint).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
-    let host = base
-        .host_str()
-        .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
-    let path = if probe.path.starts_with('/') {
-        probe.path.clone()
-    } else {
-        format!("/{}", probe.path)
-    };
-    let text = format!("{}://{host}:{}{path}", probe.scheme.as_str(), probe.port);
-    url::Url::parse(&text).map_err(|e| format!("probe URL {text:?}: {e}"))
-}
-
 /// A client pair (verifying and not verifying TLS) built once per settings.
 pub struct Prober {
     settings: ProbeSettings,
@@ -136,7 +121,7 @@ impl Prober {
 
     /// Probes one target.
     pub async fn probe<K>(&self, target: &ProbeTarget<K>) -> ProbeOutcome {
-        let url = match probe_url(&target.endpoint, &target.probe) {
+        let url = match target.probe.url_for(&target.endpoint) {
             Ok(u) => u,
             Err(reason) => {
                 return ProbeOutcome::Unhealthy {
@@ -212,33 +197,4 @@ fn describe(e: &reqwest::Error, elapsed: Duration) -> String {
         "request failed"
     };
     format!("{kind}: {cause}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use dynamic_toolset_core::Scheme;
-
-    fn hp(scheme: Scheme, port: u16, path: &str) -> HealthProbe {
-        HealthProbe {
-            port,
-            scheme,
-            path: path.into(),
-            accepted_statuses: vec![],
-        }
-    }
-
-    #[test]
-    fn probe_url_uses_endpoint_host_and_probe_port_scheme_path() {
-        let u = probe_url(
-            "http://prom.monitoring.svc.cluster.local:9090/select/0/prometheus",
-            &hp(Scheme::Https, 8443, "-/ready"),
-        )
-        .unwrap();
-        assert_eq!(
-            u.as_str(),
-            "https://prom.monitoring.svc.cluster.local:8443/-/ready"
-        );
-        assert!(probe_url("not a url", &hp(Scheme::Http, 1, "/")).is_err());
-    }
 }

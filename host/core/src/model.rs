@@ -87,6 +87,30 @@ pub struct HealthProbe {
 }
 
 impl HealthProbe {
+    /// The URL to probe for `endpoint`: the endpoint's host with this probe's scheme, port
+    /// and path (so an endpoint on another host, e.g. from an annotation, is probed there).
+    pub fn url_for(&self, endpoint: &str) -> Result<String, String> {
+        let base = url::Url::parse(endpoint).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
+        let host = base
+            .host_str()
+            .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let slash = if self.path.starts_with('/') { "" } else { "/" };
+        let text = format!(
+            "{}://{host}:{}{slash}{}",
+            self.scheme.as_str(),
+            self.port,
+            self.path
+        );
+        url::Url::parse(&text)
+            .map(String::from)
+            .map_err(|e| format!("probe URL {text:?}: {e}"))
+    }
+
     /// Whether an HTTP status counts as healthy for this probe.
     pub fn accepts(&self, status: u16) -> bool {
         if self.accepted_statuses.is_empty() {
@@ -162,4 +186,41 @@ pub struct Verdict {
 pub struct ServiceDetections {
     pub service: ServiceRef,
     pub verdicts: Vec<Verdict>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(scheme: Scheme, port: u16, path: &str) -> HealthProbe {
+        HealthProbe {
+            port,
+            scheme,
+            path: path.into(),
+            accepted_statuses: vec![],
+        }
+    }
+
+    #[test]
+    fn probe_url_uses_endpoint_host_and_probe_port_scheme_path() {
+        let u = hp(Scheme::Https, 8443, "-/ready")
+            .url_for("http://prom.monitoring.svc.cluster.local:9090/select/0/prometheus");
+        assert_eq!(
+            u.as_deref(),
+            Ok("https://prom.monitoring.svc.cluster.local:8443/-/ready")
+        );
+        // An annotated endpoint on another host is probed there.
+        let u = hp(Scheme::Http, 80, "/health").url_for("http://10.0.0.7:9428/");
+        // (The scheme's default port is implied.)
+        assert_eq!(u.as_deref(), Ok("http://10.0.0.7/health"));
+        assert!(hp(Scheme::Http, 1, "/").url_for("not a url").is_err());
+    }
+
+    #[test]
+    fn accepted_statuses_default_to_2xx_3xx() {
+        let mut p = hp(Scheme::Http, 1, "/");
+        assert!(p.accepts(200) && p.accepts(302) && !p.accepts(401));
+        p.accepted_statuses = vec![200, 401];
+        assert!(p.accepts(401) && !p.accepts(302));
+    }
 }

@@ -134,17 +134,10 @@ pub struct ProbeRequest {
 }
 
 impl ProbeRequest {
-    /// URL to probe: `<scheme>://<name>.<namespace>.svc.<cluster_domain>:<port><path>`.
-    pub fn url(&self, cluster_domain: &str) -> String {
-        format!(
-            "{}://{}.{}.svc.{}:{}{}",
-            self.probe.scheme.as_str(),
-            self.service.name,
-            self.service.namespace,
-            cluster_domain,
-            self.probe.port,
-            self.probe.path
-        )
+    /// URL to probe: the endpoint's host with the probe's scheme, port and path
+    /// (see [`HealthProbe::url_for`]).
+    pub fn url(&self) -> Result<String, String> {
+        self.probe.url_for(&self.endpoint)
     }
 }
 

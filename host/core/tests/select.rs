@@ -181,7 +181,7 @@ fn probes_are_keyed_by_instance_and_only_for_declared_health() {
         InstanceKey::new("prometheus/metrics", "monitoring/prom")
     );
     assert_eq!(
-        probes[0].url("cluster.local"),
-        "http://prom.monitoring.svc.cluster.local:9090/-/ready"
+        probes[0].url().as_deref(),
+        Ok("http://prom.monitoring.svc.cluster.local:9090/-/ready")
     );
 }
