@@ -203,7 +203,7 @@ fn options(ns: &str) -> ControllerOptions {
         owner: None,
         namespaces: Arc::new(move |n: &str| n == only),
         label_selector: None,
-        cluster_domain: "cluster.local".into(),
+        policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
         debounce: ms(50),
         discovery_interval: Duration::from_secs(60),
         reconciliation_interval: Duration::from_secs(60),

@@ -127,6 +127,40 @@ pub struct DiscoverArgs {
     pub probe: ProbeArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// What the validation gate lets through beyond its baseline (see README, "Security
+/// model"). Every value here widens who can steer HolmesGPT: keep them short.
+#[derive(Debug, Args, Default)]
+pub struct SecurityArgs {
+    /// Namespace whose backends receive HolmesGPT's credentials (`{{ env.GRAFANA_API_KEY }}`,
+    /// Elasticsearch/OpenSearch passwords). Repeatable; exact names. Backends elsewhere are
+    /// emitted without credentials. Default: none.
+    #[arg(
+        long = "credential-namespace",
+        value_name = "NS",
+        env = "CREDENTIAL_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub credential_namespaces: Vec<String>,
+    /// Namespace an annotated endpoint may point into besides its own Service's. Repeatable.
+    #[arg(
+        long = "endpoint-namespace",
+        value_name = "NS",
+        env = "ENDPOINT_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub endpoint_namespaces: Vec<String>,
+    /// Off-cluster host (`host` or `host:port`) an endpoint may name. Repeatable. Default: none.
+    #[arg(
+        long = "external-host",
+        value_name = "HOST[:PORT]",
+        env = "EXTERNAL_HOSTS",
+        value_delimiter = ','
+    )]
+    pub external_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

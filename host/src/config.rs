@@ -62,6 +62,26 @@ pub struct RunArgs {
     /// Kubernetes label selector for the Service watch (e.g. `app.kubernetes.io/part-of=monitoring`).
     #[arg(long, value_name = "SELECTOR")]
     pub label_selector: Option<String>,
+    /// Namespaces whose backends receive HolmesGPT's credentials. Repeatable or comma
+    /// separated. Replaces `security.credential_namespaces`.
+    #[arg(
+        long = "credential-namespace",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
+    pub credential_namespaces: Vec<String>,
+    /// Namespaces an annotated endpoint may point into besides its own. Replaces
+    /// `security.endpoint_namespaces`.
+    #[arg(long = "endpoint-namespace", value_name = "NS", value_delimiter = ',')]
+    pub endpoint_namespaces: Vec<String>,
+    /// Off-cluster hosts (`host` or `host:port`) an endpoint may name. Replaces
+    /// `security.external_hosts`.
+    #[arg(
+        long = "external-host",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub external_hosts: Vec<String>,
     /// Name of the generated ConfigMap.
     #[arg(long, value_name = "NAME")]
     pub configmap_name: Option<String>,
@@ -128,8 +148,41 @@ pub struct Settings {
     pub leader_election: LeaderElection,
     /// Detector components.
     pub detectors: DetectorSettings,
+    /// What the validation gate lets through beyond its baseline.
+    pub security: SecuritySettings,
     /// HTTP listeners.
     pub server: ServerSettings,
+}
+
+/// `security:` section: every entry widens who can steer HolmesGPT (README, "Security model").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct SecuritySettings {
+    /// Namespaces (exact names) whose backends receive `{{ env.* }}` credentials
+    /// (GRAFANA_API_KEY, ELASTICSEARCH_PASSWORD, OPENSEARCH_PASSWORD). Env
+    /// `CREDENTIAL_NAMESPACES`, flag `--credential-namespace`. Default none.
+    pub credential_namespaces: Vec<String>,
+    /// Namespaces an annotated endpoint may point into besides its Service's own. Env
+    /// `ENDPOINT_NAMESPACES`, flag `--endpoint-namespace`. Default none.
+    pub endpoint_namespaces: Vec<String>,
+    /// Off-cluster hosts (`host` or `host:port`) an endpoint may name. Env `EXTERNAL_HOSTS`,
+    /// flag `--external-host`. Default none.
+    pub external_hosts: Vec<String>,
+}
+
+impl SecuritySettings {
+    /// The gate policy these settings describe.
+    pub fn policy(&self, cluster_domain: &str) -> dynamic_toolset_core::gate::Policy {
+        dynamic_toolset_core::gate::Policy {
+            cluster_domain: cluster_domain.to_string(),
+            credential_namespaces: self.credential_namespaces.iter().cloned().collect(),
+            endpoint_namespaces: self.endpoint_namespaces.iter().cloned().collect(),
+            external_hosts: self
+                .external_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        }
+    }
 }
 
 /// `service_discovery:` section.
@@ -292,6 +345,7 @@ impl Default for Settings {
                 retry_period: Duration::from_secs(2),
             },
             detectors: DetectorSettings::default(),
+            security: SecuritySettings::default(),
             server: ServerSettings {
                 listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
                 metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
@@ -523,6 +577,9 @@ const LE_RENEW: &str = "leader_election.renew_deadline";
 const LE_RETRY: &str = "leader_election.retry_period";
 const DET_DIR: &str = "detectors.dir";
 const DET_CACHE: &str = "detectors.cache_dir";
+const SEC_CREDENTIALS: &str = "security.credential_namespaces";
+const SEC_ENDPOINTS: &str = "security.endpoint_namespaces";
+const SEC_EXTERNAL: &str = "security.external_hosts";
 const SRV_LISTEN: &str = "server.listen";
 const SRV_METRICS: &str = "server.metrics_listen";
 
@@ -533,6 +590,7 @@ const SECTIONS: &[&str] = &[
     "configmap",
     "leader_election",
     "detectors",
+    "security",
     "server",
 ];
 
@@ -571,6 +629,21 @@ static KEYS: &[Key] = &[
         path: SD_DOMAIN,
         slot: Slot::Str(|s| &mut s.service_discovery.cluster_domain),
         env: None,
+    },
+    Key {
+        path: SEC_CREDENTIALS,
+        slot: Slot::List(|s| &mut s.security.credential_namespaces),
+        env: Some("CREDENTIAL_NAMESPACES"),
+    },
+    Key {
+        path: SEC_ENDPOINTS,
+        slot: Slot::List(|s| &mut s.security.endpoint_namespaces),
+        env: Some("ENDPOINT_NAMESPACES"),
+    },
+    Key {
+        path: SEC_EXTERNAL,
+        slot: Slot::List(|s| &mut s.security.external_hosts),
+        env: Some("EXTERNAL_HOSTS"),
     },
     Key {
         path: HC_ENABLED,
@@ -986,9 +1059,16 @@ impl Resolver {
                 }
             }
         }
-        let lists: [(&'static str, &str, &Vec<String>); 2] = [
+        let lists: [(&'static str, &str, &Vec<String>); 5] = [
             (SD_NAMESPACES, "namespace", &f.namespaces),
             (SD_EXCLUDE, "exclude-namespace", &f.exclude_namespaces),
+            (
+                SEC_CREDENTIALS,
+                "credential-namespace",
+                &f.credential_namespaces,
+            ),
+            (SEC_ENDPOINTS, "endpoint-namespace", &f.endpoint_namespaces),
+            (SEC_EXTERNAL, "external-host", &f.external_hosts),
         ];
         for (path, flag, values) in lists {
             if values.is_empty() {
@@ -1125,6 +1205,36 @@ impl Resolver {
                 if let Err(msg) = check_namespace_pattern(pattern) {
                     let src = self.item_source(path, i);
                     self.error(format!("{path}[{i}]"), src, msg);
+                }
+            }
+        }
+        for (path, list) in [
+            (SEC_CREDENTIALS, &s.security.credential_namespaces),
+            (SEC_ENDPOINTS, &s.security.endpoint_namespaces),
+        ] {
+            if self.failed.contains(&path) {
+                continue;
+            }
+            for (i, ns) in list.iter().enumerate() {
+                if let Err(msg) = check_dns_label(ns) {
+                    let src = self.item_source(path, i);
+                    self.error(format!("{path}[{i}]"), src, msg);
+                }
+            }
+        }
+        if !self.failed.contains(&SEC_EXTERNAL) {
+            for (i, host) in s.security.external_hosts.iter().enumerate() {
+                let (name, port) = host.rsplit_once(':').unwrap_or((host.as_str(), ""));
+                let res = check_dns_name(&name.to_ascii_lowercase(), 253).and_then(|()| {
+                    if port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0) {
+                        Ok(())
+                    } else {
+                        Err(format!("port {port:?} is not a number from 1 to 65535"))
+                    }
+                });
+                if let Err(msg) = res {
+                    let src = self.item_source(SEC_EXTERNAL, i);
+                    self.error(format!("{SEC_EXTERNAL}[{i}]"), src, msg);
                 }
             }
         }
@@ -1848,6 +1958,18 @@ detectors:
   # Directory for precompiled detectors (faster starts); empty = off.
   #                                                   env DETECTOR_CACHE_DIR, flag --cache-dir
   cache_dir: ""
+security:
+  # What the validation gate lets through beyond its baseline; each entry widens who can steer
+  # HolmesGPT. Namespaces whose backends receive HolmesGPT's credentials ({{ env.GRAFANA_API_KEY }},
+  # Elasticsearch/OpenSearch passwords); elsewhere toolsets are emitted without them.
+  #                                     env CREDENTIAL_NAMESPACES, flag --credential-namespace
+  credential_namespaces: []
+  # Namespaces an annotated endpoint may point into besides its own Service's.
+  #                                       env ENDPOINT_NAMESPACES, flag --endpoint-namespace
+  endpoint_namespaces: []
+  # Off-cluster hosts (host or host:port) an endpoint may name.
+  #                                                 env EXTERNAL_HOSTS, flag --external-host
+  external_hosts: []
 server:
   # Health endpoints (/healthz, /readyz).                         flag --listen
   listen: 0.0.0.0:8080

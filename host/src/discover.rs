@@ -86,8 +86,10 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
 
     let (mut set, load_errors) = load_detectors(&args.runtime)?;
     problems += load_errors.len();
-    let detections = detect_all(&mut set, &services, &args.cluster_domain);
+    let policy = crate::pipeline::policy(&args.cluster_domain, &args.security);
+    let detections = detect_all(&mut set, &policy, &services);
     for sd in &detections {
+        problems += sd.gate.iter().filter(|n| n.refused()).count();
         for v in &sd.verdicts {
             if let Err(e) = &v.outcome {
                 tracing::error!(service = %sd.service, detector = %v.detector, "detector failed: {e}");

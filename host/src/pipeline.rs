@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use dynamic_toolset_core::assemble::{self, Assembly, Health};
+use dynamic_toolset_core::gate::{self, Grants, Policy};
 use dynamic_toolset_core::overrides::{self, MergeReport, Overrides};
 use dynamic_toolset_core::select::{InstanceKey, Selection};
 use dynamic_toolset_core::{ServiceDetections, ServiceSnapshot};
 use dynamic_toolset_runtime::{DetectorSet, LoadError, RuntimeConfig};
 
-use crate::cli::{ProbeArgs, RuntimeArgs};
+use crate::cli::{ProbeArgs, RuntimeArgs, SecurityArgs};
 use crate::probe::{ProbeOutcome, ProbeSettings, ProbeTarget};
 
 /// Loads the detectors, reporting plugin files that could not be loaded.
@@ -33,16 +34,58 @@ pub fn load_detectors(args: &RuntimeArgs) -> anyhow::Result<(DetectorSet, Vec<Lo
     Ok((set, errors))
 }
 
-/// Runs every detector over every Service, in input order.
+/// What every loaded detector may emit (from its metadata), for the gate.
+pub fn grants(set: &DetectorSet) -> Grants {
+    let infos: Vec<_> = set.detectors().into_iter().map(|d| d.info).collect();
+    Grants::from_infos(&infos)
+}
+
+/// Runs every detector over one Service and passes the answers through the validation
+/// gate ([`gate::screen`]); each refusal is logged once, naming the Service, detector
+/// and field.
+pub fn detect_one(
+    set: &mut DetectorSet,
+    grants: &Grants,
+    policy: &Policy,
+    svc: &ServiceSnapshot,
+) -> ServiceDetections {
+    let mut d = set.detect(svc, &policy.cluster_domain);
+    gate::screen(svc, &mut d, grants, policy);
+    for n in &d.gate {
+        if n.refused() {
+            tracing::warn!(service = %d.service, detector = %n.detector, toolset = %n.toolset, field = %n.field, kind = %n.kind, "fragment refused: {}", n.message);
+        } else {
+            tracing::debug!(service = %d.service, detector = %n.detector, toolset = %n.toolset, kind = %n.kind, "{}", n.message);
+        }
+    }
+    d
+}
+
+/// Runs every detector over every Service, in input order, through the gate.
 pub fn detect_all(
     set: &mut DetectorSet,
+    policy: &Policy,
     services: &[ServiceSnapshot],
-    cluster_domain: &str,
 ) -> Vec<ServiceDetections> {
+    let grants = grants(set);
     services
         .iter()
-        .map(|s| set.detect(s, cluster_domain))
+        .map(|s| detect_one(set, &grants, policy, s))
         .collect()
+}
+
+/// The gate policy from the command line.
+pub fn policy(cluster_domain: &str, args: &SecurityArgs) -> Policy {
+    Policy {
+        cluster_domain: cluster_domain.to_string(),
+        credential_namespaces: args.credential_namespaces.iter().cloned().collect(),
+        endpoint_namespaces: args.endpoint_namespaces.iter().cloned().collect(),
+        external_hosts: args
+            .external_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+    }
 }
 
 /// The probes a selection needs, each verifying TLS unless the toolset is configured with

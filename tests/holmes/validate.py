@@ -14,7 +14,9 @@ Loads FILE the way the HolmesGPT server loads CUSTOM_TOOLSET_LOCATION
   (HolmesGPT itself only does that later, in the prerequisite check, which needs the
   backend to answer); for multi-instance toolsets each element of `instances:` is
   validated separately (after HolmesGPT's own globals merge);
-- a custom toolset has tools.
+- a custom toolset has tools; a `type: http` toolset's config validates against
+  HolmesGPT's HttpToolsetConfig (endpoints, host patterns, methods) and names at least one
+  endpoint (its single tool is created by the prerequisite check, which needs the backend).
 
 Exit 0 with a one-line summary on stdout; exit 1 with one line per problem on stderr
 (naming the toolset and field); exit 2 when the file cannot be read at all.
@@ -74,6 +76,7 @@ def main(argv: list) -> int:
     from holmes.core.toolset_manager import ToolsetManager
     from holmes.plugins.toolsets import load_builtin_toolsets
     from holmes.plugins.toolsets.multi_instance import MultiInstanceToolset, _parse_instances
+    from holmes.plugins.toolsets.http.http_toolset import HttpToolset, HttpToolsetConfig
 
     errors = []
     warnings = []
@@ -141,6 +144,21 @@ def main(argv: list) -> int:
                 errors.append(
                     f"toolset {name}: unknown toolset name{hint}: not a HolmesGPT built-in, "
                     f"and as a custom toolset it fails: {detail}"
+                )
+            continue
+        if name not in builtins and isinstance(t, HttpToolset):
+            n_custom += 1
+            try:
+                http_config = HttpToolsetConfig(**(entry.get("config") or {}))
+            except ValidationError as e:
+                errors.append(f"toolset {name} (type http): invalid config: {e.errors()}")
+                continue
+            if not http_config.endpoints:
+                errors.append(f"toolset {name} (type http): no endpoints")
+            unknown = sorted(set(entry.get("config") or {}) - set(HttpToolsetConfig.model_fields))
+            if unknown:
+                (errors if strict else warnings).append(
+                    f"toolset {name} (type http): config keys unknown to HttpToolsetConfig: {unknown}"
                 )
             continue
         if name not in builtins:

@@ -1,5 +1,6 @@
-//! Alertmanager detector: a custom `alertmanager/alerts` toolset (HolmesGPT has no
-//! built-in Alertmanager toolset) whose tools curl Alertmanager's v2 API.
+//! Alertmanager detector: the `alertmanager/alerts` toolset (HolmesGPT has no built-in
+//! Alertmanager toolset; the host builds a `type: http` toolset on Alertmanager's v2 API
+//! from the endpoint).
 //!
 //! Recognised:
 //! - kube-prometheus-stack's Alertmanager Service (`app=<chart>-alertmanager` with
@@ -18,7 +19,7 @@
 //! kube-prometheus-stack Service and `alertmanager-operated` both use
 //! `<namespace>/alertmanager-operated`.
 //!
-//! Health: `GET /-/ready` → 200. Config: `{}` (the URL lives in each tool's command).
+//! Health: `GET /-/ready` → 200. Config: `{}` (the host builds the toolset from the endpoint).
 //! Declined: Kubecost's bundled Alertmanager. Environment variables referenced: none.
 
 use detector_sdk::prelude::*;
@@ -26,7 +27,7 @@ use detector_sdk::prelude::*;
 /// The Alertmanager detector.
 pub struct Alertmanager;
 
-use detector_sdk::catalog::{self, ALERTMANAGER_TOOLSET as TOOLSET, KPS_APP_PREFIXES};
+use detector_sdk::catalog::{ALERTMANAGER_TOOLSET as TOOLSET, KPS_APP_PREFIXES};
 const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
 const PORT_NUMBERS: &[u16] = &[9093, 80];
 
@@ -82,7 +83,7 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
         .rank(rank)
         .port_endpoint(port, "")
         .health("/-/ready", &[200]);
-    matched(catalog::with_alertmanager(b).build())
+    matched(b.build())
 }
 
 detector_sdk::export_detector!(Alertmanager);
@@ -108,18 +109,8 @@ mod tests {
             "http://kps-kube-prometheus-stack-alertmanager.monitoring.svc.cluster.local:9093"
         );
         assert_eq!(f.config, "{}");
-        let custom = f.custom.expect("custom toolset");
-        assert_eq!(custom.prerequisites, vec!["curl --version".to_string()]);
-        let names: Vec<_> = custom.tools.iter().map(|t| t.name.as_str()).collect();
-        assert!(names.contains(&"alertmanager_silences"));
-        let find = custom
-            .tools
-            .iter()
-            .find(|t| t.name == "alertmanager_find_alerts")
-            .expect("find");
-        assert!(find.command.contains("/api/v2/alerts"));
-        assert!(find.command.contains("{{ matcher }}"));
-        assert!(custom.tools.iter().all(|t| t.command.contains(&f.endpoint)));
+        // No tools or commands from the detector: the host builds the toolset.
+        assert!(f.custom.is_none());
 
         let op = service("monitoring", "alertmanager-operated")
             .with_label("operated-alertmanager", "true")

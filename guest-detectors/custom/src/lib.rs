@@ -18,23 +18,23 @@
 //!
 //! Endpoint: without `toolset-endpoint`, `http(s)://<svc>.<ns>.svc.<domain>:<port>` where
 //! the port is chosen by the type's port names, then numbers, then the only TCP port.
-//! With it, the URL is used as given; the Service is probed only when the URL's host is
-//! this Service (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc[.<domain>]`), on the URL's port,
-//! otherwise no probe is attached. The default health path is prefixed with the URL path.
+//! With it, the URL is used as given and probed where it points (the URL's host and port,
+//! the type's health path prefixed with the URL path), like every other endpoint. The
+//! host's validation gate decides whether the URL is acceptable at all (in-cluster: this
+//! Service or another Service of its namespace, unless the admin widens it).
 //!
-//! Rank and relation to label-based matches: every fragment has [`rank::CUSTOM`] (1000),
-//! above every bundled label-based detector. The instance key is `<namespace>/<toolset-name>`
+//! Rank and relation to label-based matches: every fragment has [`rank::CUSTOM`], the same
+//! as a label-based detector's main Service: an annotation gives no advantage (whoever
+//! owns a Service can annotate it). The instance key is `<namespace>/<toolset-name>`
 //! when named, else `<namespace>/<release>` (`app.kubernetes.io/instance`/`release`), else
 //! `<namespace>/<service name>` — the same default key the label-based detectors use for a
-//! chart Service, so an annotated chart Service replaces the label-based fragment of its
-//! own installation (same toolset and instance, higher rank). Naming the instance
-//! (`toolset-name`) deliberately creates a separate instance instead.
+//! chart Service. Naming the instance (`toolset-name`) creates a separate instance.
 //!
-//! Environment variables referenced: `GRAFANA_API_KEY` (type grafana), and for https
-//! search engines `ELASTICSEARCH_PASSWORD` (user `elastic`) / `OPENSEARCH_PASSWORD`
-//! (user `admin`).
+//! Credentials (`GRAFANA_API_KEY` for grafana, `ELASTICSEARCH_PASSWORD` /
+//! `OPENSEARCH_PASSWORD` for https search engines) are attached by the host, only for
+//! namespaces the admin trusts.
 
-use detector_sdk::catalog::{self, EnvAuth, UrlToolset, search_engine_fragments};
+use detector_sdk::catalog::{self, UrlToolset, search_engine_fragments};
 use detector_sdk::prelude::*;
 
 /// The custom (annotation-driven) detector.
@@ -56,7 +56,7 @@ enum Shape {
     /// One built-in toolset with the URL under its key.
     Url(UrlToolset),
     Grafana,
-    Search(EnvAuth<'static>),
+    Search,
     Alertmanager,
     Jaeger,
 }
@@ -147,10 +147,7 @@ const KINDS: &[(&[&str], Kind)] = &[
         ],
         Kind {
             backend: "elasticsearch",
-            shape: Shape::Search(EnvAuth {
-                username: "elastic",
-                password_env: "ELASTICSEARCH_PASSWORD",
-            }),
+            shape: Shape::Search,
             port_names: &["https", "http"],
             port_numbers: &[9200],
             health: "/_cluster/health",
@@ -161,10 +158,7 @@ const KINDS: &[(&[&str], Kind)] = &[
         &["opensearch"],
         Kind {
             backend: "opensearch",
-            shape: Shape::Search(EnvAuth {
-                username: "admin",
-                password_env: "OPENSEARCH_PASSWORD",
-            }),
+            shape: Shape::Search,
             port_names: &["https", "http"],
             port_numbers: &[9200],
             health: "/_cluster/health",
@@ -284,13 +278,11 @@ impl Detector for Custom {
         let target = match svc.annotation(ANN_ENDPOINT).map(str::trim) {
             Some(raw) => match parse_url(raw) {
                 Ok(u) => {
-                    let own = is_own_host(svc, u.host);
                     let path = u.path.trim_end_matches('/');
                     Target {
                         url: Some(raw.trim_end_matches('/').to_string()),
                         scheme: u.scheme,
                         port: u.port,
-                        probe: own,
                         health_path: health_override
                             .map_or_else(|| join(path, kind.health), str::to_string),
                     }
@@ -313,7 +305,6 @@ impl Detector for Custom {
                     url: None,
                     scheme: Service::port_scheme(port, Scheme::Http),
                     port: port.port,
-                    probe: true,
                     health_path: health_override.unwrap_or(kind.health).to_string(),
                 }
             }
@@ -327,11 +318,7 @@ impl Detector for Custom {
                 Some(u) => b.endpoint_url(u.clone(), target.scheme, target.port),
                 None => b.endpoint(target.scheme, target.port, ""),
             };
-            if target.probe {
-                b.health(&target.health_path, kind.accepted)
-            } else {
-                b.no_health()
-            }
+            b.health(&target.health_path, kind.accepted)
         };
         let https = matches!(target.scheme, Scheme::Https);
         match kind.shape {
@@ -339,13 +326,9 @@ impl Detector for Custom {
             Shape::Grafana => {
                 matched(catalog::with_grafana(make(catalog::GRAFANA_TOOLSET)).build())
             }
-            Shape::Search(auth) => {
-                Detection::Matched(search_engine_fragments(make, https.then_some(auth), https))
-            }
-            Shape::Alertmanager => {
-                matched(catalog::with_alertmanager(make(catalog::ALERTMANAGER_TOOLSET)).build())
-            }
-            Shape::Jaeger => matched(catalog::with_jaeger(make(catalog::JAEGER_TOOLSET)).build()),
+            Shape::Search => Detection::Matched(search_engine_fragments(make, https)),
+            Shape::Alertmanager => matched(make(catalog::ALERTMANAGER_TOOLSET).build()),
+            Shape::Jaeger => matched(make(catalog::JAEGER_TOOLSET).build()),
         }
     }
 }
@@ -354,13 +337,11 @@ struct Target {
     url: Option<String>,
     scheme: Scheme,
     port: u16,
-    probe: bool,
     health_path: String,
 }
 
 struct Url<'a> {
     scheme: Scheme,
-    host: &'a str,
     port: u16,
     path: &'a str,
 }
@@ -410,31 +391,7 @@ fn parse_url(raw: &str) -> Result<Url<'_>, String> {
     if host.is_empty() {
         return Err("has no host".to_string());
     }
-    Ok(Url {
-        scheme,
-        host,
-        port,
-        path,
-    })
-}
-
-fn is_own_host(svc: &Service, host: &str) -> bool {
-    let Some(rest) = host.strip_prefix(svc.name.as_str()) else {
-        return false;
-    };
-    if rest.is_empty() {
-        return true;
-    }
-    let Some(rest) = rest
-        .strip_prefix('.')
-        .and_then(|r| r.strip_prefix(svc.namespace.as_str()))
-    else {
-        return false;
-    };
-    match rest {
-        "" | ".svc" => true,
-        _ => rest.strip_prefix(".svc.") == Some(svc.cluster_domain.as_str()),
-    }
+    Ok(Url { scheme, port, path })
 }
 
 fn join(base: &str, path: &str) -> String {
@@ -507,12 +464,12 @@ mod tests {
 
         let ext = annotated("grafana").with_annotation(ANN_ENDPOINT, "https://grafana.example.com");
         let f = one(Custom::detect(&ext));
-        assert!(f.health.is_none(), "foreign host is not probed");
+        // Probed where it points, like every endpoint (the host's gate decides whether a
+        // foreign host is acceptable at all); no credentials from the detector.
+        let h = f.health.expect("every endpoint is probed");
+        assert_eq!((h.port, h.path.as_str()), (443, "/api/health"));
         let c: Value = from_str(&f.config).expect("json");
-        assert_eq!(
-            c,
-            json!({"api_url": "https://grafana.example.com", "api_key": "{{ env.GRAFANA_API_KEY }}"})
-        );
+        assert_eq!(c, json!({"api_url": "https://grafana.example.com"}));
 
         let hp = annotated("loki")
             .with_port(Some("http"), 3100)
@@ -530,11 +487,8 @@ mod tests {
         ));
         assert_eq!(a.toolset, "alertmanager/alerts");
         assert!(
-            a.custom
-                .expect("tools")
-                .tools
-                .iter()
-                .any(|t| t.command.contains("/api/v2/alerts"))
+            a.custom.is_none(),
+            "the host builds the toolset, not the detector"
         );
         let j = one(Custom::detect(
             &annotated("jaeger").with_port(Some("http-query"), 16686),
@@ -546,7 +500,11 @@ mod tests {
             panic!()
         };
         assert_eq!(es.len(), 2);
-        assert!(es[0].config.contains("{{ env.OPENSEARCH_PASSWORD }}"));
+        assert!(
+            !es[0].config.contains("password"),
+            "credentials come from the host"
+        );
+        assert!(es[0].config.contains(r#""verify_ssl":false"#));
     }
 
     #[test]

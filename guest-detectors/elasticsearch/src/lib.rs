@@ -14,10 +14,11 @@
 //! - Bitnami and other charts labelled `app.kubernetes.io/name=elasticsearch` with a 9200
 //!   port; scheme from the port name (`https*` → https, else http).
 //!
-//! Config: `api_url`; on https also `username: elastic`,
-//! `password: "{{ env.ELASTICSEARCH_PASSWORD }}"`, `verify_ssl: false`.
+//! Config: `api_url`; on https also `verify_ssl: false`. Over https the host adds
+//! `username: elastic`, `password: "{{ env.ELASTICSEARCH_PASSWORD }}"` for namespaces the
+//! admin trusts with credentials (the detector never writes credentials).
 //!
-//! Environment variables referenced:
+//! Environment variables the host references:
 //! - `ELASTICSEARCH_PASSWORD`: the `elastic` user's password (ECK: Secret
 //!   `<cluster>-es-elastic-user`, key `elastic`; elastic chart: Secret
 //!   `<uname>-credentials`, key `password`).
@@ -27,16 +28,12 @@
 //! Logstash / Maps resources, the ECK operator and its webhook, Kibana from the elastic
 //! chart, and elasticsearch exporters.
 
-use detector_sdk::catalog::{EnvAuth, search_engine_fragments};
+use detector_sdk::catalog::search_engine_fragments;
 use detector_sdk::prelude::*;
 
 /// The Elasticsearch detector.
 pub struct Elasticsearch;
 
-const AUTH: EnvAuth<'static> = EnvAuth {
-    username: "elastic",
-    password_env: "ELASTICSEARCH_PASSWORD",
-};
 const PORT_NAMES: &[&str] = &["https", "http", "tcp-rest-api", "rest"];
 
 impl Detector for Elasticsearch {
@@ -130,7 +127,6 @@ fn build(svc: &Service, instance: String, rank: u32, default_scheme: Scheme) -> 
                 .endpoint(scheme, port.port, "")
                 .health("/_cluster/health", &[200, 401])
         },
-        https.then_some(AUTH),
         https,
     );
     Detection::Matched(fragments)
@@ -171,7 +167,6 @@ mod tests {
         assert_eq!(
             c,
             json!({"api_url": "https://quickstart-es-http.elastic.svc.cluster.local:9200",
-                   "username": "elastic", "password": "{{ env.ELASTICSEARCH_PASSWORD }}",
                    "verify_ssl": false})
         );
         assert_eq!(f[1].config, f[0].config);

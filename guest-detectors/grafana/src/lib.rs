@@ -6,9 +6,10 @@
 //! Rank [`rank::PRIMARY`]; headless twin [`rank::HEADLESS`]. Instance key
 //! `<namespace>/<release>`, fallback the Service name without `-headless`.
 //!
-//! Config: `api_url` (the Service URL) and `api_key: "{{ env.GRAFANA_API_KEY }}"`.
+//! Config: `api_url` (the Service URL). The host adds `api_key: "{{ env.GRAFANA_API_KEY }}"`
+//! for namespaces the admin trusts with credentials.
 //!
-//! Environment variables referenced:
+//! Environment variables the host references:
 //! - `GRAFANA_API_KEY`: a Grafana service-account token with Viewer rights. Grafana's
 //!   HTTP API refuses anonymous requests by default, so the toolset needs it.
 //!
@@ -89,7 +90,6 @@ mod tests {
             config,
             detector_sdk::serde_json::json!({
                 "api_url": "http://kps-grafana.monitoring.svc.cluster.local:80",
-                "api_key": "{{ env.GRAFANA_API_KEY }}",
             })
         );
         let h = f[0].health.as_ref().expect("health");

@@ -1,7 +1,5 @@
-//! Jaeger detector: a custom `jaeger/traces` toolset (HolmesGPT has no built-in Jaeger
-//! toolset) whose tools curl the Jaeger query HTTP API (`/api/services`,
-//! `/api/services/{service}/operations`, `/api/traces?service&lookback&limit`,
-//! `/api/traces/{trace_id}`).
+//! Jaeger detector: the `jaeger/traces` toolset (HolmesGPT has no built-in Jaeger toolset;
+//! the host builds a `type: http` toolset on the Jaeger query HTTP API from the endpoint).
 //!
 //! Recognised by `app.kubernetes.io/name=jaeger` (jaegertracing `jaeger` chart) with
 //! component `query` (v1: port `query` 80 → 16686) or `all-in-one` (v2 chart: port
@@ -17,7 +15,7 @@
 //! demo, and the chart's storage subcharts' helpers (es index cleaner, spark jobs).
 //! Environment variables referenced: none.
 
-use detector_sdk::catalog::{self, JAEGER_TOOLSET};
+use detector_sdk::catalog::JAEGER_TOOLSET;
 use detector_sdk::prelude::*;
 
 /// The Jaeger detector.
@@ -63,7 +61,7 @@ impl Detector for Jaeger {
             .rank(rank::unless_headless(svc, rank::PRIMARY))
             .port_endpoint(port, "")
             .health("/", &[200]);
-        matched(catalog::with_jaeger(b).build())
+        matched(b.build())
     }
 }
 
@@ -91,12 +89,8 @@ mod tests {
             f.endpoint,
             "http://jaeger-query.tracing.svc.cluster.local:80"
         );
-        let c = f.custom.expect("custom");
-        assert!(c.tools.iter().any(|t| {
-            t.command
-                .contains("http://jaeger-query.tracing.svc.cluster.local:80/api/services'")
-        }));
-        assert_eq!(c.prerequisites, vec!["curl --version".to_string()]);
+        // No tools or commands from the detector: the host builds the toolset.
+        assert!(f.custom.is_none());
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! The chart enables the security plugin with demo (self-signed) certificates by default,
 //! so https is used unless the port is named plainly `http` on an operator Service.
 //!
-//! Config: `api_url`, `username: admin`, `password: "{{ env.OPENSEARCH_PASSWORD }}"`,
-//! `verify_ssl: false`.
+//! Config: `api_url`, `verify_ssl: false`. The host adds `username: admin`,
+//! `password: "{{ env.OPENSEARCH_PASSWORD }}"` over https for namespaces the admin trusts
+//! with credentials.
 //!
-//! Environment variables referenced:
+//! Environment variables the host references:
 //! - `OPENSEARCH_PASSWORD`: the `admin` user's password (chart 2.12+:
 //!   `OPENSEARCH_INITIAL_ADMIN_PASSWORD` given at install; operator: Secret
 //!   `<cluster>-admin-password`).
@@ -19,16 +20,11 @@
 //! Health: `GET /_cluster/health` → 200, or 401 (alive, authentication required).
 //! Declined: OpenSearch Dashboards (a UI), the operator, `*-discovery` Services.
 
-use detector_sdk::catalog::{EnvAuth, search_engine_fragments};
+use detector_sdk::catalog::search_engine_fragments;
 use detector_sdk::prelude::*;
 
 /// The OpenSearch detector.
 pub struct OpenSearch;
-
-const AUTH: EnvAuth<'static> = EnvAuth {
-    username: "admin",
-    password_env: "OPENSEARCH_PASSWORD",
-};
 
 impl Detector for OpenSearch {
     fn metadata() -> DetectorInfo {
@@ -70,7 +66,6 @@ impl Detector for OpenSearch {
                     .endpoint(Scheme::Https, port.port, "")
                     .health("/_cluster/health", &[200, 401])
             },
-            Some(AUTH),
             true,
         );
         Detection::Matched(fragments)
@@ -111,7 +106,7 @@ mod tests {
         assert_eq!(
             c,
             json!({"api_url": "https://opensearch-cluster-master.search.svc.cluster.local:9200",
-                   "username": "admin", "password": "{{ env.OPENSEARCH_PASSWORD }}", "verify_ssl": false})
+                   "verify_ssl": false})
         );
         let Detection::Matched(h) =
             OpenSearch::detect(&chart("opensearch-cluster-master-headless").headless())

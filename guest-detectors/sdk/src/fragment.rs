@@ -78,12 +78,6 @@ impl<'a> FragmentBuilder<'a> {
         self
     }
 
-    /// Removes the health probe ("do not probe").
-    pub fn no_health(mut self) -> Self {
-        self.fragment.health = None;
-        self
-    }
-
     /// The endpoint URL set so far.
     pub fn url(&self) -> &str {
         &self.fragment.endpoint

@@ -5,10 +5,9 @@
 //!
 //! | rank | Service role |
 //! |---|---|
-//! | [`CUSTOM`] 1000 | annotated by an administrator (`kubernaut.io/toolset: "true"`) |
 //! | [`GATEWAY`] 300 | the front door: gateway, query-frontend, vmauth-like proxies |
 //! | [`FRONTEND`] 250 | a caching/splitting query frontend behind a gateway |
-//! | [`PRIMARY`] 200 | the backend's own query Service (server, single binary, query, read) |
+//! | [`PRIMARY`] 200 | the backend's own query Service (server, single binary, query, read); also [`CUSTOM`] |
 //! | [`SECONDARY`] 100 | a usable but less preferred path (querier, internal HTTP Service) |
 //! | [`GENERIC`] 80 | matched on weaker signals (a bare `app.kubernetes.io/name`, a name) |
 //! | [`HEADLESS`] 50 | headless twin / operator-governing Service (`*-operated`, `*-headless`) |
@@ -16,8 +15,10 @@
 //! A detector lowers a Service by [`HEADLESS`] rank when it is headless, so a ClusterIP
 //! Service always wins over its headless twin.
 
-/// Administrator-annotated Service (custom detector).
-pub const CUSTOM: u32 = 1000;
+/// Annotated Service (custom detector): no advantage over what a label-based detector
+/// found (annotations can be written by whoever owns the Service, not only an admin).
+/// The host clamps every rank to its top band (`gate::MAX_RANK`, 300) anyway.
+pub const CUSTOM: u32 = PRIMARY;
 /// Gateway / front door of an installation.
 pub const GATEWAY: u32 = 300;
 /// Query frontend (behind a gateway, in front of queriers).

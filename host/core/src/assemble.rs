@@ -11,10 +11,14 @@
 //!   key; the name is the instance key made DNS-label-like (`monitoring/kps` →
 //!   `monitoring-kps`), with `-2`, `-3`... appended on collision.
 //! - Built-in toolset, several installations, toolset not multi-instance: one is kept,
-//!   chosen by [`preference`] (namespace that looks like a monitoring namespace first,
-//!   then highest rank, then instance key); the others are left out with
+//!   chosen by [`preference`] (namespace trusted with credentials first, then one that
+//!   looks like a monitoring namespace, then highest rank, then instance key); the
+//!   others are left out with
 //!   [`LeftOutReason::AnotherInstancePreferred`] and a note.
-//! - Custom toolsets (fragment has `custom`): one entry per installation. The preferred
+//! - Toolsets the host builds ([`catalog::is_http_toolset`]: Alertmanager, Jaeger) are
+//!   HolmesGPT `type: http` entries ([`catalog::http_entry`]: GET on the endpoint's API
+//!   paths only, no shell); custom toolsets a detector defined (`custom`, only where an
+//!   operator granted it) keep their tools. One entry per installation. The preferred
 //!   installation (same [`preference`] order) gets the detector's toolset name; every
 //!   other one gets `<toolset>-<namespace>-<service>` and its tool names get the suffix
 //!   `_<namespace>_<service>` (HolmesGPT keys tools by name across toolsets, so equal
@@ -27,6 +31,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::catalog;
 use crate::model::{CustomToolset, ServiceRef};
 use crate::select::{Candidate, InstanceGroup, InstanceKey, Selection};
 
@@ -333,10 +338,12 @@ pub fn is_monitoring_namespace(namespace: &str) -> bool {
 }
 
 /// Preference order among installations of one toolset when only one entry can carry
-/// the plain name: monitoring-like namespace first, then highest rank, then instance
-/// key, then Service.
-pub fn preference(candidate: &Candidate) -> (bool, Reverse<u32>, &str, &ServiceRef) {
+/// the plain name: namespace trusted with credentials first (a tenant's Service never
+/// takes the name from the admin's backend), then monitoring-like namespace, then
+/// highest rank, then instance key, then Service.
+pub fn preference(candidate: &Candidate) -> (bool, bool, Reverse<u32>, &str, &ServiceRef) {
     (
+        !candidate.trusted,
         !is_monitoring_namespace(&candidate.service.namespace),
         Reverse(candidate.fragment.rank),
         candidate.fragment.instance.as_str(),
@@ -453,7 +460,7 @@ pub fn assemble(
             continue;
         }
         let toolset = group.key.toolset.as_str();
-        if group.chosen.fragment.custom.is_some() {
+        if group.chosen.fragment.custom.is_some() || catalog::is_http_toolset(toolset) {
             custom.entry(toolset).or_default().push(usable);
         } else {
             builtin.entry(toolset).or_default().push(usable);
@@ -555,8 +562,21 @@ pub fn assemble(
         usables.sort_by(|a, b| preference(a.chosen()).cmp(&preference(b.chosen())));
         for (i, u) in usables.iter().enumerate() {
             let c = u.chosen();
-            let Some(def) = &c.fragment.custom else {
-                continue;
+            let entry = |suffix: &str| match &c.fragment.custom {
+                Some(def) => Some(custom_entry(def, &c.fragment.config, suffix)),
+                None => catalog::http_entry(
+                    toolset,
+                    &c.fragment.endpoint,
+                    c.fragment
+                        .health
+                        .as_ref()
+                        .and_then(|h| h.url_for(&c.fragment.endpoint).ok())
+                        .as_deref(),
+                    c.fragment
+                        .config
+                        .get(catalog::VERIFY_SSL)
+                        .and_then(Value::as_bool),
+                ),
             };
             let (name, suffix) = if i == 0 && !taken.contains(toolset) {
                 (unique(toolset.to_string(), &mut taken), String::new())
@@ -571,8 +591,10 @@ pub fn assemble(
                     ),
                 )
             };
-            out.toolsets
-                .insert(name.clone(), custom_entry(def, &c.fragment.config, &suffix));
+            let Some(entry) = entry(&suffix) else {
+                continue;
+            };
+            out.toolsets.insert(name.clone(), entry);
             out.provenance.insert(
                 name.clone(),
                 ToolsetProvenance {

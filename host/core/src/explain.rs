@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::assemble::{Assembly, Health, LeftOutReason};
-use crate::model::{Detection, Fragment, ServiceDetections, ServiceRef};
+use crate::model::{Detection, Fragment, GateNote, ServiceDetections, ServiceRef};
 use crate::overrides::MergeReport;
 use crate::select::{InstanceKey, Selection, SiblingLoss};
 
@@ -78,14 +78,19 @@ pub struct ServiceExplanation {
     pub service: ServiceRef,
     /// Ordered by detector name.
     pub verdicts: Vec<VerdictExplanation>,
+    /// What the validation gate refused or changed (see [`crate::gate`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gate: Vec<GateNote>,
 }
 
 impl ServiceExplanation {
     /// True when every detector said "unrelated".
     pub fn unclaimed(&self) -> bool {
-        self.verdicts
-            .iter()
-            .all(|v| matches!(v, VerdictExplanation::Unrelated { .. }))
+        self.gate.is_empty()
+            && self
+                .verdicts
+                .iter()
+                .all(|v| matches!(v, VerdictExplanation::Unrelated { .. }))
     }
 }
 
@@ -209,6 +214,7 @@ pub fn explain(
             ServiceExplanation {
                 service: sd.service.clone(),
                 verdicts,
+                gate: sd.gate.clone(),
             }
         })
         .collect();
@@ -282,6 +288,14 @@ impl Explanation {
                         }
                     }
                 }
+            }
+            for n in &s.gate {
+                let verb = if n.refused() { "REFUSED" } else { "note" };
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {verb} {}: {}: {}",
+                    n.detector, n.toolset, n.field, n.message
+                );
             }
             if !unrelated.is_empty() {
                 let _ = writeln!(out, "  {:<width$}  unrelated: {}", "", unrelated.join(", "));

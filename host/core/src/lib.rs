@@ -3,6 +3,9 @@
 //! reads a clock or depends on input order.
 //!
 //! Pipeline the CLI and the controller run:
+//! 0. [`gate::screen`] — every detector's fragments for one Service are validated
+//!    (untrusted input); refused ones are dropped with a note, the host's credentials
+//!    are attached where the admin trusts the namespace ([`catalog`]).
 //! 1. [`select::select`] — one candidate per backend installation; [`select::Selection::probes`]
 //!    lists the health checks to run.
 //! 2. [`assemble::assemble`] — HolmesGPT `toolsets:` map plus provenance.
@@ -12,7 +15,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assemble;
+pub mod catalog;
 pub mod explain;
+pub mod gate;
 pub mod model;
 pub mod overrides;
 pub mod render;

@@ -3,6 +3,7 @@
 //! They mirror the WIT contract in `wit/detector.wit`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -181,11 +182,103 @@ pub struct Verdict {
     pub outcome: Result<Detection, String>,
 }
 
-/// Every detector's verdict on one Service.
+/// Every detector's verdict on one Service, after the validation gate
+/// ([`crate::gate::screen`]) when the host ran it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceDetections {
     pub service: ServiceRef,
     pub verdicts: Vec<Verdict>,
+    /// The Service's namespace is trusted with credentials (set by the gate); such
+    /// installations are preferred where only one can carry a toolset's name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
+    /// What the gate refused or changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate: Vec<GateNote>,
+}
+
+/// Why the gate refused a fragment, or what it changed in one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// The Service is `ExternalName`.
+    ExternalName,
+    /// Backend not declared by the detector, or toolset not one of the backend's.
+    Toolset,
+    /// A custom toolset definition (commands) from a detector.
+    Commands,
+    /// A template in detector or cluster-derived text.
+    Template,
+    /// Endpoint not in-cluster or malformed.
+    Endpoint,
+    /// Missing or misplaced health probe.
+    Health,
+    /// A `config` key or value not accepted from detectors.
+    Config,
+    /// Instance key too long or unprintable.
+    Instance,
+    /// Admitted; rank lowered to [`crate::gate::MAX_RANK`].
+    RankClamped,
+    /// Admitted without credentials: namespace not trusted.
+    CredentialsWithheld,
+}
+
+impl NoteKind {
+    /// Stable text (metric label, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::ExternalName => "external_name",
+            NoteKind::Toolset => "toolset",
+            NoteKind::Commands => "commands",
+            NoteKind::Template => "template",
+            NoteKind::Endpoint => "endpoint",
+            NoteKind::Health => "health",
+            NoteKind::Config => "config",
+            NoteKind::Instance => "instance",
+            NoteKind::RankClamped => "rank_clamped",
+            NoteKind::CredentialsWithheld => "credentials_withheld",
+        }
+    }
+
+    /// True when the fragment was dropped.
+    pub fn refused(self) -> bool {
+        !matches!(self, NoteKind::RankClamped | NoteKind::CredentialsWithheld)
+    }
+}
+
+impl fmt::Display for NoteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the gate did to one fragment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateNote {
+    pub detector: String,
+    /// The fragment's toolset as the detector wrote it (truncated, printable).
+    pub toolset: String,
+    pub kind: NoteKind,
+    /// The fragment field at fault, e.g. `endpoint`, `config.api_key`, `health.port`.
+    pub field: String,
+    pub message: String,
+}
+
+impl GateNote {
+    pub fn refused(&self) -> bool {
+        self.kind.refused()
+    }
+}
+
+impl fmt::Display for GateNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.refused() { "refused" } else { "noted" };
+        write!(
+            f,
+            "{verb} {} fragment of detector {}: {}: {}",
+            self.toolset, self.detector, self.field, self.message
+        )
+    }
 }
 
 #[cfg(test)]

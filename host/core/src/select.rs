@@ -45,6 +45,9 @@ impl fmt::Display for InstanceKey {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
     pub service: ServiceRef,
+    /// The Service's namespace is trusted with credentials (see [`ServiceDetections::trusted`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
     pub detector: String,
     /// Position of the fragment in the detector's answer (tie-breaker of last resort).
     pub position: usize,
@@ -181,6 +184,7 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
             for (position, fragment) in fragments.iter().enumerate() {
                 let candidate = Candidate {
                     service: sd.service.clone(),
+                    trusted: sd.trusted,
                     detector: verdict.detector.clone(),
                     position,
                     fragment: fragment.clone(),

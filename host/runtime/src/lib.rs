@@ -267,6 +267,8 @@ impl DetectorSet {
         ServiceDetections {
             service: svc.service_ref(),
             verdicts,
+            trusted: false,
+            gate: Vec::new(),
         }
     }
 

@@ -25,7 +25,7 @@ pub fn options(settings: &Settings, identity: &str) -> ControllerOptions {
         owner: None,
         namespaces: settings.namespace_filter(),
         label_selector: sd.label_selector.clone(),
-        cluster_domain: sd.cluster_domain.clone(),
+        policy: settings.security.policy(&sd.cluster_domain),
         debounce: sd.debounce,
         discovery_interval: sd.discovery_interval,
         reconciliation_interval: sd.reconciliation_interval,

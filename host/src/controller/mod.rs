@@ -66,7 +66,8 @@ pub struct ControllerOptions {
     pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
     pub namespaces: NamespaceFilter,
     pub label_selector: Option<String>,
-    pub cluster_domain: String,
+    /// The validation gate's policy (cluster domain, trusted namespaces, allowed hosts).
+    pub policy: dynamic_toolset_core::gate::Policy,
     pub debounce: Duration,
     pub discovery_interval: Duration,
     pub reconciliation_interval: Duration,
@@ -627,7 +628,11 @@ fn spawn_services_watch(
         wcfg = wcfg.labels(sel);
     }
     let filter = opts.namespaces.clone();
-    let domain = opts.cluster_domain.clone();
+    let policy = opts.policy.clone();
+    let grants = detectors
+        .lock()
+        .map(|set| pipeline::grants(&set))
+        .unwrap_or_default();
     AbortOnDrop::new(tokio::spawn(mirror::run(
         "services",
         watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
@@ -652,7 +657,7 @@ fn spawn_services_watch(
                 tracing::error!("detector set lock poisoned");
                 return Some(Watched::default());
             };
-            let mut d = set.detect(&snapshot, &domain);
+            let mut d = pipeline::detect_one(&mut set, &grants, &policy, &snapshot);
             for v in &d.verdicts {
                 if let Err(e) = &v.outcome {
                     tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");

@@ -111,5 +111,7 @@ pub fn sd(ns: &str, name: &str, verdicts: Vec<Verdict>) -> ServiceDetections {
     ServiceDetections {
         service: svc(ns, name),
         verdicts,
+        trusted: false,
+        gate: Vec::new(),
     }
 }

@@ -1,0 +1,330 @@
+//! What the host itself knows about each backend: which HolmesGPT toolsets a backend may
+//! become, which `config` keys a detector may set for them, the credential references the
+//! host (never a detector) attaches, and the `type: http` toolsets the host builds for
+//! backends HolmesGPT has no built-in for. One fixed table; the validation gate
+//! ([`crate::gate`]) and assembly ([`crate::assemble`]) read it.
+//!
+//! Templates (`{{ env.VAR }}`) appear in the output only from [`credentials`]: detectors and
+//! cluster objects can never put one there (the gate refuses them).
+
+use serde_json::{Value, json};
+
+use crate::model::Scheme;
+
+/// One backend kind and the toolsets it maps to.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendEntry {
+    /// Backend kind as detectors name it (`Fragment::backend`).
+    pub backend: &'static str,
+    /// HolmesGPT toolsets a fragment of this backend may target.
+    pub toolsets: &'static [&'static str],
+}
+
+const PROMETHEUS: &[&str] = &["prometheus/metrics"];
+const SEARCH: &[&str] = &["elasticsearch/data", "elasticsearch/cluster"];
+
+/// Every backend kind the host accepts fragments for, with its toolsets.
+pub const BACKENDS: &[BackendEntry] = &[
+    BackendEntry {
+        backend: "prometheus",
+        toolsets: PROMETHEUS,
+    },
+    BackendEntry {
+        backend: "thanos",
+        toolsets: PROMETHEUS,
+    },
+    BackendEntry {
+        backend: "victoriametrics",
+        toolsets: PROMETHEUS,
+    },
+    BackendEntry {
+        backend: "alertmanager",
+        toolsets: &[ALERTMANAGER_TOOLSET],
+    },
+    BackendEntry {
+        backend: "grafana",
+        toolsets: &["grafana/dashboards"],
+    },
+    BackendEntry {
+        backend: "loki",
+        toolsets: &["grafana/loki"],
+    },
+    BackendEntry {
+        backend: "tempo",
+        toolsets: &["grafana/tempo"],
+    },
+    BackendEntry {
+        backend: "jaeger",
+        toolsets: &[JAEGER_TOOLSET],
+    },
+    BackendEntry {
+        backend: "elasticsearch",
+        toolsets: SEARCH,
+    },
+    BackendEntry {
+        backend: "opensearch",
+        toolsets: SEARCH,
+    },
+    BackendEntry {
+        backend: "victorialogs",
+        toolsets: &["victorialogs"],
+    },
+];
+
+/// The toolsets a backend may become (empty for a backend the host does not know).
+pub fn toolsets_for(backend: &str) -> &'static [&'static str] {
+    BACKENDS
+        .iter()
+        .find(|b| b.backend == backend)
+        .map_or(&[], |b| b.toolsets)
+}
+
+/// The `config` key holding the endpoint URL, for toolsets that have one.
+pub fn url_key(toolset: &str) -> Option<&'static str> {
+    match toolset {
+        "prometheus/metrics" => Some("prometheus_url"),
+        "grafana/dashboards"
+        | "grafana/loki"
+        | "grafana/tempo"
+        | "victorialogs"
+        | "elasticsearch/data"
+        | "elasticsearch/cluster" => Some("api_url"),
+        _ => None,
+    }
+}
+
+/// The one other `config` key a detector may set: whether HolmesGPT verifies TLS.
+pub const VERIFY_SSL: &str = "verify_ssl";
+
+/// Toolset name of the Alertmanager toolset the host builds.
+pub const ALERTMANAGER_TOOLSET: &str = "alertmanager/alerts";
+/// Toolset name of the Jaeger toolset the host builds.
+pub const JAEGER_TOOLSET: &str = "jaeger/traces";
+
+/// A `config` entry the host adds for a trusted backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential {
+    pub key: &'static str,
+    /// Literal value; references an environment variable of HolmesGPT's pod.
+    pub value: &'static str,
+}
+
+const GRAFANA_CREDENTIALS: &[Credential] = &[Credential {
+    key: "api_key",
+    value: "{{ env.GRAFANA_API_KEY }}",
+}];
+const ELASTICSEARCH_CREDENTIALS: &[Credential] = &[
+    Credential {
+        key: "username",
+        value: "elastic",
+    },
+    Credential {
+        key: "password",
+        value: "{{ env.ELASTICSEARCH_PASSWORD }}",
+    },
+];
+const OPENSEARCH_CREDENTIALS: &[Credential] = &[
+    Credential {
+        key: "username",
+        value: "admin",
+    },
+    Credential {
+        key: "password",
+        value: "{{ env.OPENSEARCH_PASSWORD }}",
+    },
+];
+
+/// The credentials the host attaches to a toolset of `backend` reached over `scheme`
+/// (only where the admin trusts the namespace; see [`crate::gate::Policy`]).
+/// Grafana always takes an API key; Elasticsearch and OpenSearch take basic auth when
+/// served over https (security on; plain http means security is off).
+pub fn credentials(toolset: &str, backend: &str, scheme: Scheme) -> &'static [Credential] {
+    match (toolset, backend, scheme) {
+        ("grafana/dashboards", _, _) => GRAFANA_CREDENTIALS,
+        ("elasticsearch/data" | "elasticsearch/cluster", "elasticsearch", Scheme::Https) => {
+            ELASTICSEARCH_CREDENTIALS
+        }
+        ("elasticsearch/data" | "elasticsearch/cluster", "opensearch", Scheme::Https) => {
+            OPENSEARCH_CREDENTIALS
+        }
+        _ => &[],
+    }
+}
+
+/// Every `config` key that carries a credential: a detector may never set one.
+pub fn is_credential_key(key: &str) -> bool {
+    matches!(
+        key,
+        "api_key"
+            | "username"
+            | "password"
+            | "token"
+            | "bearer_token"
+            | "additional_headers"
+            | "headers"
+            | "default_headers"
+            | "extra_headers"
+            | "auth"
+    )
+}
+
+/// Whether the host builds this toolset itself (as HolmesGPT `type: http`).
+pub fn is_http_toolset(toolset: &str) -> bool {
+    matches!(toolset, ALERTMANAGER_TOOLSET | JAEGER_TOOLSET)
+}
+
+struct HttpApi {
+    description: &'static str,
+    /// API paths under the endpoint's base path, as HolmesGPT glob patterns.
+    paths: &'static [&'static str],
+    instructions: &'static str,
+}
+
+const ALERTMANAGER_API: HttpApi = HttpApi {
+    description: "Alertmanager: firing alerts, alert groups, silences and cluster status, through its HTTP API v2.",
+    paths: &["/api/v2/*"],
+    instructions: "This is Alertmanager's HTTP API v2 (read-only GET requests). Useful requests, relative to the base URL:\n\
+- GET /api/v2/alerts?active=true&silenced=false&inhibited=false : alerts firing now, with labels, annotations, start time and receivers.\n\
+- GET /api/v2/alerts?filter=<matcher> : alerts matching a label matcher such as alertname=\"KubePodCrashLooping\" or namespace=\"prod\" (URL-encode the matcher; repeat filter= for several).\n\
+- GET /api/v2/alerts/groups?active=true : alerts grouped the way Alertmanager routes them.\n\
+- GET /api/v2/silences : silences with matchers, creator, comment and time window.\n\
+- GET /api/v2/status : version, uptime, cluster peers and the loaded configuration.",
+};
+
+const JAEGER_API: HttpApi = HttpApi {
+    description: "Jaeger: traced services, their operations, trace search and single traces, through the Jaeger query HTTP API.",
+    paths: &["/api/*"],
+    instructions: "This is the Jaeger query service's HTTP API (read-only GET requests). Useful requests, relative to the base URL:\n\
+- GET /api/services : service names that reported traces.\n\
+- GET /api/operations?service=<service> : operations (span names) of a service.\n\
+- GET /api/traces?service=<service>&limit=20&start=<unix microseconds>&end=<unix microseconds> : recent traces of a service (start/end bound the search; the lookback parameter is ignored by the query server). Optional: operation=<name>, minDuration=100ms, tags={\"error\":\"true\"} (URL-encoded).\n\
+- GET /api/traces/<trace id> : one trace with all its spans (trace id in hex).\n\
+URL-encode every query value.",
+};
+
+fn http_api(toolset: &str) -> Option<&'static HttpApi> {
+    match toolset {
+        ALERTMANAGER_TOOLSET => Some(&ALERTMANAGER_API),
+        JAEGER_TOOLSET => Some(&JAEGER_API),
+        _ => None,
+    }
+}
+
+/// The HolmesGPT `type: http` entry the host builds for `toolset` (see
+/// [`is_http_toolset`]) against `endpoint` (already validated by the gate: in-cluster,
+/// no userinfo, query or template). HolmesGPT's http toolset only requests the listed
+/// host, scheme, port and path patterns, with GET, and never runs a shell.
+/// `health_url` becomes the toolset's `health_check_url`. `verify_ssl` is passed on.
+pub fn http_entry(
+    toolset: &str,
+    endpoint: &str,
+    health_url: Option<&str>,
+    verify_ssl: Option<bool>,
+) -> Option<Value> {
+    let api = http_api(toolset)?;
+    let parsed = url::Url::parse(endpoint).ok()?;
+    let host = parsed.host_str()?;
+    let port = parsed.port_or_known_default()?;
+    let origin = format!("{}://{host}:{port}", parsed.scheme());
+    let base = parsed.path().trim_end_matches('/');
+    let paths: Vec<String> = api.paths.iter().map(|p| format!("{base}{p}")).collect();
+    let mut ep = json!({
+        "hosts": [origin],
+        "paths": paths,
+        "methods": ["GET"],
+    });
+    if let (Some(h), Some(obj)) = (health_url, ep.as_object_mut()) {
+        obj.insert("health_check_url".into(), Value::String(h.to_string()));
+    }
+    let mut config = json!({ "endpoints": [ep] });
+    if let (Some(v), Some(obj)) = (verify_ssl, config.as_object_mut()) {
+        obj.insert(VERIFY_SSL.into(), Value::Bool(v));
+    }
+    let base_url = format!("{origin}{base}");
+    Some(json!({
+        "enabled": true,
+        "type": "http",
+        "description": api.description,
+        "llm_instructions": format!("Base URL: {base_url}\n{}", api.instructions),
+        "config": config,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_backend_maps_to_known_toolsets() {
+        for b in BACKENDS {
+            assert!(!b.toolsets.is_empty(), "{}", b.backend);
+            for t in b.toolsets {
+                assert!(
+                    crate::assemble::is_builtin(t) || is_http_toolset(t),
+                    "{t} is neither a HolmesGPT built-in nor built by the host"
+                );
+            }
+        }
+        assert_eq!(toolsets_for("thanos"), ["prometheus/metrics"]);
+        assert!(toolsets_for("bash").is_empty());
+    }
+
+    #[test]
+    fn credentials_by_toolset_backend_and_scheme() {
+        assert_eq!(
+            credentials("grafana/dashboards", "grafana", Scheme::Http)[0].value,
+            "{{ env.GRAFANA_API_KEY }}"
+        );
+        assert!(credentials("elasticsearch/data", "elasticsearch", Scheme::Http).is_empty());
+        assert_eq!(
+            credentials("elasticsearch/cluster", "opensearch", Scheme::Https)[1].value,
+            "{{ env.OPENSEARCH_PASSWORD }}"
+        );
+        assert!(credentials("prometheus/metrics", "prometheus", Scheme::Https).is_empty());
+        for c in GRAFANA_CREDENTIALS
+            .iter()
+            .chain(ELASTICSEARCH_CREDENTIALS)
+            .chain(OPENSEARCH_CREDENTIALS)
+        {
+            assert!(is_credential_key(c.key), "{}", c.key);
+        }
+    }
+
+    #[test]
+    fn http_entry_whitelists_origin_and_base_path() {
+        let e = http_entry(
+            JAEGER_TOOLSET,
+            "http://jaeger-query.tracing.svc.cluster.local:16686/jaeger",
+            Some("http://jaeger-query.tracing.svc.cluster.local:16686/jaeger/"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e["type"], "http");
+        let ep = &e["config"]["endpoints"][0];
+        assert_eq!(
+            ep["hosts"][0],
+            "http://jaeger-query.tracing.svc.cluster.local:16686"
+        );
+        assert_eq!(ep["paths"][0], "/jaeger/api/*");
+        assert_eq!(ep["methods"][0], "GET");
+        assert!(
+            e["llm_instructions"].as_str().unwrap().starts_with(
+                "Base URL: http://jaeger-query.tracing.svc.cluster.local:16686/jaeger\n"
+            )
+        );
+        let a = http_entry(
+            ALERTMANAGER_TOOLSET,
+            "https://am.monitoring.svc.cluster.local",
+            None,
+            Some(false),
+        )
+        .unwrap();
+        assert_eq!(
+            a["config"]["endpoints"][0]["hosts"][0],
+            "https://am.monitoring.svc.cluster.local:443"
+        );
+        assert_eq!(a["config"]["endpoints"][0]["paths"][0], "/api/v2/*");
+        assert_eq!(a["config"]["verify_ssl"], false);
+        assert!(http_entry("prometheus/metrics", "http://x.y.svc:1", None, None).is_none());
+    }
+}

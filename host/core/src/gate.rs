@@ -1,0 +1,492 @@
+//! The validation gate: every fragment of every detector (bundled ones included) passes
+//! here between detection and selection. HolmesGPT runs what our file says with its own
+//! credentials, so what a Service or a detector puts in a fragment is untrusted input.
+//!
+//! A fragment is refused (dropped, with a [`GateNote`] naming the detector, toolset,
+//! field and reason; the detector's other fragments and the other detectors stand) when:
+//! - the Service is an `ExternalName` Service (an alias to any host, not a backend);
+//! - its backend is not one the detector declared, or its toolset is not one the backend
+//!   maps to ([`crate::catalog::toolsets_for`]): no `bash`, no `kubernetes/*`, no foreign
+//!   built-in;
+//! - it carries a custom toolset definition (tools, commands, prerequisites): the host
+//!   builds the toolsets of backends HolmesGPT has no built-in for itself
+//!   ([`crate::catalog::http_entry`]);
+//! - any text in it holds a template (`{{`, `}}`, `{%`, `%}`, `{#`, `#}`): HolmesGPT expands
+//!   `{{ env.VAR }}` anywhere in its configuration;
+//! - its endpoint is not in-cluster: it must be the given Service (DNS name
+//!   `<svc>.<ns>.svc[.<domain>]` or its cluster IP) on one of its ports, or another
+//!   Service of the same namespace (or of a namespace in [`Policy::endpoint_namespaces`]),
+//!   or a host in [`Policy::external_hosts`]; never `kubernetes.default`, never an IP
+//!   address other than the Service's cluster IP, no userinfo, query, fragment or
+//!   characters outside `[A-Za-z0-9-._~/%]` in the path;
+//! - it has no health probe, or the probe's port/path are not on that endpoint;
+//! - its `config` holds a key other than the toolset's URL key (which must equal the
+//!   endpoint) and `verify_ssl` (a boolean): credentials and headers come from the host.
+//!
+//! Admitted fragments get their rank clamped to [`MAX_RANK`] and, when the Service's
+//! namespace is in [`Policy::credential_namespaces`], the credentials of
+//! [`crate::catalog::credentials`]; elsewhere they are emitted without them (noted).
+//!
+//! Pure and cheap: no I/O, no allocation beyond the notes for a clean fragment.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog;
+use crate::model::{
+    Detection, DetectorInfo, Fragment, GateNote, NoteKind, Scheme, ServiceDetections,
+    ServiceSnapshot,
+};
+
+/// The highest rank a fragment may carry (the top band of the bundled detectors).
+pub const MAX_RANK: u32 = 300;
+
+/// Longest instance key accepted.
+pub const MAX_INSTANCE_LEN: usize = 253;
+
+/// What the admin allows beyond the baseline. The default is the baseline: credentials
+/// nowhere, endpoints only in the Service's own namespace, no off-cluster host.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Policy {
+    /// Cluster DNS domain, e.g. `cluster.local`.
+    pub cluster_domain: String,
+    /// Namespaces whose backends receive `{{ env.* }}` credentials (exact names).
+    pub credential_namespaces: BTreeSet<String>,
+    /// Namespaces (besides the Service's own) an endpoint may point into.
+    pub endpoint_namespaces: BTreeSet<String>,
+    /// Off-cluster hosts an endpoint may name (`host` or `host:port`, lowercase).
+    pub external_hosts: BTreeSet<String>,
+}
+
+impl Policy {
+    /// The baseline for a cluster domain.
+    pub fn baseline(cluster_domain: &str) -> Self {
+        Policy {
+            cluster_domain: cluster_domain.to_string(),
+            ..Policy::default()
+        }
+    }
+
+    /// Whether backends in `namespace` may receive credentials.
+    pub fn trusts_credentials(&self, namespace: &str) -> bool {
+        self.credential_namespaces.contains(namespace)
+    }
+}
+
+/// The backends each detector declared in its metadata: what it may emit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    backends: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Grants {
+    /// Grants from the loaded detectors' metadata.
+    pub fn from_infos<'a>(infos: impl IntoIterator<Item = &'a DetectorInfo>) -> Self {
+        let backends = infos
+            .into_iter()
+            .map(|i| (i.name.clone(), i.backends.iter().cloned().collect()))
+            .collect();
+        Grants { backends }
+    }
+
+    fn allows_backend(&self, detector: &str, backend: &str) -> bool {
+        self.backends
+            .get(detector)
+            .is_some_and(|b| b.contains(backend))
+    }
+}
+
+struct Refusal {
+    kind: NoteKind,
+    field: String,
+    message: String,
+}
+
+fn refuse(kind: NoteKind, field: impl Into<String>, message: impl Into<String>) -> Refusal {
+    Refusal {
+        kind,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Text safe to show in a note: printable, at most 80 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// Whether text holds a template opener/closer HolmesGPT (Jinja) would expand.
+pub fn has_template(s: &str) -> bool {
+    ["{{", "}}", "{%", "%}", "{#", "#}"]
+        .iter()
+        .any(|t| s.contains(t))
+}
+
+fn value_has_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => has_template(s),
+        Value::Array(a) => a.iter().any(value_has_template),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| has_template(k) || value_has_template(v)),
+        _ => false,
+    }
+}
+
+/// Screens every matched fragment of one Service in place: refused fragments are removed
+/// from their verdict, admitted ones clamped and given the host's credentials where
+/// trusted. Everything done is recorded in `detections.gate`.
+pub fn screen(
+    svc: &ServiceSnapshot,
+    detections: &mut ServiceDetections,
+    grants: &Grants,
+    policy: &Policy,
+) {
+    let trusted = policy.trusts_credentials(&svc.namespace);
+    detections.trusted = trusted;
+    let mut notes = Vec::new();
+    for verdict in &mut detections.verdicts {
+        let Ok(Detection::Matched(fragments)) = &mut verdict.outcome else {
+            continue;
+        };
+        let detector = verdict.detector.as_str();
+        fragments.retain_mut(|fragment| {
+            let note = |kind, field: String, message: String| GateNote {
+                detector: detector.to_string(),
+                toolset: shown(&fragment.toolset),
+                kind,
+                field,
+                message,
+            };
+            match check(svc, detector, fragment, grants, policy) {
+                Err(r) => {
+                    notes.push(note(r.kind, r.field, r.message));
+                    false
+                }
+                Ok(scheme) => {
+                    if fragment.rank > MAX_RANK {
+                        notes.push(note(
+                            NoteKind::RankClamped,
+                            "rank".into(),
+                            format!("{} lowered to {MAX_RANK}", fragment.rank),
+                        ));
+                        fragment.rank = MAX_RANK;
+                    }
+                    let creds = catalog::credentials(&fragment.toolset, &fragment.backend, scheme);
+                    if !creds.is_empty() {
+                        if trusted {
+                            for c in creds {
+                                fragment
+                                    .config
+                                    .insert(c.key.to_string(), Value::String(c.value.to_string()));
+                            }
+                        } else {
+                            notes.push(note(
+                                NoteKind::CredentialsWithheld,
+                                "config".into(),
+                                format!(
+                                    "namespace {} is not in credential_namespaces: emitted without {}",
+                                    svc.namespace,
+                                    creds.iter().map(|c| c.key).collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    true
+                }
+            }
+        });
+    }
+    detections.gate = notes;
+}
+
+/// Checks one fragment; on success returns the endpoint's scheme.
+fn check(
+    svc: &ServiceSnapshot,
+    detector: &str,
+    f: &Fragment,
+    grants: &Grants,
+    policy: &Policy,
+) -> Result<Scheme, Refusal> {
+    if svc.service_type == "ExternalName" {
+        return Err(refuse(
+            NoteKind::ExternalName,
+            "spec.type",
+            "ExternalName Services alias an arbitrary host and are never backends",
+        ));
+    }
+    for (field, text) in [
+        ("toolset", &f.toolset),
+        ("backend", &f.backend),
+        ("instance", &f.instance),
+        ("endpoint", &f.endpoint),
+    ] {
+        if has_template(text) {
+            return Err(refuse(
+                NoteKind::Template,
+                field,
+                format!("{:?} holds a template", shown(text)),
+            ));
+        }
+    }
+    if !grants.allows_backend(detector, &f.backend) {
+        return Err(refuse(
+            NoteKind::Toolset,
+            "backend",
+            format!(
+                "backend {:?} is not one the detector declared",
+                shown(&f.backend)
+            ),
+        ));
+    }
+    let allowed = catalog::toolsets_for(&f.backend);
+    if !allowed.contains(&f.toolset.as_str()) {
+        return Err(refuse(
+            NoteKind::Toolset,
+            "toolset",
+            format!(
+                "backend {} may only become {}",
+                f.backend,
+                if allowed.is_empty() {
+                    "nothing (unknown backend)".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+        ));
+    }
+    if f.custom.is_some() {
+        return Err(refuse(
+            NoteKind::Commands,
+            "custom",
+            "custom toolset definitions (tools, commands, prerequisites) are not accepted from detectors; the host builds this toolset itself",
+        ));
+    }
+    if f.instance.is_empty()
+        || f.instance.len() > MAX_INSTANCE_LEN
+        || f.instance.chars().any(char::is_control)
+    {
+        return Err(refuse(
+            NoteKind::Instance,
+            "instance",
+            format!("must be 1 to {MAX_INSTANCE_LEN} printable characters"),
+        ));
+    }
+    let target = check_endpoint(svc, &f.endpoint, policy)?;
+    check_health(svc, f, &target)?;
+    check_config(f)?;
+    Ok(target.scheme)
+}
+
+/// A validated endpoint.
+struct Target {
+    scheme: Scheme,
+    port: u16,
+    /// The host is the given Service itself (its DNS name or cluster IP).
+    own: bool,
+}
+
+fn endpoint_error(message: impl Into<String>) -> Refusal {
+    refuse(NoteKind::Endpoint, "endpoint", message)
+}
+
+fn check_endpoint(svc: &ServiceSnapshot, raw: &str, policy: &Policy) -> Result<Target, Refusal> {
+    let url = url::Url::parse(raw)
+        .map_err(|e| endpoint_error(format!("{:?} is not a URL: {e}", shown(raw))))?;
+    let scheme = match url.scheme() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        s => return Err(endpoint_error(format!("scheme {s:?} is not http or https"))),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(endpoint_error(
+            "carries credentials (user:password@); the host attaches credentials itself",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
+        return Err(endpoint_error("must not have a query string or fragment"));
+    }
+    if !url
+        .path()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~/%".contains(c))
+    {
+        return Err(endpoint_error(format!(
+            "path {:?} has characters outside [A-Za-z0-9-._~/%]",
+            shown(url.path())
+        )));
+    }
+    let Some(port) = url.port_or_known_default() else {
+        return Err(endpoint_error("has no port"));
+    };
+    let own_port = svc.ports.iter().any(|p| p.port == port);
+    let on_own = |own: bool| -> Result<Target, Refusal> {
+        if own && !own_port {
+            return Err(endpoint_error(format!(
+                "port {port} is not a port of Service {}/{}",
+                svc.namespace, svc.name
+            )));
+        }
+        Ok(Target { scheme, port, own })
+    };
+    match url.host() {
+        Some(url::Host::Domain(host)) => {
+            let host = host.to_ascii_lowercase();
+            let host = host.trim_end_matches('.');
+            let domain_suffix = format!(".svc.{}", policy.cluster_domain.to_ascii_lowercase());
+            let in_cluster = host
+                .strip_suffix(domain_suffix.as_str())
+                .or_else(|| host.strip_suffix(".svc"))
+                .and_then(|rest| rest.split_once('.'))
+                .filter(|(name, ns)| !name.contains('.') && !ns.contains('.'));
+            if let Some((name, ns)) = in_cluster {
+                if name == "kubernetes" && ns == "default" {
+                    return Err(endpoint_error(
+                        "the Kubernetes API server is never a backend",
+                    ));
+                }
+                if ns == svc.namespace {
+                    return on_own(name == svc.name);
+                }
+                if policy.endpoint_namespaces.contains(ns) {
+                    return on_own(false);
+                }
+                return Err(endpoint_error(format!(
+                    "Service {name}.{ns} is in another namespace than {} (allowed: endpoint_namespaces)",
+                    svc.namespace
+                )));
+            }
+            if policy.external_hosts.contains(host)
+                || policy.external_hosts.contains(&format!("{host}:{port}"))
+            {
+                return on_own(false);
+            }
+            Err(endpoint_error(format!(
+                "host {:?} is not an in-cluster Service name (<svc>.<namespace>.svc.{}) nor in external_hosts",
+                shown(host),
+                policy.cluster_domain
+            )))
+        }
+        Some(url::Host::Ipv4(ip)) => check_ip(svc, &ip.to_string(), on_own),
+        Some(url::Host::Ipv6(ip)) => check_ip(svc, &ip.to_string(), on_own),
+        None => Err(endpoint_error("has no host")),
+    }
+}
+
+fn check_ip(
+    svc: &ServiceSnapshot,
+    ip: &str,
+    on_own: impl Fn(bool) -> Result<Target, Refusal>,
+) -> Result<Target, Refusal> {
+    match svc.cluster_ip.as_deref() {
+        Some(own) if own == ip => on_own(true),
+        _ => Err(endpoint_error(format!(
+            "IP address {ip} is not the cluster IP of Service {}/{}",
+            svc.namespace, svc.name
+        ))),
+    }
+}
+
+fn check_health(svc: &ServiceSnapshot, f: &Fragment, target: &Target) -> Result<(), Refusal> {
+    let Some(h) = &f.health else {
+        return Err(refuse(
+            NoteKind::Health,
+            "health",
+            "no health probe: every endpoint is checked before it is published",
+        ));
+    };
+    if target.own && !svc.ports.iter().any(|p| p.port == h.port) {
+        return Err(refuse(
+            NoteKind::Health,
+            "health.port",
+            format!(
+                "port {} is not a port of Service {}/{}",
+                h.port, svc.namespace, svc.name
+            ),
+        ));
+    }
+    if !target.own && h.port != target.port {
+        return Err(refuse(
+            NoteKind::Health,
+            "health.port",
+            format!(
+                "port {} differs from the endpoint's port {}",
+                h.port, target.port
+            ),
+        ));
+    }
+    if !h.path.starts_with('/')
+        || has_template(&h.path)
+        || !h
+            .path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~/%".contains(c))
+    {
+        return Err(refuse(
+            NoteKind::Health,
+            "health.path",
+            format!(
+                "{:?} must start with '/' and use only [A-Za-z0-9-._~/%]",
+                shown(&h.path)
+            ),
+        ));
+    }
+    if h.accepted_statuses.iter().any(|s| !(100..600).contains(s)) {
+        return Err(refuse(
+            NoteKind::Health,
+            "health.accepted_statuses",
+            "statuses must be from 100 to 599",
+        ));
+    }
+    Ok(())
+}
+
+fn check_config(f: &Fragment) -> Result<(), Refusal> {
+    let url_key = catalog::url_key(&f.toolset);
+    for (key, value) in &f.config {
+        let field = format!("config.{}", shown(key));
+        if has_template(key) || value_has_template(value) {
+            return Err(refuse(NoteKind::Template, field, "holds a template"));
+        }
+        if Some(key.as_str()) == url_key {
+            let same = value
+                .as_str()
+                .is_some_and(|v| v.trim_end_matches('/') == f.endpoint.trim_end_matches('/'));
+            if !same {
+                return Err(refuse(
+                    NoteKind::Config,
+                    field,
+                    "must equal the fragment's endpoint",
+                ));
+            }
+        } else if key == catalog::VERIFY_SSL {
+            if !value.is_boolean() {
+                return Err(refuse(NoteKind::Config, field, "must be true or false"));
+            }
+        } else if catalog::is_credential_key(key) {
+            return Err(refuse(
+                NoteKind::Config,
+                field,
+                "credentials are attached by the host, only for trusted namespaces",
+            ));
+        } else {
+            return Err(refuse(
+                NoteKind::Config,
+                field,
+                format!(
+                    "key not accepted from detectors for {} (accepted: {}{})",
+                    f.toolset,
+                    url_key.map(|k| format!("{k}, ")).unwrap_or_default(),
+                    catalog::VERIFY_SSL
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
