@@ -74,18 +74,14 @@ pub fn detect_all(
         .collect()
 }
 
-/// The gate policy from the command line.
+/// The gate policy from the command line (same rules as the `security:` settings).
 pub fn policy(cluster_domain: &str, args: &SecurityArgs) -> Policy {
-    Policy {
-        cluster_domain: cluster_domain.to_string(),
-        credential_namespaces: args.credential_namespaces.iter().cloned().collect(),
-        endpoint_namespaces: args.endpoint_namespaces.iter().cloned().collect(),
-        external_hosts: args
-            .external_hosts
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect(),
+    crate::config::SecuritySettings {
+        credential_namespaces: args.credential_namespaces.clone(),
+        endpoint_namespaces: args.endpoint_namespaces.clone(),
+        external_hosts: args.external_hosts.clone(),
     }
+    .policy(cluster_domain)
 }
 
 /// The probes a selection needs, each verifying TLS unless the toolset is configured with
