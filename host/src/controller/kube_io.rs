@@ -57,9 +57,11 @@ impl EventSink {
         {
             return false;
         }
+        let stamp = k8s_openapi::jiff::Timestamp::now();
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{name}.")),
+                // As kubectl and client-go name them: unique per instant.
+                name: Some(format!("{name}.{:x}", stamp.as_nanosecond())),
                 namespace: Some(namespace.to_string()),
                 ..Default::default()
             },
@@ -67,7 +69,7 @@ impl EventSink {
             reason: Some(reason.to_string()),
             note: Some(note.clone()),
             type_: Some("Warning".into()),
-            event_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            event_time: Some(MicroTime(stamp)),
             reporting_controller: Some("dynamic-toolset".into()),
             reporting_instance: Some(self.instance.clone()),
             regarding: Some(ObjectReference {
