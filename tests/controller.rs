@@ -1058,7 +1058,9 @@ struct Pausable {
 }
 
 impl Pausable {
-    fn start(client: kube::Client, opts: ControllerOptions) -> Pausable {
+    /// Its own client: connections are driven by the runtime that opened them, and a
+    /// shared pool would freeze the other replicas' requests too.
+    fn start(opts: ControllerOptions) -> Pausable {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Duration>>();
         let (status_tx, status_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -1067,6 +1069,7 @@ impl Pausable {
                 .build()
                 .unwrap();
             rt.block_on(async move {
+                let client = shared_client().await;
                 let h = controller::start(client, opts, detectors());
                 status_tx.send(h.status.clone()).unwrap();
                 while let Some(Some(pause)) = rx.recv().await {
@@ -1120,7 +1123,7 @@ async fn paused_leader_does_not_overwrite_its_successor() {
     };
     let url_a = format!("http://{PROM}.{ns}.svc.cluster.local:9090");
     let url_b = format!("http://{PROM}.{ns}.svc.cluster.example:9090");
-    let a = Pausable::start(client.clone(), replica("a", "cluster.local"));
+    let a = Pausable::start(replica("a", "cluster.local"));
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     wait_cm(&cms, "a publishes", |c| {
         prometheus_url(c).as_deref() == Some(url_a.as_str())
@@ -1141,7 +1144,8 @@ async fn paused_leader_does_not_overwrite_its_successor() {
     .await;
     assert!(
         paused_at.elapsed() < Duration::from_secs(8),
-        "during the pause"
+        "during the pause: {:?}",
+        paused_at.elapsed()
     );
     let written_by = cm.metadata.annotations.clone().unwrap_or_default();
     assert!(
