@@ -1196,3 +1196,51 @@ async fn paused_leader_does_not_overwrite_its_successor() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Label-heavy Services: detection runs on blocking threads, so even on a one-thread
+/// runtime (the deployment's 1 CPU) the loop keeps beating (liveness) while detectors
+/// grind through them, and the result is still published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_heavy_services_do_not_stall_the_loop() {
+    init_logs();
+    let ns = "ctl-heavy";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let mut o = options(ns);
+    o.health = None;
+    let c = Pausable::start(o);
+    wait_for("synced", WAIT, async || c.status().synced.then_some(())).await;
+    for i in 0..6 {
+        let mut svc = prometheus(ns, 9090);
+        svc.metadata.name = Some(format!("heavy-{i}"));
+        let labels = svc.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert("release".into(), format!("heavy-{i}"));
+        labels.insert("app.kubernetes.io/instance".into(), format!("heavy-{i}"));
+        for l in 0..25_000 {
+            labels.insert(format!("l{l}"), "v".into());
+        }
+        apply_service(&client, &svc).await;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut worst = Duration::ZERO;
+    loop {
+        let s = c.status();
+        if let Some(beat) = s.heartbeat {
+            worst = worst.max(beat.elapsed());
+        }
+        if s.services == 6 && s.discovery_passes > 0 {
+            let cm = get_cm(&cms).await;
+            if cm.as_ref().and_then(prometheus_url).is_some() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not published: {s:?}");
+        tokio::time::sleep(ms(50)).await;
+    }
+    assert!(
+        worst < Duration::from_millis(2500),
+        "the loop stalled {worst:?} (it beats every second)"
+    );
+    c.stop().await;
+}
