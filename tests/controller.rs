@@ -472,6 +472,7 @@ async fn configmap_recreated_and_generated_keys_restored_admin_keys_kept() {
     let client = shared_client().await;
     namespace(&client, ns).await;
     let prom = Backend::start().await;
+    let graf = Backend::start().await;
     apply_service(&client, &prometheus(ns, prom.port)).await;
     let h = controller::start(client.clone(), options(ns), detectors());
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
@@ -498,16 +499,26 @@ async fn configmap_recreated_and_generated_keys_restored_admin_keys_kept() {
     assert_eq!(d[OVERRIDES_KEY], overrides);
     assert!(d[TOOLSETS_KEY].contains("prometheus/metrics"));
 
-    // Deleted → recreated, with the overrides example.
+    // Deleted → recreated, with the admin's last overrides (not the example): the
+    // switched-off toolset stays off.
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    let with_grafana = wait_cm(&cms, "grafana discovered, kept off by the override", |c| {
+        data(c)[DISCOVERY_KEY].contains(&format!("{ns}/{GRAFANA}"))
+            && enabled(c, "grafana/dashboards").is_none()
+    })
+    .await;
     cms.delete(CM, &DeleteParams::default()).await.unwrap();
     let cm = wait_cm(&cms, "ConfigMap recreated", |c| {
         c.metadata.uid != good.metadata.uid
     })
     .await;
     let d = data(&cm);
-    assert_eq!(d[OVERRIDES_KEY], OVERRIDES_EXAMPLE);
-    assert_eq!(d[TOOLSETS_KEY], good_toolsets);
+    assert_eq!(d[OVERRIDES_KEY], overrides, "the admin's overrides survive");
+    assert_eq!(d[TOOLSETS_KEY], data(&with_grafana)[TOOLSETS_KEY]);
+    assert!(enabled(&cm, "grafana/dashboards").is_none(), "still off");
+    assert!(enabled(&cm, "prometheus/metrics").is_some());
     assert!(!d.contains_key("notes.txt"));
+    assert_ne!(d[TOOLSETS_KEY], good_toolsets);
     h.stop().await;
 }
 
@@ -570,6 +581,26 @@ async fn overrides_merged_at_once_and_invalid_ones_keep_last_good_with_event() {
         invalid,
         "the admin's text untouched"
     );
+    // A second, different error raises its own Event with its own message.
+    let first_note = event.note.clone().unwrap_or_default();
+    let invalid2 = "toolsets:\n  grafana/dashboards:\n    enable: false\n";
+    patch_data(&cms, json!({OVERRIDES_KEY: invalid2})).await;
+    let second = wait_for("a second InvalidOverrides Event", WAIT, async || {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("InvalidOverrides")
+                    && e.note.as_deref() != Some(first_note.as_str())
+            })
+    })
+    .await;
+    let note = second.note.unwrap_or_default();
+    assert!(note.contains("enable"), "the current error: {note}");
+    assert_ne!(note, first_note);
 
     // Fixed → merged again.
     patch_data(&cms, json!({OVERRIDES_KEY: "toolsets: {}\n"})).await;
@@ -866,4 +897,350 @@ async fn never_publishes_before_the_initial_list() {
         "the admin's overrides kept"
     );
     h.stop().await;
+}
+
+async fn events_with_reason(
+    client: &kube::Client,
+    ns: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+fn data_bytes(cm: &ConfigMap) -> usize {
+    data(cm).iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// A configuration that would take the ConfigMap over its size budget is not written:
+/// the last good content stays, a Warning Event names what is large, the status (and so
+/// readiness and the stale metric) says stale; once room is made it converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_configuration_is_refused_and_last_good_kept() {
+    init_logs();
+    let ns = "ctl-oversize";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let (prom, graf) = (Backend::start().await, Backend::start().await);
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    let h = controller::start(client.clone(), options(ns), detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let good = wait_cm(&cms, "prometheus published", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    // An admin key fills the budget to 100 bytes short of the limit.
+    let budget = 900 * 1024;
+    let filler = "x".repeat(budget - 100 - data_bytes(&good) - "notes.txt".len());
+    patch_data(&cms, json!({"notes.txt": filler})).await;
+    wait_cm(&cms, "notes stored", |c| data(c).contains_key("notes.txt")).await;
+    let before = get_cm(&cms).await.unwrap();
+
+    // Grafana adds far more than 100 bytes: refused.
+    apply_service(&client, &grafana(ns, graf.port)).await;
+    let s = wait_status(&h, "write refused as too large", |s| s.refused_writes >= 1).await;
+    let stale = s.stale.clone().unwrap_or_default();
+    assert!(stale.contains("budget"), "{s:?}");
+    assert_eq!(s.write_failures, 0, "never sent to the API server: {s:?}");
+    let event = wait_for("a ConfigurationTooLarge Event", WAIT, async || {
+        events_with_reason(&client, ns, "ConfigurationTooLarge")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("notes.txt"), "names the largest key: {note}");
+    assert!(
+        note.contains("grafana/dashboards") || note.contains("prometheus/metrics"),
+        "{note}"
+    );
+    let now = get_cm(&cms).await.unwrap();
+    assert_eq!(
+        now.metadata.resource_version, before.metadata.resource_version,
+        "nothing written"
+    );
+    assert!(
+        enabled(&now, "prometheus/metrics").is_some(),
+        "last good kept"
+    );
+    assert!(enabled(&now, "grafana/dashboards").is_none());
+    // Refused once per distinct reason, not an Event per loop step.
+    tokio::time::sleep(ms(1000)).await;
+    assert_eq!(
+        events_with_reason(&client, ns, "ConfigurationTooLarge")
+            .await
+            .len(),
+        1
+    );
+
+    // Room made: published, no longer stale.
+    patch_data(&cms, json!({"notes.txt": null})).await;
+    wait_cm(&cms, "grafana published once there is room", |c| {
+        enabled(c, "grafana/dashboards").is_some() && enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    wait_status(&h, "no longer stale", |s| s.stale.is_none()).await;
+    h.stop().await;
+}
+
+/// Invalid overrides at start: the published configuration is left as it is (nothing is
+/// written, the output counts as stale), an Event carries the error; once fixed, the
+/// controller converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_overrides_at_start_keep_published_output_then_converge() {
+    init_logs();
+    let ns = "ctl-overrides-start";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let prom = Backend::start().await;
+    apply_service(&client, &prometheus(ns, prom.port)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let published = "toolsets:\n  kept/by-admin: {enabled: true}\n";
+    let invalid = "toolsets:\n  prometheus/metrics:\n    enabeld: false\n";
+    let existing: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": CM},
+        "data": {TOOLSETS_KEY: published, OVERRIDES_KEY: invalid},
+    }))
+    .unwrap();
+    let existing = cms.create(&PostParams::default(), &existing).await.unwrap();
+    let h = controller::start(client.clone(), options(ns), detectors());
+    let event = wait_for("an InvalidOverrides Event", WAIT, async || {
+        events_with_reason(&client, ns, "InvalidOverrides")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("enabeld"), "{note}");
+    let s = wait_status(&h, "stale while invalid", |s| s.stale.is_some()).await;
+    assert_eq!(s.writes, 0, "{s:?}");
+    // Several probe rounds later, still untouched.
+    let rounds = s.probe_rounds;
+    wait_status(&h, "probe rounds", |s| s.probe_rounds >= rounds + 3).await;
+    let cm = get_cm(&cms).await.unwrap();
+    assert_eq!(
+        cm.metadata.resource_version,
+        existing.metadata.resource_version
+    );
+    assert_eq!(data(&cm)[TOOLSETS_KEY], published);
+
+    let fixed =
+        "toolsets:\n  prometheus/metrics:\n    config:\n      query_timeout_seconds_default: 30\n";
+    patch_data(&cms, json!({OVERRIDES_KEY: fixed})).await;
+    let cm = wait_cm(&cms, "converged once fixed", |c| {
+        enabled(c, "prometheus/metrics").is_some()
+    })
+    .await;
+    assert_eq!(data(&cm)[OVERRIDES_KEY], fixed);
+    assert_eq!(
+        enabled(&cm, "prometheus/metrics").unwrap()["config"]["query_timeout_seconds_default"],
+        30
+    );
+    wait_status(&h, "no longer stale", |s| s.stale.is_none()).await;
+    h.stop().await;
+}
+
+/// A controller on its own single-threaded runtime, so that the test can freeze it all
+/// (lease renewals, watches, the loop) as a paused process would be.
+struct Pausable {
+    status: Arc<std::sync::RwLock<Status>>,
+    cmd: tokio::sync::mpsc::UnboundedSender<Option<Duration>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pausable {
+    /// Its own client: connections are driven by the runtime that opened them, and a
+    /// shared pool would freeze the other replicas' requests too.
+    fn start(opts: ControllerOptions) -> Pausable {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Duration>>();
+        let (status_tx, status_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let client = shared_client().await;
+                let h = controller::start(client, opts, detectors());
+                status_tx.send(h.status.clone()).unwrap();
+                while let Some(Some(pause)) = rx.recv().await {
+                    // Blocks the only runtime thread: every task of this controller freezes.
+                    std::thread::sleep(pause);
+                }
+                h.stop().await;
+            });
+        });
+        Pausable {
+            status: status_rx.recv().unwrap(),
+            cmd: tx,
+            thread: Some(thread),
+        }
+    }
+
+    fn status(&self) -> Status {
+        self.status.read().unwrap().clone()
+    }
+
+    fn pause(&self, d: Duration) {
+        self.cmd.send(Some(d)).unwrap();
+    }
+
+    async fn stop(mut self) {
+        let _ = self.cmd.send(None);
+        let t = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+/// Split brain: a leader frozen past its lease resumes and must not overwrite what the
+/// new leader wrote (fenced by its lease time, and by the writer annotation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_leader_does_not_overwrite_its_successor() {
+    init_logs();
+    let ns = "ctl-split-brain";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    apply_service(&client, &prometheus(ns, 9090)).await;
+    // The two replicas disagree on purpose (cluster domain), so an overwrite shows.
+    let replica = |id: &str, domain: &str| {
+        let mut o = options(ns);
+        o.health = None;
+        o.policy.cluster_domain = domain.into();
+        o.leader = Some(leader(ns, id));
+        o.reporter = id.into();
+        o
+    };
+    let url_a = format!("http://{PROM}.{ns}.svc.cluster.local:9090");
+    let url_b = format!("http://{PROM}.{ns}.svc.cluster.example:9090");
+    let a = Pausable::start(replica("a", "cluster.local"));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    wait_cm(&cms, "a publishes", |c| {
+        prometheus_url(c).as_deref() == Some(url_a.as_str())
+    })
+    .await;
+    assert!(a.status().leader);
+    let b = controller::start(client.clone(), replica("b", "cluster.example"), detectors());
+    wait_status(&b, "b synced as a follower", |s| s.synced).await;
+    assert!(!status(&b).leader);
+    let a_writes = a.status().writes;
+
+    // a freezes for 8 s (lease 4 s): b takes over and writes its content.
+    a.pause(Duration::from_secs(8));
+    let paused_at = Instant::now();
+    let cm = wait_cm(&cms, "b writes after taking over", |c| {
+        prometheus_url(c).as_deref() == Some(url_b.as_str())
+    })
+    .await;
+    assert!(
+        paused_at.elapsed() < Duration::from_secs(8),
+        "during the pause: {:?}",
+        paused_at.elapsed()
+    );
+    let written_by = cm.metadata.annotations.clone().unwrap_or_default();
+    assert!(
+        written_by["kubernaut.io/written-by"].starts_with("b "),
+        "{written_by:?}"
+    );
+    let after_b = cm.metadata.resource_version.clone();
+
+    // a resumes with the old view: it must not write.
+    while paused_at.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(ms(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let cm = get_cm(&cms).await.unwrap();
+        assert_eq!(
+            prometheus_url(&cm).as_deref(),
+            Some(url_b.as_str()),
+            "the resumed leader overwrote its successor"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+    let sa = a.status();
+    assert_eq!(sa.writes, a_writes, "{sa:?}");
+    assert!(!sa.leader, "{sa:?}");
+    assert!(status(&b).leader);
+    assert_eq!(
+        get_cm(&cms).await.unwrap().metadata.resource_version,
+        after_b,
+        "nothing written since b's write"
+    );
+
+    // Writes are made under our field manager, not `unknown`.
+    let managers: Vec<String> = cms
+        .get(CM)
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.iter().all(|m| m == "dynamic-toolset"),
+        "{managers:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Label-heavy Services: detection runs on blocking threads, so even on a one-thread
+/// runtime (the deployment's 1 CPU) the loop keeps beating (liveness) while detectors
+/// grind through them, and the result is still published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_heavy_services_do_not_stall_the_loop() {
+    init_logs();
+    let ns = "ctl-heavy";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let mut o = options(ns);
+    o.health = None;
+    let c = Pausable::start(o);
+    wait_for("synced", WAIT, async || c.status().synced.then_some(())).await;
+    for i in 0..6 {
+        let mut svc = prometheus(ns, 9090);
+        svc.metadata.name = Some(format!("heavy-{i}"));
+        let labels = svc.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert("release".into(), format!("heavy-{i}"));
+        labels.insert("app.kubernetes.io/instance".into(), format!("heavy-{i}"));
+        for l in 0..25_000 {
+            labels.insert(format!("l{l}"), "v".into());
+        }
+        apply_service(&client, &svc).await;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut worst = Duration::ZERO;
+    loop {
+        let s = c.status();
+        if let Some(beat) = s.heartbeat {
+            worst = worst.max(beat.elapsed());
+        }
+        if s.services == 6 && s.discovery_passes > 0 {
+            let cm = get_cm(&cms).await;
+            if cm.as_ref().and_then(prometheus_url).is_some() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not published: {s:?}");
+        tokio::time::sleep(ms(50)).await;
+    }
+    assert!(
+        worst < Duration::from_millis(2500),
+        "the loop stalled {worst:?} (it beats every second)"
+    );
+    c.stop().await;
 }

@@ -278,20 +278,43 @@ fn configmap_has_name_labels_annotation_and_three_keys() {
         render_yaml(&doc).unwrap()
     );
 
-    let disc: Value = serde_json::from_str(data[DISCOVERY_KEY].as_str().unwrap()).unwrap();
+    let text = data[DISCOVERY_KEY].as_str().unwrap();
+    assert_eq!(text.lines().count(), 1, "compact: {text}");
+    let disc: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(disc["format"], 2);
+    assert_eq!(
+        disc["columns"],
+        json!([
+            "instance",
+            "service",
+            "detector",
+            "backend",
+            "rank",
+            "health",
+            "probed_at"
+        ])
+    );
     let prom = &disc["toolsets"]["prometheus/metrics"];
     assert_eq!(prom["form"], "instances");
-    assert_eq!(
-        prom["instances"][0]["service"],
-        json!({"namespace": "monitoring", "name": "kps-prometheus"})
+    assert!(
+        prom.get("detected_as").is_none(),
+        "same as the name: {prom}"
     );
-    assert_eq!(prom["instances"][0]["health"], json!({"status": "healthy"}));
-    assert_eq!(prom["instances"][0]["probed_at"], "2026-01-01T00:00:00Z");
-    assert_eq!(disc["left_out"][0]["service"]["namespace"], "broken");
+    let row = &prom["instances"][0];
+    assert_eq!(row[1], "monitoring/kps-prometheus");
+    assert_eq!(row[5], "healthy");
+    assert_eq!(row[6], "2026-01-01T00:00:00Z");
     assert_eq!(
-        disc["left_out"][0]["reason"],
-        json!({"kind": "unhealthy", "reason": "HTTP 503"})
+        prom["instances"].as_array().unwrap().len(),
+        doc["toolsets"]["prometheus/metrics"]["config"]["instances"]
+            .as_array()
+            .unwrap()
+            .len(),
+        "one row per output instance, in output order"
     );
+    assert_eq!(disc["left_out"][0]["service"], "broken/prometheus");
+    assert_eq!(disc["left_out"][0]["reason"], "unhealthy: HTTP 503");
+    assert_eq!(disc["left_out_omitted"], 0);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::{ControllerOptions, HealthOptions, LeaderOptions, Status};
+use super::{ControllerOptions, HealthOptions, LeaderOptions, Status, state};
 use crate::config::{RunArgs, Settings};
 use crate::probe::ProbeSettings;
 
@@ -89,6 +89,17 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
     for e in &load_errors {
         tracing::error!("detector not loaded: {e}");
     }
+    // A bundled detector that failed to load would silently drop its toolsets: not ready.
+    let bundled_failures: Vec<String> = load_errors
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.origin,
+                dynamic_toolset_runtime::DetectorSource::Bundled(_)
+            )
+        })
+        .map(ToString::to_string)
+        .collect();
     tracing::info!(
         identity = %id,
         configmap = %format!("{}/{}", opts.configmap_namespace, opts.configmap_name),
@@ -97,10 +108,13 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
         "starting controller"
     );
     let handle = super::start(client, opts, detectors);
+    if let Ok(mut s) = handle.status.write() {
+        s.detector_load_errors = bundled_failures;
+    }
 
     let status = handle.status.clone();
     let health_app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(status.clone());
     let metrics_app = Router::new()
@@ -149,15 +163,31 @@ async fn shutdown_signal() {
     }
 }
 
-async fn readyz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, &'static str) {
-    let synced = status.read().map(|s| s.synced).unwrap_or(false);
-    if synced {
-        (StatusCode::OK, "ready")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the initial Service list",
-        )
+/// Ready: synced, every bundled detector loaded, and the published output not stale.
+async fn readyz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, String) {
+    let why = match status.read() {
+        Ok(s) => state::not_ready(s.synced, s.stale.as_deref(), &s.detector_load_errors),
+        Err(_) => Some("status lock poisoned".into()),
+    };
+    match why {
+        None => (StatusCode::OK, "ready".into()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// Alive: the main loop made progress within [`state::LIVENESS_BOUND`].
+async fn healthz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, String) {
+    let why = match status.read() {
+        Ok(s) => state::not_alive(
+            s.heartbeat,
+            std::time::Instant::now(),
+            state::LIVENESS_BOUND,
+        ),
+        Err(_) => Some("status lock poisoned".into()),
+    };
+    match why {
+        None => (StatusCode::OK, "ok".into()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 
@@ -218,6 +248,26 @@ pub fn render_metrics(s: &Status) -> Result<String, prometheus::Error> {
         "409 conflicts retried while writing the ConfigMap",
         s.conflicts,
     )?;
+    gauge(
+        "dynamic_toolset_output_stale",
+        "1 while the published ConfigMap lags behind the computed configuration (refused as too large, invalid overrides at start, or write failures)",
+        i64::from(s.stale.is_some()),
+    )?;
+    counter(
+        "dynamic_toolset_configmap_refused_writes_total",
+        "ConfigMap writes refused because the data would exceed its size budget",
+        s.refused_writes,
+    )?;
+    counter(
+        "dynamic_toolset_fenced_writes_total",
+        "ConfigMap writes refused by leader fencing (lease possibly expired, or a newer leader wrote)",
+        s.fenced_writes,
+    )?;
+    gauge(
+        "dynamic_toolset_detectors_failed",
+        "Bundled detectors that failed to load",
+        s.detector_load_errors.len() as i64,
+    )?;
     counter(
         "toolset_overrides_invalid_total",
         "Distinct invalid overrides.yaml contents seen (last good configuration kept)",
@@ -252,6 +302,18 @@ mod tests {
         assert!(
             text.contains("# TYPE toolset_overrides_invalid_total counter"),
             "{text}"
+        );
+        assert!(text.contains("dynamic_toolset_output_stale 0"), "{text}");
+        let stale = render_metrics(&Status {
+            stale: Some("too large".into()),
+            refused_writes: 2,
+            ..Status::default()
+        })
+        .unwrap();
+        assert!(stale.contains("dynamic_toolset_output_stale 1"), "{stale}");
+        assert!(
+            stale.contains("dynamic_toolset_configmap_refused_writes_total 2"),
+            "{stale}"
         );
     }
 

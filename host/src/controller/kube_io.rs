@@ -7,44 +7,111 @@ use std::time::Duration;
 use anyhow::Context;
 use dynamic_toolset_core::render::{self, GENERATED_AT_ANNOTATION};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use tokio::sync::watch;
+use kube::api::Api;
 
-use super::state::{self, Action, Generated};
-use super::{ControllerOptions, LeaderOptions};
+use super::ControllerOptions;
+use super::lease::post_params;
+use super::state::{self, Action, Generated, Leadership, WRITER_ANNOTATION};
 
-/// Writes Events about the ConfigMap.
+/// Writes Warning Events about the ConfigMap: each distinct (reason, note) once per
+/// [`EVENT_REPEAT_AFTER`], so a failure repeated every loop step raises one Event, and a
+/// different error raises its own (with its own message). Every Event is a new object:
+/// kube's Recorder would patch the first one's series and keep its old note.
 pub struct EventSink {
-    recorder: Recorder,
+    client: kube::Client,
+    instance: String,
+    sent: std::collections::HashMap<String, (String, std::time::Instant)>,
 }
+
+/// A repeated identical Event is raised again after this long.
+pub const EVENT_REPEAT_AFTER: Duration = Duration::from_secs(600);
 
 impl EventSink {
     pub fn new(client: kube::Client, reporter: &str) -> Self {
-        let reporter = Reporter {
-            controller: "dynamic-toolset".into(),
-            instance: Some(reporter.to_string()),
-        };
         Self {
-            recorder: Recorder::new(client, reporter),
+            client,
+            instance: reporter.to_string(),
+            sent: std::collections::HashMap::new(),
         }
     }
 
-    /// A Warning Event on `cm`. Failures are logged, never fatal.
-    pub async fn warn(&self, cm: &ConfigMap, reason: &str, action: &str, note: &str) {
-        use kube::Resource;
+    /// A Warning Event on the ConfigMap `namespace/name` (which may not exist).
+    /// Failures are logged, never fatal. Returns true when an Event was written.
+    pub async fn warn(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) -> bool {
+        use k8s_openapi::api::core::v1::ObjectReference;
+        use k8s_openapi::api::events::v1::Event;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+        // Events take at most 1 kB of note.
+        let note: String = note.chars().take(1000).collect();
+        let now = std::time::Instant::now();
+        if let Some((last, at)) = self.sent.get(reason)
+            && *last == note
+            && now.duration_since(*at) < EVENT_REPEAT_AFTER
+        {
+            return false;
+        }
+        let stamp = k8s_openapi::jiff::Timestamp::now();
         let event = Event {
-            type_: EventType::Warning,
-            reason: reason.into(),
-            // Events take at most 1 kB of note.
-            note: Some(note.chars().take(1000).collect()),
-            action: action.into(),
-            secondary: None,
+            metadata: ObjectMeta {
+                // As kubectl and client-go name them: unique per instant.
+                name: Some(format!("{name}.{:x}", stamp.as_nanosecond())),
+                namespace: Some(namespace.to_string()),
+                ..Default::default()
+            },
+            action: Some(action.to_string()),
+            reason: Some(reason.to_string()),
+            note: Some(note.clone()),
+            type_: Some("Warning".into()),
+            event_time: Some(MicroTime(stamp)),
+            reporting_controller: Some("dynamic-toolset".into()),
+            reporting_instance: Some(self.instance.clone()),
+            regarding: Some(ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("ConfigMap".into()),
+                name: Some(name.to_string()),
+                namespace: Some(namespace.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
         };
-        if let Err(e) = self.recorder.publish(&event, &cm.object_ref(&())).await {
-            tracing::warn!("cannot write Event {reason}: {e}");
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        match tokio::time::timeout(EVENT_TIMEOUT, api.create(&post_params(), &event)).await {
+            Ok(Ok(_)) => {
+                self.sent.insert(reason.to_string(), (note, now));
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("cannot write Event {reason}: {e}");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("cannot write Event {reason}: timed out");
+                false
+            }
         }
     }
+}
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One API request of a ConfigMap write at most (the loop must not hang on it).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Fenced(state::Fenced),
+    #[error("{0}")]
+    TooLarge(state::Oversize),
+    #[error(transparent)]
+    Api(#[from] anyhow::Error),
 }
 
 /// What a write did.
@@ -57,38 +124,74 @@ pub struct WriteOutcome {
 
 const MAX_ATTEMPTS: u32 = 5;
 
+/// What to write, besides the generated keys.
+pub struct WriteRequest<'a> {
+    pub generated: &'a Generated,
+    /// `overrides.yaml` for a (re)created ConfigMap (else the example).
+    pub last_overrides: Option<&'a str>,
+    /// Rendered size of every toolset entry (to name the large ones when refused).
+    pub toolset_sizes: &'a [(String, usize)],
+    pub leadership: &'a Leadership,
+}
+
 /// Brings the ConfigMap to `generated`, touching only generated keys (and creating
 /// `overrides.yaml` when absent). Starts from `current` (the watch cache); on a conflict
-/// re-reads from the API server and decides again.
+/// re-reads from the API server and decides again. Before every attempt the leadership
+/// is checked against the clock and against the object's last writer ([`state::may_write`]),
+/// and the size against [`state::MAX_CONFIGMAP_DATA_BYTES`]; every write carries the
+/// object's resourceVersion (or is a create), so the check holds for what is replaced.
 pub async fn write(
     client: &kube::Client,
     opts: &ControllerOptions,
     mut current: Option<ConfigMap>,
-    generated: &Generated,
-) -> anyhow::Result<WriteOutcome> {
+    req: &WriteRequest<'_>,
+) -> Result<WriteOutcome, WriteError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.configmap_namespace);
     let mut conflicts = 0;
+    let what = || {
+        format!(
+            "writing ConfigMap {}/{}",
+            opts.configmap_namespace, opts.configmap_name
+        )
+    };
     for _ in 0..MAX_ATTEMPTS {
-        let action = state::decide(current.as_ref().and_then(|c| c.data.as_ref()), generated);
-        let result = match action {
-            Action::Nothing => {
-                return Ok(WriteOutcome {
-                    written: None,
-                    conflicts,
-                });
-            }
-            Action::Create(data) => {
-                let cm = build(opts, ConfigMap::default(), data);
-                api.create(&PostParams::default(), &cm).await
-            }
-            Action::Update(data) => {
+        let data = current.as_ref().and_then(|c| c.data.as_ref());
+        let action = state::decide(data, req.generated, req.last_overrides);
+        let Some(after) = state::data_after(data, &action) else {
+            return Ok(WriteOutcome {
+                written: None,
+                conflicts,
+            });
+        };
+        state::check_size(&after, req.toolset_sizes, state::MAX_CONFIGMAP_DATA_BYTES)
+            .map_err(WriteError::TooLarge)?;
+        let written_by = current
+            .as_ref()
+            .and_then(|c| c.metadata.annotations.as_ref())
+            .and_then(|a| a.get(WRITER_ANNOTATION))
+            .map(String::as_str);
+        state::may_write(req.leadership, written_by, std::time::Instant::now())
+            .map_err(WriteError::Fenced)?;
+        let (create, data) = match action {
+            Action::Create(data) => (true, data),
+            Action::Update(data) => (false, data),
+            Action::Nothing => (false, BTreeMap::new()),
+        };
+        let request = async {
+            if create {
+                let cm = build(opts, ConfigMap::default(), data, req.leadership);
+                api.create(&post_params(), &cm).await
+            } else {
                 // `current` carries metadata.resourceVersion: replace is a precondition.
                 let base = current.clone().unwrap_or_default();
-                let cm = build(opts, base, data);
-                api.replace(&opts.configmap_name, &PostParams::default(), &cm)
-                    .await
+                let cm = build(opts, base, data, req.leadership);
+                api.replace(&opts.configmap_name, &post_params(), &cm).await
             }
         };
+        let result = tokio::time::timeout(WRITE_TIMEOUT, request)
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after {} s", WRITE_TIMEOUT.as_secs()))
+            .with_context(what)?;
         match result {
             Ok(obj) => {
                 return Ok(WriteOutcome {
@@ -99,44 +202,43 @@ pub async fn write(
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 conflicts += 1;
                 tracing::debug!("configmap write conflict ({}); re-reading", s.message);
-                current = api
-                    .get_opt(&opts.configmap_name)
+                current = tokio::time::timeout(WRITE_TIMEOUT, api.get_opt(&opts.configmap_name))
                     .await
+                    .map_err(|_| anyhow::anyhow!("timed out"))
+                    .context("re-reading the ConfigMap after a conflict")?
                     .context("re-reading the ConfigMap after a conflict")?;
             }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "writing ConfigMap {}/{}",
-                        opts.configmap_namespace, opts.configmap_name
-                    )
-                });
-            }
+            Err(e) => return Err(anyhow::Error::from(e).context(what()).into()),
         }
     }
-    anyhow::bail!(
+    Err(anyhow::anyhow!(
         "ConfigMap {}/{}: still conflicting after {MAX_ATTEMPTS} attempts",
         opts.configmap_namespace,
         opts.configmap_name
     )
+    .into())
 }
 
 /// `base` with our data keys, labels, generated-at annotation and owner reference.
-fn build(opts: &ControllerOptions, mut cm: ConfigMap, data: BTreeMap<String, String>) -> ConfigMap {
+fn build(
+    opts: &ControllerOptions,
+    mut cm: ConfigMap,
+    data: BTreeMap<String, String>,
+    leadership: &Leadership,
+) -> ConfigMap {
     cm.metadata.name = Some(opts.configmap_name.clone());
     cm.metadata.namespace = Some(opts.configmap_namespace.clone());
     let labels = cm.metadata.labels.get_or_insert_with(BTreeMap::new);
     for (k, v) in render::configmap_labels() {
         labels.insert(k.to_string(), v.to_string());
     }
-    // Content changed (we only write when it did): stamp the time.
-    cm.metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(
-            GENERATED_AT_ANNOTATION.to_string(),
-            crate::pipeline::timestamp(),
-        );
+    // Content changed (we only write when it did): stamp the time and the writer.
+    let annotations = cm.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(
+        GENERATED_AT_ANNOTATION.to_string(),
+        crate::pipeline::timestamp(),
+    );
+    annotations.insert(WRITER_ANNOTATION.to_string(), leadership.annotation());
     if let Some(owner) = &opts.owner {
         let refs = cm.metadata.owner_references.get_or_insert_with(Vec::new);
         if !refs.iter().any(|r| r.uid == owner.uid) {
@@ -145,74 +247,6 @@ fn build(opts: &ControllerOptions, mut cm: ConfigMap, data: BTreeMap<String, Str
     }
     cm.data.get_or_insert_with(BTreeMap::new).extend(data);
     cm
-}
-
-/// Holds (or waits for) the leader Lease and publishes leadership on `tx` until
-/// `shutdown`; then releases the lease. Survives API outages (rebuilds the manager).
-pub async fn lead(
-    client: kube::Client,
-    opts: LeaderOptions,
-    tx: watch::Sender<bool>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let secs = |d: Duration| d.as_secs().max(1);
-    let duration = secs(opts.lease_duration);
-    // Renew `grace` seconds before expiry: at the latest when renew_deadline has passed.
-    let grace = duration
-        .saturating_sub(secs(opts.renew_deadline))
-        .clamp(1, duration.saturating_sub(1).max(1));
-    loop {
-        let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
-                .with_namespace(&opts.lease_namespace)
-                .with_identity(&opts.identity)
-                .with_duration(duration)
-                .with_grace(grace)
-                .build()
-                .await;
-        let manager = match manager {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!("cannot set up leader election (retrying): {e}");
-                let _ = tx.send(false);
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(opts.retry_period) => continue,
-                }
-            }
-        };
-        let (mut rx, task) = manager.watch().await;
-        // Declared after `rx`, so dropped first: when this future is cancelled (a crash,
-        // [`super::Handle::abort`]) the manager stops before it could see its channel
-        // close and release the lease.
-        let task = super::AbortOnDrop::new(task);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => {
-                    let _ = tx.send(false);
-                    drop(rx);
-                    // The manager task ends when its channel closes; release the lock.
-                    let Some(task) = task.into_inner() else { return };
-                    if let Ok(Ok(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), task).await
-                        && let Err(e) = m.release().await
-                    {
-                        tracing::warn!("cannot release the lease: {e}");
-                    }
-                    return;
-                }
-                r = rx.changed() => {
-                    if r.is_err() {
-                        tracing::warn!("leader election stopped; restarting it");
-                        let _ = tx.send(false);
-                        break;
-                    }
-                    let is_leader = *rx.borrow_and_update();
-                    let _ = tx.send(is_leader);
-                }
-            }
-        }
-        tokio::time::sleep(opts.retry_period).await;
-    }
 }
 
 /// The ownerReference to Deployment `name` in `namespace` (its uid is looked up).

@@ -10,6 +10,7 @@
 
 pub mod cmd;
 pub mod kube_io;
+pub mod lease;
 pub mod mirror;
 pub mod state;
 
@@ -18,10 +19,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use dynamic_toolset_core::gate::{Grants, Policy};
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{self, Discovery, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
-use dynamic_toolset_core::{Detection, ServiceDetections};
+use dynamic_toolset_core::{Detection, ServiceDetections, ServiceSnapshot};
 use dynamic_toolset_runtime::DetectorSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
@@ -31,7 +33,7 @@ use tokio::time::Instant;
 
 use crate::pipeline;
 use crate::probe::{ProbeOutcome, ProbeSettings, Prober};
-use state::{Action, Generated, HealthTracker};
+use state::{Action, Generated, HealthTracker, Leadership};
 
 /// Health checking settings.
 #[derive(Debug, Clone)]
@@ -95,6 +97,17 @@ pub struct Status {
     /// Completed probe batches.
     pub probe_rounds: u64,
     pub last_error: Option<String>,
+    /// Why the published ConfigMap lags behind what was computed (None: up to date, or
+    /// not the writer). Readiness is false while set.
+    pub stale: Option<String>,
+    /// Writes refused because the ConfigMap would exceed its size budget.
+    pub refused_writes: u64,
+    /// Writes refused by leader fencing (lease possibly expired, or a newer leader wrote).
+    pub fenced_writes: u64,
+    /// Bundled detectors that failed to load (readiness is false while any did).
+    pub detector_load_errors: Vec<String>,
+    /// Last time the main loop made progress (liveness).
+    pub heartbeat: Option<std::time::Instant>,
 }
 
 /// A running controller. [`Handle::stop`] stops it gracefully and waits; dropping the
@@ -168,14 +181,20 @@ pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorS
 /// Annotations no detector reads, possibly large: not passed to the detectors.
 const DROPPED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
-/// One Service as the controller keeps it: what the detectors matched in it, computed
-/// as its watch event (or relist entry) arrives. Nothing else is kept (selection reads
-/// nothing else; failures are logged when they happen), so an unrelated Service costs
-/// its key and one word, and a relist never buffers thousands of Service objects.
-#[derive(Debug, Default)]
-struct Watched {
-    matched: Option<Box<ServiceDetections>>,
+/// One Service as the controller keeps it. The watch records only a slim snapshot
+/// (`Pending`, the detectors' input without the dropped annotations); the detection
+/// worker runs the detectors on a blocking thread and replaces it with what they matched
+/// (`Done`). Nothing else is kept, so a detected unrelated Service costs its key and one
+/// word, and the watch task never runs a detector (label-heavy Services cannot stall the
+/// async runtime, so `/healthz` stays answered).
+#[derive(Debug)]
+enum Watched {
+    Pending(Arc<ServiceSnapshot>),
+    Done(Option<Box<ServiceDetections>>),
 }
+
+/// Snapshots detected per blocking job (the results are stored between jobs).
+const DETECT_BATCH: usize = 256;
 
 /// Probe outcomes of one batch.
 type ProbeResults = Vec<(InstanceKey, ProbeOutcome)>;
@@ -184,7 +203,6 @@ type ProbeResults = Vec<(InstanceKey, ProbeOutcome)>;
 struct Loop {
     client: kube::Client,
     opts: ControllerOptions,
-    detectors: Arc<Mutex<DetectorSet>>,
     services: mirror::Shared<Watched>,
     /// Mirror generation the current selection was computed from.
     seen_generation: u64,
@@ -198,8 +216,11 @@ struct Loop {
     probe_tx: mpsc::UnboundedSender<ProbeResults>,
     status: Arc<RwLock<Status>>,
     events: kube_io::EventSink,
-    /// Last valid overrides (used while the ConfigMap holds invalid ones).
-    last_good_overrides: Option<Overrides>,
+    /// Last valid overrides and their text (used while the ConfigMap holds invalid ones,
+    /// and written back when the ConfigMap is recreated).
+    last_good_overrides: Option<(Overrides, Option<String>)>,
+    /// The right to write, as the lease loop last established it (None: follower).
+    leadership: Option<Leadership>,
     /// Last overrides error reported (to report each distinct one once).
     reported_overrides_error: Option<String>,
 }
@@ -212,6 +233,7 @@ async fn main_loop(
     status: Arc<RwLock<Status>>,
 ) {
     let (services_changed, mut services_rx) = mpsc::channel::<()>(1);
+    let (watch_changed, watch_rx) = mpsc::channel::<()>(1);
     let (configmap_changed, mut configmap_rx) = mpsc::channel::<()>(1);
     let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeResults>();
     let services: mirror::Shared<Watched> = Arc::default();
@@ -220,13 +242,15 @@ async fn main_loop(
     let mut watches = tokio::task::JoinSet::new();
 
     let detectors = Arc::new(Mutex::new(detectors));
-    let mut services_watch = spawn_services_watch(
-        &client,
-        &opts,
-        detectors.clone(),
+    let mut services_watch =
+        spawn_services_watch(&client, &opts, services.clone(), watch_changed.clone());
+    watches.spawn(detection_worker(
+        detectors,
         services.clone(),
+        opts.policy.clone(),
+        watch_rx,
         services_changed.clone(),
-    );
+    ));
     watches.spawn(mirror::run(
         "configmap",
         watcher(
@@ -244,11 +268,15 @@ async fn main_loop(
         },
     ));
 
-    let (leader_tx, mut leader_rx) = watch::channel(opts.leader.is_none());
+    let (leader_tx, mut leader_rx) = watch::channel(
+        opts.leader
+            .is_none()
+            .then(|| Leadership::sole(&opts.reporter)),
+    );
     // Without leader election the sender must outlive the loop (a closed channel ends it).
     let (leader_task, _always_leader) = match opts.leader.clone() {
         Some(l) => (
-            Some(AbortOnDrop::new(tokio::spawn(kube_io::lead(
+            Some(AbortOnDrop::new(tokio::spawn(lease::lead(
                 client.clone(),
                 l,
                 leader_tx,
@@ -279,7 +307,6 @@ async fn main_loop(
                 .unwrap_or(1),
         ),
         opts,
-        detectors,
         services,
         configmap,
         seen_generation: 0,
@@ -291,10 +318,15 @@ async fn main_loop(
         status,
         last_good_overrides: None,
         reported_overrides_error: None,
+        leadership: None,
     };
 
-    let initially_leader = *leader_rx.borrow();
-    lp.set_status(|s| s.leader = initially_leader);
+    lp.leadership = leader_rx.borrow().clone();
+    let initially_leader = lp.leadership.is_some();
+    lp.set_status(|s| {
+        s.leader = initially_leader;
+        s.heartbeat = Some(std::time::Instant::now());
+    });
 
     let at_least = |d: Duration| d.max(Duration::from_millis(10));
     let health_every = lp
@@ -306,7 +338,9 @@ async fn main_loop(
     let mut resync = tokio::time::interval(at_least(lp.opts.discovery_interval));
     let mut health = tokio::time::interval(at_least(health_every));
     let mut reconcile = tokio::time::interval(at_least(lp.opts.reconciliation_interval));
-    for t in [&mut resync, &mut health, &mut reconcile] {
+    // Liveness: the loop beats at least this often when idle.
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+    for t in [&mut resync, &mut health, &mut reconcile, &mut heartbeat] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t.reset();
     }
@@ -331,25 +365,27 @@ async fn main_loop(
             Some(results) = probe_rx.recv() => lp.record(results),
             r = leader_rx.changed() => {
                 if r.is_err() { break; }
-                let leader = *leader_rx.borrow_and_update();
+                let leader = leader_rx.borrow_and_update().is_some();
                 tracing::info!(leader, "leadership changed");
-                lp.set_status(|s| s.leader = leader);
             }
             _ = resync.tick() => {
                 // A full resync is a relist from the API server: a new watch whose
                 // complete list replaces the mirror at once and is detected anew.
                 services_watch = spawn_services_watch(
-                    &lp.client, &lp.opts, lp.detectors.clone(), lp.services.clone(),
-                    services_changed.clone(),
+                    &lp.client, &lp.opts, lp.services.clone(), watch_changed.clone(),
                 );
                 continue;
             }
             _ = health.tick() => { health_round = lp.prober.is_some(); }
             _ = reconcile.tick() => {}
+            _ = heartbeat.tick() => {
+                lp.beat(leader_rx.borrow().clone());
+                continue;
+            }
         }
-        let leader = *leader_rx.borrow();
-        lp.step(&mut services_dirty, &mut health_round, leader)
-            .await;
+        lp.beat(leader_rx.borrow().clone());
+        lp.step(&mut services_dirty, &mut health_round).await;
+        lp.set_status(|s| s.heartbeat = Some(std::time::Instant::now()));
     }
     drop(services_watch);
     watches.abort_all();
@@ -367,21 +403,42 @@ impl Loop {
         }
     }
 
+    /// Records loop progress and the current leadership (a term past its write window
+    /// counts as lost: the status follows the fence).
+    fn beat(&mut self, leadership: Option<Leadership>) {
+        let now = std::time::Instant::now();
+        let valid = leadership
+            .as_ref()
+            .is_some_and(|l| l.valid_until.is_none_or(|u| now < u));
+        self.leadership = leadership;
+        self.set_status(|s| {
+            s.heartbeat = Some(now);
+            s.leader = valid;
+            if !valid {
+                // Not the writer: nothing of ours is stale.
+                s.stale = None;
+            }
+        });
+    }
+
     fn synced(&self) -> bool {
         let s = self.services.read().map(|m| m.synced).unwrap_or(false);
         let c = self.configmap.read().map(|m| m.synced).unwrap_or(false);
         s && c
     }
 
-    async fn step(&mut self, services_dirty: &mut bool, health_round: &mut bool, leader: bool) {
+    async fn step(&mut self, services_dirty: &mut bool, health_round: &mut bool) {
         // Never publish from a cache that has not listed yet: an empty cache must not
         // wipe a good ConfigMap.
         if !self.synced() {
             return;
         }
         self.set_status(|s| s.synced = true);
-        if std::mem::take(services_dirty) {
-            self.rediscover();
+        if std::mem::take(services_dirty) && !self.rediscover() {
+            // Detections still running: selecting now would drop those Services (a
+            // relist would publish an empty configuration). The worker signals when done.
+            *services_dirty = true;
+            return;
         }
         let chosen: BTreeSet<InstanceKey> = self
             .selection
@@ -398,29 +455,32 @@ impl Loop {
             };
             self.spawn_probes(&keys);
         }
-        if leader {
+        if self.leadership.is_some() {
             self.publish().await;
         }
     }
 
-    /// Selects again from the mirror's detections when it changed.
-    fn rediscover(&mut self) {
+    /// Selects again from the mirror's detections when it changed. False while some
+    /// Services still wait for their detection (nothing selected then).
+    fn rediscover(&mut self) -> bool {
         let started = std::time::Instant::now();
         let (all, services) = {
             let Ok(m) = self.services.read() else {
                 tracing::error!("services mirror lock poisoned");
-                return;
+                return true;
             };
             if m.generation == self.seen_generation {
-                return;
+                return true;
+            }
+            // Keys are (namespace, name): the order of ServiceRef.
+            let mut all: Vec<ServiceDetections> = Vec::new();
+            for w in m.objects.values() {
+                match w {
+                    Watched::Pending(_) => return false,
+                    Watched::Done(d) => all.extend(d.as_deref().cloned()),
+                }
             }
             self.seen_generation = m.generation;
-            // Keys are (namespace, name): the order of ServiceRef.
-            let all: Vec<ServiceDetections> = m
-                .objects
-                .values()
-                .filter_map(|w| w.matched.as_deref().cloned())
-                .collect();
             (all, m.objects.len())
         };
         let matched = all.len();
@@ -436,6 +496,7 @@ impl Loop {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "discovery pass"
         );
+        true
     }
 
     /// Starts probing `keys` (those not already being probed) in the background; the
@@ -491,25 +552,51 @@ impl Loop {
         self.set_status(|s| s.probe_rounds += 1);
     }
 
-    /// The overrides to merge: the ConfigMap's, or the last good ones while they are
-    /// invalid (None: invalid and nothing good seen yet, so nothing may be written).
-    async fn overrides(&mut self, current: Option<&ConfigMap>) -> Option<Overrides> {
-        let text = current
-            .and_then(|c| c.data.as_ref())
-            .and_then(|d| d.get(OVERRIDES_KEY));
-        match text.map(|t| Overrides::parse(t)) {
+    async fn warn(&mut self, reason: &str, action: &str, note: &str) {
+        let (ns, name) = (
+            self.opts.configmap_namespace.clone(),
+            self.opts.configmap_name.clone(),
+        );
+        self.events.warn(&ns, &name, reason, action, note).await;
+    }
+
+    /// The overrides to merge and their text (None: none written): the ConfigMap's, or
+    /// the last good ones while they are invalid or while the ConfigMap is gone (so a
+    /// recreated one carries them). None: invalid and nothing good seen since start, so
+    /// nothing may be written (the published content stays as it is).
+    async fn overrides(
+        &mut self,
+        current: Option<&ConfigMap>,
+    ) -> Option<(Overrides, Option<String>)> {
+        let Some(cm) = current else {
+            self.reported_overrides_error = None;
+            return Some(
+                self.last_good_overrides
+                    .clone()
+                    .unwrap_or((Overrides::default(), None)),
+            );
+        };
+        let text = cm.data.as_ref().and_then(|d| d.get(OVERRIDES_KEY));
+        match text.map(|t| (t, Overrides::parse(t))) {
             None => {
                 self.reported_overrides_error = None;
-                Some(Overrides::default())
+                self.last_good_overrides = None;
+                Some((Overrides::default(), None))
             }
-            Some(Ok(o)) => {
+            Some((t, Ok(o))) => {
                 self.reported_overrides_error = None;
-                self.last_good_overrides = Some(o.clone());
-                Some(o)
+                let good = (o, Some(t.clone()));
+                self.last_good_overrides = Some(good.clone());
+                Some(good)
             }
-            Some(Err(e)) => {
+            Some((_, Err(e))) => {
+                let keeping = if self.last_good_overrides.is_some() {
+                    "merging the last valid overrides instead"
+                } else {
+                    "nothing is written until it is fixed (the published configuration is kept)"
+                };
                 let msg = format!(
-                    "{OVERRIDES_KEY} in ConfigMap {}/{} is invalid, keeping the last good configuration: {e}",
+                    "{OVERRIDES_KEY} in ConfigMap {}/{} is invalid, {keeping}: {e}",
                     self.opts.configmap_namespace, self.opts.configmap_name
                 );
                 if self.reported_overrides_error.as_deref() != Some(msg.as_str()) {
@@ -518,12 +605,11 @@ impl Loop {
                         s.invalid_overrides += 1;
                         s.last_error = Some(msg.clone());
                     });
-                    if let Some(cm) = current {
-                        self.events
-                            .warn(cm, "InvalidOverrides", "MergeOverrides", &msg)
-                            .await;
-                    }
-                    self.reported_overrides_error = Some(msg);
+                    self.warn("InvalidOverrides", "MergeOverrides", &msg).await;
+                    self.reported_overrides_error = Some(msg.clone());
+                }
+                if self.last_good_overrides.is_none() {
+                    self.set_status(|s| s.stale = Some(msg));
                 }
                 self.last_good_overrides.clone()
             }
@@ -537,7 +623,7 @@ impl Loop {
             .read()
             .ok()
             .and_then(|m| m.objects.values().next().cloned());
-        let Some(overrides) = self.overrides(current.as_ref()).await else {
+        let Some((overrides, overrides_text)) = self.overrides(current.as_ref()).await else {
             return;
         };
         let health = if self.prober.is_some() {
@@ -565,17 +651,32 @@ impl Loop {
                 discovery_json: d,
             },
             (Err(e), _) | (_, Err(e)) => {
-                tracing::error!("cannot render the configuration: {e}");
+                let msg = format!("cannot render the configuration: {e}");
+                tracing::error!("{msg}");
+                self.set_status(|s| s.stale = Some(msg.clone()));
+                self.warn("RenderFailed", "Render", &msg).await;
                 return;
             }
         };
         let toolsets = out.assembly.provenance.len();
         self.set_status(|s| s.toolsets = toolsets);
-        let action = state::decide(current.as_ref().and_then(|c| c.data.as_ref()), &generated);
+        let data = current.as_ref().and_then(|c| c.data.as_ref());
+        let action = state::decide(data, &generated, overrides_text.as_deref());
         if action == Action::Nothing {
+            self.set_status(|s| s.stale = None);
             return;
         }
-        match kube_io::write(&self.client, &self.opts, current, &generated).await {
+        let Some(leadership) = self.leadership.clone() else {
+            return;
+        };
+        let toolset_sizes = toolset_sizes(&out.document);
+        let req = kube_io::WriteRequest {
+            generated: &generated,
+            last_overrides: overrides_text.as_deref(),
+            toolset_sizes: &toolset_sizes,
+            leadership: &leadership,
+        };
+        match kube_io::write(&self.client, &self.opts, current, &req).await {
             Ok(outcome) => {
                 if let Some(written) = outcome.written {
                     tracing::info!(
@@ -602,24 +703,157 @@ impl Loop {
                         s.conflicts += outcome.conflicts;
                     });
                 }
+                self.set_status(|s| s.stale = None);
             }
-            Err(e) => {
-                tracing::warn!("configmap write failed (will retry): {e:#}");
+            Err(kube_io::WriteError::TooLarge(big)) => {
+                let msg = big.to_string();
+                tracing::error!("{msg}");
+                self.set_status(|s| {
+                    s.refused_writes += 1;
+                    s.stale = Some(msg.clone());
+                    s.last_error = Some(msg.clone());
+                });
+                self.warn("ConfigurationTooLarge", "WriteConfigMap", &msg)
+                    .await;
+            }
+            Err(kube_io::WriteError::Fenced(f)) => {
+                let msg = f.to_string();
+                tracing::warn!("{msg}");
+                self.set_status(|s| {
+                    s.fenced_writes += 1;
+                    s.last_error = Some(msg.clone());
+                });
+            }
+            Err(kube_io::WriteError::Api(e)) => {
+                let msg = format!("{e:#}");
+                tracing::warn!("configmap write failed (will retry): {msg}");
                 self.set_status(|s| {
                     s.write_failures += 1;
-                    s.last_error = Some(format!("{e:#}"));
+                    s.stale = Some(format!("write failed: {msg}"));
+                    s.last_error = Some(msg.clone());
                 });
+                self.warn("WriteFailed", "WriteConfigMap", &msg).await;
             }
         }
     }
 }
 
+/// Rendered (JSON) size of every entry of the document's `toolsets:` map.
+fn toolset_sizes(document: &serde_json::Value) -> Vec<(String, usize)> {
+    document
+        .get("toolsets")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), serde_json::to_string(v).map_or(0, |t| t.len())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs every detector over one Service, through the validation gate, and keeps what
+/// matched and was admitted (failures and refusals are logged here, by detector). The
+/// one place a Service meets the detectors in the controller.
+fn detect_one(
+    set: &mut DetectorSet,
+    grants: &Grants,
+    policy: &Policy,
+    snapshot: &ServiceSnapshot,
+) -> ServiceDetections {
+    let mut d = pipeline::detect_one(set, grants, policy, snapshot);
+    for v in &d.verdicts {
+        if let Err(e) = &v.outcome {
+            tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
+        }
+    }
+    d.verdicts
+        .retain(|v| matches!(&v.outcome, Ok(Detection::Matched(f)) if !f.is_empty()));
+    d
+}
+
+/// Detects what the watch recorded: takes `Pending` snapshots in batches, runs the
+/// detectors on a blocking thread (one job at a time: the detector set is one), and
+/// stores the results where the snapshot is still the current one (a newer event or a
+/// relist replaced it otherwise, and it is detected in turn). Signals `done` after
+/// every wake-up, also when nothing was pending (a deletion).
+async fn detection_worker(
+    detectors: Arc<Mutex<DetectorSet>>,
+    services: mirror::Shared<Watched>,
+    policy: Policy,
+    mut wake: mpsc::Receiver<()>,
+    done: mpsc::Sender<()>,
+) {
+    let grants = Arc::new(
+        detectors
+            .lock()
+            .map(|set| pipeline::grants(&set))
+            .unwrap_or_default(),
+    );
+    let policy = Arc::new(policy);
+    while wake.recv().await.is_some() {
+        loop {
+            let batch: Vec<((String, String), Arc<ServiceSnapshot>)> = match services.read() {
+                Ok(m) => m
+                    .objects
+                    .iter()
+                    .filter_map(|(k, w)| match w {
+                        Watched::Pending(s) => Some((k.clone(), s.clone())),
+                        Watched::Done(_) => None,
+                    })
+                    .take(DETECT_BATCH)
+                    .collect(),
+                Err(_) => {
+                    tracing::error!("services mirror lock poisoned");
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let (set, grants, policy) = (detectors.clone(), grants.clone(), policy.clone());
+            let job = tokio::task::spawn_blocking(move || {
+                let Ok(mut set) = set.lock() else {
+                    tracing::error!("detector set lock poisoned");
+                    return Vec::new();
+                };
+                batch
+                    .into_iter()
+                    .map(|(k, snap)| {
+                        let d = detect_one(&mut set, &grants, &policy, &snap);
+                        (k, snap, d)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let Ok(results) = job.await else {
+                tracing::error!("detection job failed");
+                return;
+            };
+            if results.is_empty() {
+                return;
+            }
+            let Ok(mut m) = services.write() else {
+                tracing::error!("services mirror lock poisoned");
+                return;
+            };
+            for (k, snap, d) in results {
+                if let Some(w) = m.objects.get_mut(&k)
+                    && matches!(w, Watched::Pending(s) if Arc::ptr_eq(s, &snap))
+                {
+                    *w = Watched::Done((!d.verdicts.is_empty()).then(|| Box::new(d)));
+                }
+            }
+            m.generation += 1;
+        }
+        let _ = done.try_send(());
+    }
+}
+
 /// Starts the Service watch (all namespaces, optional label selector; the namespace
-/// filter is applied here) feeding `shared`. Dropping the result stops it.
+/// filter is applied here) feeding `shared` with slim snapshots for the detection worker.
+/// Dropping the result stops it.
 fn spawn_services_watch(
     client: &kube::Client,
     opts: &ControllerOptions,
-    detectors: Arc<Mutex<DetectorSet>>,
     shared: mirror::Shared<Watched>,
     changed: mpsc::Sender<()>,
 ) -> AbortOnDrop<()> {
@@ -628,11 +862,6 @@ fn spawn_services_watch(
         wcfg = wcfg.labels(sel);
     }
     let filter = opts.namespaces.clone();
-    let policy = opts.policy.clone();
-    let grants = detectors
-        .lock()
-        .map(|set| pipeline::grants(&set))
-        .unwrap_or_default();
     AbortOnDrop::new(tokio::spawn(mirror::run(
         "services",
         watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
@@ -653,21 +882,7 @@ fn spawn_services_watch(
             for a in DROPPED_ANNOTATIONS {
                 snapshot.annotations.remove(*a);
             }
-            let Ok(mut set) = detectors.lock() else {
-                tracing::error!("detector set lock poisoned");
-                return Some(Watched::default());
-            };
-            let mut d = pipeline::detect_one(&mut set, &grants, &policy, &snapshot);
-            for v in &d.verdicts {
-                if let Err(e) = &v.outcome {
-                    tracing::error!(service = %d.service, detector = %v.detector, "detector failed: {e}");
-                }
-            }
-            d.verdicts
-                .retain(|v| matches!(v.outcome, Ok(Detection::Matched(_))));
-            Some(Watched {
-                matched: (!d.verdicts.is_empty()).then(|| Box::new(d)),
-            })
+            Some(Watched::Pending(Arc::new(snapshot)))
         },
     )))
 }
