@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::assemble::is_builtin;
+use crate::limits::{self, LimitError};
 
 /// Keys HolmesGPT 0.45.0 accepts in a toolset entry (`holmes/core/tools.py` `Toolset`,
 /// `ToolsetYamlFromConfig`), minus `name` (the loader passes it separately, a second one
@@ -98,6 +99,16 @@ impl From<serde_yaml::Error> for OverridesError {
     }
 }
 
+impl From<LimitError> for OverridesError {
+    fn from(err: LimitError) -> Self {
+        OverridesError {
+            line: err.line,
+            column: err.column,
+            message: err.message,
+        }
+    }
+}
+
 /// A validated overrides document (top-level map, keys in file order).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Overrides {
@@ -106,7 +117,10 @@ pub struct Overrides {
 
 impl Overrides {
     /// Parses and validates an overrides file.
+    /// The text is first held to [`limits::OVERRIDES`] (size, nesting depth, aliases), so a
+    /// hostile file is refused in linear time, before the YAML parser sees it.
     pub fn parse(text: &str) -> Result<Self, OverridesError> {
+        limits::check_yaml(text, &limits::OVERRIDES)?;
         // First pass: syntax (and emptiness). Comments-only and empty files are Null.
         let untyped: serde_yaml::Value = serde_yaml::from_str(text)?;
         if untyped.is_null() {
