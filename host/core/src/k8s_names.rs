@@ -239,7 +239,8 @@ impl FieldError {
     }
 }
 
-/// What the apiserver would check on a Service's metadata and ports, plus the counts of
+/// What the apiserver would check on a Service's metadata and port names (port numbers are
+/// checked when the snapshot is built), plus the counts of
 /// [`limits`] (labels and annotations per Service). The first failure is returned.
 pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
     dns1035_label(&s.name).map_err(|m| FieldError::new("metadata.name", m))?;
@@ -282,9 +283,40 @@ pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
             ),
         ));
     }
+    // As the apiserver's validateServicePort: a port name is a DNS-1123 label (unique in
+    // the Service), a named targetPort an IANA service name.
+    let mut names = std::collections::BTreeSet::new();
     for (i, p) in s.ports.iter().enumerate() {
         if let Some(name) = &p.name {
-            iana_svc_name(name).map_err(|m| FieldError::new(format!("spec.ports[{i}].name"), m))?;
+            dns1123_label(name).map_err(|_| {
+                FieldError::new(
+                    format!("spec.ports[{i}].name"),
+                    format!(
+                        "{name:?} is not a valid port name (DNS-1123 label: at most 63 of a-z, \
+                         0-9 and '-', starting and ending with a letter or digit)"
+                    ),
+                )
+            })?;
+            if !names.insert(name.as_str()) {
+                return Err(FieldError::new(
+                    format!("spec.ports[{i}].name"),
+                    format!("duplicate port name {name:?}"),
+                ));
+            }
+        }
+        if let Some(target) = &p.target_port {
+            let field = || format!("spec.ports[{i}].targetPort");
+            match target.parse::<i64>() {
+                // 0 (or none) means "the same as port" once the apiserver has defaulted it.
+                Ok(n) if (0..=65535).contains(&n) => {}
+                Ok(n) => {
+                    return Err(FieldError::new(
+                        field(),
+                        format!("{n} is not a port number (1-65535)"),
+                    ));
+                }
+                Err(_) => iana_svc_name(target).map_err(|m| FieldError::new(field(), m))?,
+            }
         }
     }
     Ok(())

@@ -36,7 +36,7 @@ pub const OVERRIDES: YamlLimits = YamlLimits {
 /// One manifest source of `discover`: a file or standard input.
 pub const MANIFEST: YamlLimits = YamlLimits {
     max_bytes: 16 * 1024 * 1024,
-    max_depth: 64,
+    max_depth: 100,
     max_aliases: 256,
 };
 

@@ -228,20 +228,36 @@ fn label_and_annotation_counts_are_bounded() {
 }
 
 #[test]
-fn port_names_are_iana_service_names() {
-    for bad in [
-        "HTTP",
-        "http--web",
-        "-http",
-        "8080",
-        "a-very-long-port-name",
-    ] {
-        let e = refused(|s| s.ports[0].name = Some(bad.into()));
-        assert_eq!(e.field, "spec.ports[0].name", "{bad}");
-    }
-    for good in ["http", "web-8080", "h2c", "grpc-query"] {
+fn port_names_are_dns_labels_and_named_target_ports_iana_names() {
+    // As the apiserver: `http-c-binary-trft` (jaeger chart) is a valid Service port name.
+    for good in ["http", "web-8080", "h2c", "http-c-binary-trft", "8080"] {
         let mut s = svc();
         s.ports[0].name = Some(good.into());
         assert_eq!(k8s_names::validate_service(&s), Ok(()), "{good}");
+    }
+    for bad in ["HTTP", "http_web", "-http", "{{x}}"] {
+        let e = refused(|s| s.ports[0].name = Some(bad.into()));
+        assert_eq!(e.field, "spec.ports[0].name", "{bad}");
+        assert!(
+            e.message.contains("is not a valid port name"),
+            "{}",
+            e.message
+        );
+    }
+    let e = refused(|s| {
+        let mut p = s.ports[0].clone();
+        p.port = 9091;
+        s.ports.push(p);
+    });
+    assert_eq!(e.field, "spec.ports[1].name");
+    assert_eq!(e.message, "duplicate port name \"http-web\"");
+    for good in ["web", "9090", "0"] {
+        let mut s = svc();
+        s.ports[0].target_port = Some(good.into());
+        assert_eq!(k8s_names::validate_service(&s), Ok(()), "{good}");
+    }
+    for bad in ["http--web", "a-very-long-port-name", "70000", "8080x_"] {
+        let e = refused(|s| s.ports[0].target_port = Some(bad.into()));
+        assert_eq!(e.field, "spec.ports[0].targetPort", "{bad}");
     }
 }
