@@ -603,6 +603,48 @@ mod tests {
     }
 
     #[test]
+    fn services_per_input_are_bounded_and_reported_once() {
+        let n = limits::MAX_SERVICES + 3;
+        let items: Vec<String> = (0..n)
+            .map(|i| {
+                format!(r#"{{"kind":"Service","metadata":{{"name":"s{i}","namespace":"n"}}}}"#)
+            })
+            .collect();
+        let l = parse(&format!(
+            r#"{{"kind":"List","items":[{}]}}"#,
+            items.join(",")
+        ));
+        assert_eq!(l.services.len(), limits::MAX_SERVICES);
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors.first());
+        assert_eq!(l.skipped, 2);
+        assert_eq!(
+            l.errors[0].to_string(),
+            "test.yaml: document 1, items[10000] (Service n/s10000): more than 10000 Services in \
+             the input: this one and every later one are skipped"
+        );
+    }
+
+    #[test]
+    fn a_broken_document_does_not_cost_the_next_one() {
+        let l = parse(
+            "kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: [x\n---\n\
+             kind: Service\nmetadata: {name: c}\n",
+        );
+        let names: Vec<&str> = l.services.iter().map(|s| s.1.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(l.errors.len(), 1);
+        assert_eq!(l.errors[0].origin.document, 2);
+        assert!(
+            l.errors[0]
+                .message
+                .starts_with("not valid YAML (line 6, column 1): "),
+            "{}",
+            l.errors[0].message
+        );
+        assert_eq!(l.services[1].0.document, 3);
+    }
+
+    #[test]
     fn missing_kind_and_non_mapping_are_errors() {
         let l = parse("metadata: {name: x}\n---\n- just\n- a list\n");
         assert_eq!(l.errors.len(), 2);
