@@ -203,7 +203,7 @@ fn hostile_overrides_file_is_a_fatal_error_naming_file_and_line() {
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
         stderr.contains(&format!(
-            "overrides file {}: line 1 column 74: nested more than 64 levels deep (YAML nesting limit)",
+            "overrides file {}: line 1 column 42: nested more than 32 levels deep (YAML nesting limit)",
             o.display()
         )),
         "{stderr}"

@@ -26,14 +26,18 @@ pub struct YamlLimits {
     pub max_aliases: usize,
 }
 
-/// `overrides.yaml` (a key of a ConfigMap, whose whole size is at most 1 MiB).
+/// `overrides.yaml` (a key of a ConfigMap, whose whole size is at most 1 MiB). Parsing
+/// costs grow with size × depth, and the controller parses it at every loop step: the
+/// depth allows ~4× what a HolmesGPT configuration needs.
 pub const OVERRIDES: YamlLimits = YamlLimits {
     max_bytes: 256 * 1024,
-    max_depth: 64,
+    max_depth: 32,
     max_aliases: 256,
 };
 
-/// One manifest source of `discover`: a file or standard input.
+/// One manifest source of `discover`: a file or standard input (`kubectl get svc -A -o
+/// yaml` of [`MAX_SERVICES`] Services fits). The depth leaves room for CRDs' schemas and
+/// stays under serde_yaml's own recursion limit (128).
 pub const MANIFEST: YamlLimits = YamlLimits {
     max_bytes: 16 * 1024 * 1024,
     max_depth: 100,

@@ -54,7 +54,7 @@ fn nested_brackets_in_overrides_are_refused_with_line_and_column() {
     let e = Overrides::parse(&text).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "line 2 column 68: nested more than 64 levels deep (YAML nesting limit)"
+        "line 2 column 36: nested more than 32 levels deep (YAML nesting limit)"
     );
 }
 
