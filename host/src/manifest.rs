@@ -323,24 +323,13 @@ fn parse_into(source: &str, text: &str, opts: &ReadOptions, out: &mut Loaded) {
 
 /// `not valid YAML (line L, column C): ...`, with the line counted in the whole file.
 fn yaml_error(e: &serde_yaml::Error, first_line: usize) -> String {
-    let mut message = e.to_string();
-    let Some(loc) = e.location() else {
-        return format!("not valid YAML: {message}");
-    };
-    for suffix in [
-        format!(" at line {} column {}", loc.line(), loc.column()),
-        format!(", line {} column {}", loc.line(), loc.column()),
-    ] {
-        if let Some(stripped) = message.strip_suffix(&suffix) {
-            message = stripped.to_string();
-            break;
-        }
+    match limits::yaml_error_parts(e) {
+        (Some((line, column)), message) => format!(
+            "not valid YAML (line {}, column {column}): {message}",
+            first_line + line - 1
+        ),
+        (None, message) => format!("not valid YAML: {message}"),
     }
-    format!(
-        "not valid YAML (line {}, column {}): {message}",
-        first_line + loc.line() - 1,
-        loc.column()
-    )
 }
 
 fn object_into(origin: Origin, value: serde_yaml::Value, opts: &ReadOptions, out: &mut Loaded) {

@@ -92,6 +92,25 @@ pub fn too_large(size: Option<usize>, max: usize) -> LimitError {
     }
 }
 
+/// A serde_yaml error as its location (1-based line and column, within the text parsed)
+/// and its message without the " at line L column C" serde_yaml appends.
+pub fn yaml_error_parts(err: &serde_yaml::Error) -> (Option<(usize, usize)>, String) {
+    let mut message = err.to_string();
+    let Some(loc) = err.location() else {
+        return (None, message);
+    };
+    for suffix in [
+        format!(" at line {} column {}", loc.line(), loc.column()),
+        format!(", line {} column {}", loc.line(), loc.column()),
+    ] {
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_string();
+            break;
+        }
+    }
+    (Some((loc.line(), loc.column())), message)
+}
+
 /// Checks one YAML text (any number of documents) against the limits.
 pub fn check_yaml(text: &str, limits: &YamlLimits) -> Result<(), LimitError> {
     if text.len() > limits.max_bytes {

@@ -77,23 +77,10 @@ impl fmt::Display for OverridesError {
 
 impl From<serde_yaml::Error> for OverridesError {
     fn from(err: serde_yaml::Error) -> Self {
-        let location = err.location();
-        let mut message = err.to_string();
-        // serde_yaml appends " at line L column C"; we report it separately.
-        if let Some(loc) = &location {
-            for suffix in [
-                format!(" at line {} column {}", loc.line(), loc.column()),
-                format!(", line {} column {}", loc.line(), loc.column()),
-            ] {
-                if let Some(stripped) = message.strip_suffix(&suffix) {
-                    message = stripped.to_string();
-                    break;
-                }
-            }
-        }
+        let (location, message) = limits::yaml_error_parts(&err);
         OverridesError {
-            line: location.as_ref().map(|l| l.line()),
-            column: location.as_ref().map(|l| l.column()),
+            line: location.map(|l| l.0),
+            column: location.map(|l| l.1),
             message,
         }
     }
