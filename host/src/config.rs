@@ -1217,7 +1217,7 @@ impl Resolver {
                 continue;
             }
             for (i, ns) in list.iter().enumerate() {
-                if let Err(msg) = check_dns_label(ns) {
+                if let Err(msg) = k8s_names::dns1123_label(ns) {
                     let src = self.item_source(path, i);
                     self.error(format!("{path}[{i}]"), src, msg);
                 }
@@ -1226,7 +1226,11 @@ impl Resolver {
         if !self.failed.contains(&SEC_EXTERNAL) {
             for (i, host) in s.security.external_hosts.iter().enumerate() {
                 let (name, port) = host.rsplit_once(':').unwrap_or((host.as_str(), ""));
-                let res = check_dns_name(&name.to_ascii_lowercase(), 253).and_then(|()| {
+                let res = k8s_names::dns1123_subdomain(
+                    &name.to_ascii_lowercase(),
+                    k8s_names::SUBDOMAIN_MAX,
+                )
+                .and_then(|()| {
                     if port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0) {
                         Ok(())
                     } else {
