@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use dynamic_toolset_core::k8s_names;
 use serde::{Serialize, Serializer};
 use serde_yaml::Value;
 
@@ -1216,7 +1217,7 @@ impl Resolver {
                 continue;
             }
             for (i, ns) in list.iter().enumerate() {
-                if let Err(msg) = check_dns_label(ns) {
+                if let Err(msg) = k8s_names::dns1123_label(ns) {
                     let src = self.item_source(path, i);
                     self.error(format!("{path}[{i}]"), src, msg);
                 }
@@ -1225,7 +1226,11 @@ impl Resolver {
         if !self.failed.contains(&SEC_EXTERNAL) {
             for (i, host) in s.security.external_hosts.iter().enumerate() {
                 let (name, port) = host.rsplit_once(':').unwrap_or((host.as_str(), ""));
-                let res = check_dns_name(&name.to_ascii_lowercase(), 253).and_then(|()| {
+                let res = k8s_names::dns1123_subdomain(
+                    &name.to_ascii_lowercase(),
+                    k8s_names::SUBDOMAIN_MAX,
+                )
+                .and_then(|()| {
                     if port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0) {
                         Ok(())
                     } else {
@@ -1239,11 +1244,12 @@ impl Resolver {
             }
         }
         if let Some(sel) = &sd.label_selector
-            && let Err(msg) = check_label_selector(sel)
+            && let Err(msg) = k8s_names::label_selector(sel)
         {
             self.error(SD_SELECTOR, self.source(SD_SELECTOR), msg);
         }
-        if let Err(msg) = check_dns_name(&sd.cluster_domain, 253) {
+        if let Err(msg) = k8s_names::dns1123_subdomain(&sd.cluster_domain, k8s_names::SUBDOMAIN_MAX)
+        {
             self.error(SD_DOMAIN, self.source(SD_DOMAIN), msg);
         }
         let names: [(&str, Option<&str>, bool); 5] = [
@@ -1256,9 +1262,9 @@ impl Resolver {
         for (path, value, label) in names {
             let Some(value) = value else { continue };
             let res = if label {
-                check_dns_label(value)
+                k8s_names::dns1123_label(value)
             } else {
-                check_dns_name(value, 253)
+                k8s_names::dns1123_subdomain(value, k8s_names::SUBDOMAIN_MAX)
             };
             if let Err(msg) = res {
                 self.error(path, self.source(path), msg);
@@ -1626,165 +1632,7 @@ fn check_namespace_pattern(p: &str) -> Result<(), String> {
         return Err(format!("{p:?} is longer than a namespace (63 characters)"));
     }
     if !is_wildcard(p) {
-        check_dns_label(p)?;
-    }
-    Ok(())
-}
-
-/// RFC 1123 label: namespaces.
-fn check_dns_label(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.len() > 63 {
-        return Err(format!("{s:?} is longer than 63 characters"));
-    }
-    let ok_chars = s
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok_chars || s.starts_with('-') || s.ends_with('-') {
-        return Err(format!(
-            "{s:?} is not a valid name (lowercase letters, digits and '-', starting and ending \
-             with a letter or digit)"
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 1123 subdomain: object names, DNS domains.
-fn check_dns_name(s: &str, max: usize) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.len() > max {
-        return Err(format!("{s:?} is longer than {max} characters"));
-    }
-    if s.split('.').any(|l| check_dns_label(l).is_err()) {
-        return Err(format!(
-            "{s:?} is not a valid DNS name (dot-separated parts of lowercase letters, digits and \
-             '-')"
-        ));
-    }
-    Ok(())
-}
-
-/// A Kubernetes label selector: comma-separated `k`, `!k`, `k=v`, `k==v`, `k!=v`,
-/// `k in (a,b)`, `k notin (a,b)`, `k>1`, `k<1`.
-pub fn check_label_selector(sel: &str) -> Result<(), String> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in sel.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth < 0 {
-                    return Err(format!("{sel:?}: unbalanced ')'"));
-                }
-            }
-            ',' if depth == 0 => {
-                parts.push(&sel[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if depth != 0 {
-        return Err(format!("{sel:?}: missing ')'"));
-    }
-    parts.push(&sel[start..]);
-    for part in parts {
-        check_requirement(part.trim()).map_err(|e| format!("{sel:?}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn check_requirement(req: &str) -> Result<(), String> {
-    if req.is_empty() {
-        return Err("empty requirement (stray comma?)".into());
-    }
-    if let Some(k) = req.strip_prefix('!') {
-        return check_label_key(k.trim());
-    }
-    let key_end = req
-        .find(|c: char| c.is_whitespace() || matches!(c, '=' | '!' | '<' | '>' | '('))
-        .unwrap_or(req.len());
-    let (k, rest) = req.split_at(key_end);
-    check_label_key(k)?;
-    let rest = rest.trim_start();
-    if rest.is_empty() {
-        return Ok(());
-    }
-    for op in ["!=", "==", "="] {
-        if let Some(v) = rest.strip_prefix(op) {
-            return check_label_value(v.trim());
-        }
-    }
-    for op in ["<", ">"] {
-        if let Some(v) = rest.strip_prefix(op) {
-            let v = v.trim();
-            return v
-                .parse::<i64>()
-                .map(|_| ())
-                .map_err(|_| format!("{req:?}: {op} needs an integer, found {v:?}"));
-        }
-    }
-    for op in ["notin", "in"] {
-        if let Some(v) = rest.strip_prefix(op) {
-            let v = v.trim();
-            let inner = v
-                .strip_prefix('(')
-                .and_then(|v| v.strip_suffix(')'))
-                .ok_or_else(|| format!("{req:?}: {op} needs a list in parentheses, e.g. (a,b)"))?;
-            if inner.trim().is_empty() {
-                return Err(format!("{req:?}: {op} needs at least one value"));
-            }
-            for value in inner.split(',') {
-                check_label_value(value.trim())?;
-            }
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "{req:?}: expected =, ==, !=, in (...), notin (...) after the key"
-    ))
-}
-
-fn check_label_key(k: &str) -> Result<(), String> {
-    let (prefix, name) = match k.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, k),
-    };
-    if let Some(p) = prefix {
-        check_dns_name(p, 253).map_err(|e| format!("label key {k:?}: prefix {e}"))?;
-    }
-    if name.is_empty() {
-        return Err(format!("label key {k:?} is empty"));
-    }
-    check_label_value(name).map_err(|_| {
-        format!(
-            "{k:?} is not a label key (at most 63 of a-z, A-Z, 0-9, '-', '_', '.', starting \
-             and ending with a letter or digit, after an optional DNS prefix and '/')"
-        )
-    })
-}
-
-fn check_label_value(v: &str) -> Result<(), String> {
-    if v.is_empty() {
-        return Ok(());
-    }
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if v.len() > 63
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        || !edge(v.chars().next())
-        || !edge(v.chars().last())
-    {
-        return Err(format!(
-            "{v:?} is not a label value (at most 63 of a-z, A-Z, 0-9, '-', '_', '.', starting \
-             and ending with a letter or digit)"
-        ));
+        k8s_names::dns1123_label(p)?;
     }
     Ok(())
 }
@@ -2461,42 +2309,6 @@ bogus: 1
         }
         for bad in ["", "Team", "team.*", "team_a", "-a", "a/b", &"a".repeat(64)] {
             assert!(check_namespace_pattern(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn label_selectors() {
-        for good in [
-            "app=prometheus",
-            "app==prometheus,tier!=cache",
-            "environment in (production, qa)",
-            "tier notin (frontend,backend)",
-            "partition",
-            "!partition",
-            "app.kubernetes.io/name=grafana",
-            "a=",
-            "x > 3",
-            "app=a, !b ,c in (d)",
-        ] {
-            assert!(
-                check_label_selector(good).is_ok(),
-                "{good}: {:?}",
-                check_label_selector(good)
-            );
-        }
-        for bad in [
-            "app in (a,b",
-            "app in a,b",
-            "app in ()",
-            "a,,b",
-            "app=-x",
-            "app ~ x",
-            "x > y",
-            "-a",
-            "Foo_/a=b",
-            ",",
-        ] {
-            assert!(check_label_selector(bad).is_err(), "{bad}");
         }
     }
 

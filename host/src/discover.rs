@@ -8,7 +8,7 @@ use anyhow::Context;
 use dynamic_toolset_core::assemble;
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{self, ConfigMapTarget, Discovery};
-use dynamic_toolset_core::{ServiceSnapshot, explain, select};
+use dynamic_toolset_core::{ServiceSnapshot, explain, limits, select};
 
 use crate::cli::{DetectorArgs, DiscoverArgs, Format};
 use crate::manifest::{self, ReadOptions};
@@ -55,8 +55,8 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     // Overrides first: a bad file is a fatal error, before any work.
     let (overrides, overrides_text) = match &args.overrides {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read overrides file {}", path.display()))?;
+            let text = manifest::read_file_bounded(path, limits::OVERRIDES.max_bytes)
+                .map_err(|e| anyhow::anyhow!("overrides file {}: {e}", path.display()))?;
             let parsed = Overrides::parse(&text)
                 .map_err(|e| anyhow::anyhow!("overrides file {}: {e}", path.display()))?;
             (parsed, Some(text))

@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
+use dynamic_toolset_core::{ServicePort, ServiceSnapshot, k8s_names, limits};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -62,8 +62,10 @@ impl fmt::Display for ManifestError {
 pub struct Loaded {
     pub services: Vec<(Origin, ServiceSnapshot)>,
     pub errors: Vec<ManifestError>,
-    /// Objects of other kinds, skipped.
+    /// Objects of other kinds, skipped (and Services past [`limits::MAX_SERVICES`]).
     pub skipped: usize,
+    /// [`limits::MAX_SERVICES`] was reached (reported once, in `errors`).
+    pub too_many_services: bool,
 }
 
 /// Options for turning objects into snapshots.
@@ -82,56 +84,171 @@ impl Default for ReadOptions {
 }
 
 /// Expands the given paths: `-` is stdin, a directory contributes its `*.yaml`, `*.yml`
-/// and `*.json` files recursively, in sorted order.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// and `*.json` files recursively, in sorted order. Symbolic links are followed, but a link
+/// leading back into a directory being walked is refused, and so is anything that is not a
+/// regular file or a directory (FIFOs, sockets, devices): these become errors for that
+/// path and the others are still read. A path that does not exist is a fatal error.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<ManifestError>), String> {
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
-        } else if p.is_dir() {
-            collect_dir(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            return Err(format!("{}: no such file or directory", p.display()));
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(meta) if meta.is_dir() => {
+                let mut ancestors = Vec::new();
+                collect_dir(p, &mut ancestors, &mut out, &mut errors);
+            }
+            Ok(meta) => match regular_file(p, &meta) {
+                Ok(()) => out.push(p.clone()),
+                Err(e) => errors.push(e),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(p).is_ok() {
+                    errors.push(path_error(p, "a symbolic link to nothing".into()));
+                } else {
+                    return Err(format!("{}: no such file or directory", p.display()));
+                }
+            }
+            Err(e) => errors.push(path_error(p, format!("cannot read: {e}"))),
         }
     }
-    Ok(out)
+    Ok((out, errors))
 }
 
-fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+fn path_error(path: &Path, message: String) -> ManifestError {
+    ManifestError {
+        origin: Origin {
+            source: path.display().to_string(),
+            document: 0,
+            item: None,
+        },
+        object: None,
+        field: None,
+        message,
+    }
+}
+
+/// Refuses what is not a regular file: reading a FIFO blocks, a device never ends.
+fn regular_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), ManifestError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    };
+    Err(path_error(
+        path,
+        format!(
+            "refused: {what}, not a regular file (manifests are read from regular files, directories or `-` for stdin)"
+        ),
+    ))
+}
+
+/// Walks `dir`; `ancestors` holds the canonical paths of the directories being walked.
+fn collect_dir(
+    dir: &Path,
+    ancestors: &mut Vec<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    errors: &mut Vec<ManifestError>,
+) {
+    let canonical = match std::fs::canonicalize(dir) {
+        Ok(c) => c,
+        Err(e) => return errors.push(path_error(dir, format!("cannot read: {e}"))),
+    };
+    if let Some(first) = ancestors.iter().find(|a| **a == canonical) {
+        return errors.push(path_error(
+            dir,
+            format!(
+                "refused: symbolic link cycle (leads back to {}, already being read)",
+                first.display()
+            ),
+        ));
+    }
+    let entries = std::fs::read_dir(dir).and_then(|rd| {
+        rd.map(|e| e.map(|e| e.path()))
+            .collect::<Result<Vec<PathBuf>, _>>()
+    });
+    let mut entries = match entries {
+        Ok(e) => e,
+        Err(e) => return errors.push(path_error(dir, format!("cannot read: {e}"))),
+    };
     entries.sort();
+    ancestors.push(canonical);
     for path in entries {
-        if path.is_dir() {
-            collect_dir(&path, out)?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(path_error(&path, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            collect_dir(&path, ancestors, out, errors);
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml" | "json")
         ) {
-            out.push(path);
+            match regular_file(&path, &meta) {
+                Ok(()) => out.push(path),
+                Err(e) => errors.push(e),
+            }
         }
     }
-    Ok(())
+    ancestors.pop();
+}
+
+/// Reads at most `max` bytes of UTF-8 text; more is an error (checked before parsing).
+pub fn read_bounded(reader: impl Read, max: usize) -> Result<String, String> {
+    let mut buf = Vec::new();
+    reader
+        .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() > max {
+        return Err(limits::too_large(None, max).message);
+    }
+    String::from_utf8(buf).map_err(|e| format!("cannot read: not UTF-8 text ({e})"))
+}
+
+/// Reads a regular file of at most `max` bytes (anything else is refused, see
+/// [`expand_paths`]); the error is a sentence without the path.
+pub fn read_file_bounded(path: &Path, max: usize) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    regular_file(path, &meta).map_err(|e| e.message)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    read_bounded(file, max)
 }
 
 /// Reads every path (see [`expand_paths`]). I/O failures on a file become errors for that
-/// file; the other files are still read.
+/// file; the other files are still read. Each file (and stdin) is read up to
+/// [`limits::MANIFEST`]`.max_bytes`.
 pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
-    for path in expand_paths(paths)? {
+    let (files, errors) = expand_paths(paths)?;
+    loaded.errors.extend(errors);
+    let max = limits::MANIFEST.max_bytes;
+    for path in files {
         let (source, text) = if path.as_os_str() == "-" {
-            let mut s = String::new();
-            let r = std::io::stdin().read_to_string(&mut s).map(|_| s);
-            ("<stdin>".to_string(), r)
+            ("<stdin>".to_string(), read_bounded(std::io::stdin(), max))
         } else {
-            (path.display().to_string(), std::fs::read_to_string(&path))
+            (path.display().to_string(), read_file_bounded(&path, max))
         };
         match text {
             Ok(text) => parse_into(&source, &text, opts, &mut loaded),
-            Err(e) => loaded.errors.push(ManifestError {
+            Err(message) => loaded.errors.push(ManifestError {
                 origin: Origin {
                     source,
                     document: 0,
@@ -139,7 +256,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, Strin
                 },
                 object: None,
                 field: None,
-                message: format!("cannot read: {e}"),
+                message,
             }),
         }
     }
@@ -153,31 +270,65 @@ pub fn parse_str(source: &str, text: &str, opts: &ReadOptions) -> Loaded {
     loaded
 }
 
+/// Parses one source's text: held to [`limits::MANIFEST`] first, then cut into documents,
+/// each checked (depth, aliases) and parsed on its own, so one bad document costs only
+/// itself.
 fn parse_into(source: &str, text: &str, opts: &ReadOptions, out: &mut Loaded) {
     use serde::Deserialize;
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let origin = Origin {
-            source: source.to_string(),
-            document: i + 1,
-            item: None,
-        };
-        match serde_yaml::Value::deserialize(doc) {
-            Ok(value) => object_into(origin, value, opts, out),
-            Err(e) => {
-                let at = e
-                    .location()
-                    .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-                    .unwrap_or_default();
-                out.errors.push(ManifestError {
-                    origin,
-                    object: None,
-                    field: None,
-                    message: format!("not valid YAML{at}: {e}"),
-                });
-                // A syntax error leaves the stream unusable: stop this file.
-                return;
+    let origin = |document: usize| Origin {
+        source: source.to_string(),
+        document,
+        item: None,
+    };
+    let limits = &limits::MANIFEST;
+    if text.len() > limits.max_bytes {
+        out.errors.push(ManifestError {
+            origin: origin(0),
+            object: None,
+            field: None,
+            message: limits::too_large(Some(text.len()), limits.max_bytes).message,
+        });
+        return;
+    }
+    let mut document = 0usize;
+    for doc in limits::split_documents(text, limits) {
+        if let Err(e) = doc.checked {
+            document += 1;
+            out.errors.push(ManifestError {
+                origin: origin(document),
+                object: None,
+                field: None,
+                message: format!("refused before parsing: {e}"),
+            });
+            continue;
+        }
+        for de in serde_yaml::Deserializer::from_str(doc.text) {
+            document += 1;
+            match serde_yaml::Value::deserialize(de) {
+                Ok(value) => object_into(origin(document), value, opts, out),
+                Err(e) => {
+                    out.errors.push(ManifestError {
+                        origin: origin(document),
+                        object: None,
+                        field: None,
+                        message: yaml_error(&e, doc.first_line),
+                    });
+                    // A syntax error leaves this document unusable; the next starts at `---`.
+                    break;
+                }
             }
         }
+    }
+}
+
+/// `not valid YAML (line L, column C): ...`, with the line counted in the whole file.
+fn yaml_error(e: &serde_yaml::Error, first_line: usize) -> String {
+    match limits::yaml_error_parts(e) {
+        (Some((line, column)), message) => format!(
+            "not valid YAML (line {}, column {column}): {message}",
+            first_line + line - 1
+        ),
+        (None, message) => format!("not valid YAML: {message}"),
     }
 }
 
@@ -240,6 +391,23 @@ fn object_into(origin: Origin, value: serde_yaml::Value, opts: &ReadOptions, out
         return;
     }
     let object = service_label(map, &opts.default_namespace);
+    if out.services.len() >= limits::MAX_SERVICES {
+        if !out.too_many_services {
+            out.too_many_services = true;
+            out.errors.push(ManifestError {
+                origin,
+                object,
+                field: None,
+                message: format!(
+                    "more than {} Services in the input: this one and every later one are skipped",
+                    limits::MAX_SERVICES
+                ),
+            });
+        } else {
+            out.skipped += 1;
+        }
+        return;
+    }
     match serde_path_to_error::deserialize::<_, Service>(value) {
         Ok(svc) => match snapshot(&svc, &opts.default_namespace) {
             Ok(snap) => out.services.push((origin, snap)),
@@ -317,7 +485,7 @@ pub fn snapshot(
             app_protocol: p.app_protocol.clone(),
         });
     }
-    Ok(ServiceSnapshot {
+    let snapshot = ServiceSnapshot {
         name,
         namespace,
         labels: svc.metadata.labels.clone().unwrap_or_default(),
@@ -327,7 +495,10 @@ pub fn snapshot(
             .unwrap_or_else(|| "ClusterIP".to_string()),
         cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
         ports,
-    })
+    };
+    // What the apiserver would refuse, and more labels or annotations than we take.
+    k8s_names::validate_service(&snapshot).map_err(|e| (e.field, e.message))?;
+    Ok(snapshot)
 }
 
 #[cfg(test)]
@@ -418,6 +589,48 @@ mod tests {
             "{}",
             l.errors[0].message
         );
+    }
+
+    #[test]
+    fn services_per_input_are_bounded_and_reported_once() {
+        let n = limits::MAX_SERVICES + 3;
+        let items: Vec<String> = (0..n)
+            .map(|i| {
+                format!(r#"{{"kind":"Service","metadata":{{"name":"s{i}","namespace":"n"}}}}"#)
+            })
+            .collect();
+        let l = parse(&format!(
+            r#"{{"kind":"List","items":[{}]}}"#,
+            items.join(",")
+        ));
+        assert_eq!(l.services.len(), limits::MAX_SERVICES);
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors.first());
+        assert_eq!(l.skipped, 2);
+        assert_eq!(
+            l.errors[0].to_string(),
+            "test.yaml: document 1, items[10000] (Service n/s10000): more than 10000 Services in \
+             the input: this one and every later one are skipped"
+        );
+    }
+
+    #[test]
+    fn a_broken_document_does_not_cost_the_next_one() {
+        let l = parse(
+            "kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: [x\n---\n\
+             kind: Service\nmetadata: {name: c}\n",
+        );
+        let names: Vec<&str> = l.services.iter().map(|s| s.1.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(l.errors.len(), 1);
+        assert_eq!(l.errors[0].origin.document, 2);
+        assert!(
+            l.errors[0]
+                .message
+                .starts_with("not valid YAML (line 6, column 1): "),
+            "{}",
+            l.errors[0].message
+        );
+        assert_eq!(l.services[1].0.document, 3);
     }
 
     #[test]

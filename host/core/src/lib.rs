@@ -18,6 +18,8 @@ pub mod assemble;
 pub mod catalog;
 pub mod explain;
 pub mod gate;
+pub mod k8s_names;
+pub mod limits;
 pub mod model;
 pub mod overrides;
 pub mod render;

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::assemble::is_builtin;
+use crate::limits::{self, LimitError};
 
 /// Keys HolmesGPT 0.45.0 accepts in a toolset entry (`holmes/core/tools.py` `Toolset`,
 /// `ToolsetYamlFromConfig`), minus `name` (the loader passes it separately, a second one
@@ -76,24 +77,21 @@ impl fmt::Display for OverridesError {
 
 impl From<serde_yaml::Error> for OverridesError {
     fn from(err: serde_yaml::Error) -> Self {
-        let location = err.location();
-        let mut message = err.to_string();
-        // serde_yaml appends " at line L column C"; we report it separately.
-        if let Some(loc) = &location {
-            for suffix in [
-                format!(" at line {} column {}", loc.line(), loc.column()),
-                format!(", line {} column {}", loc.line(), loc.column()),
-            ] {
-                if let Some(stripped) = message.strip_suffix(&suffix) {
-                    message = stripped.to_string();
-                    break;
-                }
-            }
-        }
+        let (location, message) = limits::yaml_error_parts(&err);
         OverridesError {
-            line: location.as_ref().map(|l| l.line()),
-            column: location.as_ref().map(|l| l.column()),
+            line: location.map(|l| l.0),
+            column: location.map(|l| l.1),
             message,
+        }
+    }
+}
+
+impl From<LimitError> for OverridesError {
+    fn from(err: LimitError) -> Self {
+        OverridesError {
+            line: err.line,
+            column: err.column,
+            message: err.message,
         }
     }
 }
@@ -106,7 +104,10 @@ pub struct Overrides {
 
 impl Overrides {
     /// Parses and validates an overrides file.
+    /// The text is first held to [`limits::OVERRIDES`] (size, nesting depth, aliases), so a
+    /// hostile file is refused in linear time, before the YAML parser sees it.
     pub fn parse(text: &str) -> Result<Self, OverridesError> {
+        limits::check_yaml(text, &limits::OVERRIDES)?;
         // First pass: syntax (and emptiness). Comments-only and empty files are Null.
         let untyped: serde_yaml::Value = serde_yaml::from_str(text)?;
         if untyped.is_null() {
