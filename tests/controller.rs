@@ -1197,9 +1197,11 @@ async fn paused_leader_does_not_overwrite_its_successor() {
     b.stop().await;
 }
 
-/// Label-heavy Services: detection runs on blocking threads, so even on a one-thread
-/// runtime (the deployment's 1 CPU) the loop keeps beating (liveness) while detectors
-/// grind through them, and the result is still published.
+/// Label-heavy Services: Services past the apiserver-like bounds (25,000 labels) are
+/// refused at the watch, and Services at the bounds (250 labels of maximal values, 200 KiB
+/// of annotations) are detected on blocking threads, so even with the deployment's CPU
+/// the loop keeps beating (liveness) while detectors grind through them, and the result
+/// is still published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_heavy_services_do_not_stall_the_loop() {
     init_logs();
@@ -1212,12 +1214,26 @@ async fn label_heavy_services_do_not_stall_the_loop() {
     wait_for("synced", WAIT, async || c.status().synced.then_some(())).await;
     for i in 0..6 {
         let mut svc = prometheus(ns, 9090);
+        svc.metadata.name = Some(format!("over-{i}"));
+        let labels = svc.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert("release".into(), format!("over-{i}"));
+        for l in 0..25_000 {
+            labels.insert(format!("l{l}"), "v".into());
+        }
+        apply_service(&client, &svc).await;
+    }
+    for i in 0..6 {
+        let mut svc = prometheus(ns, 9090);
         svc.metadata.name = Some(format!("heavy-{i}"));
         let labels = svc.metadata.labels.get_or_insert_with(Default::default);
         labels.insert("release".into(), format!("heavy-{i}"));
         labels.insert("app.kubernetes.io/instance".into(), format!("heavy-{i}"));
-        for l in 0..25_000 {
-            labels.insert(format!("l{l}"), "v".into());
+        for l in 0..240 {
+            labels.insert(format!("l{l}"), "v".repeat(63));
+        }
+        let annotations = svc.metadata.annotations.get_or_insert_with(Default::default);
+        for a in 0..100 {
+            annotations.insert(format!("example.com/a{a}"), "x".repeat(2_000));
         }
         apply_service(&client, &svc).await;
     }
