@@ -1231,7 +1231,10 @@ async fn label_heavy_services_do_not_stall_the_loop() {
         for l in 0..240 {
             labels.insert(format!("l{l}"), "v".repeat(63));
         }
-        let annotations = svc.metadata.annotations.get_or_insert_with(Default::default);
+        let annotations = svc
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
         for a in 0..100 {
             annotations.insert(format!("example.com/a{a}"), "x".repeat(2_000));
         }
