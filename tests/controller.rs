@@ -1263,3 +1263,78 @@ async fn label_heavy_services_do_not_stall_the_loop() {
     );
     c.stop().await;
 }
+
+/// The validation gate in the controller: a tenant's annotation pointing off-cluster and an
+/// ExternalName look-alike are refused and counted by detector and reason; the legitimate
+/// Prometheus beside them is still published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_refuses_hostile_services_and_counts_them() {
+    init_logs();
+    let ns = "ctl-gate";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let mut o = options(ns);
+    o.health = None;
+    let h = controller::start(client.clone(), o, detectors());
+    apply_service(&client, &prometheus(ns, 9090)).await;
+    apply_service(
+        &client,
+        &service(&format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: tenant-grafana
+  namespace: {ns}
+  annotations:
+    kubernaut.io/toolset: "true"
+    kubernaut.io/toolset-type: grafana
+    kubernaut.io/toolset-endpoint: https://attacker.example.com
+spec:
+  ports: [{{name: http, port: 3000, protocol: TCP}}]
+"#
+        )),
+    )
+    .await;
+    let mut ext = grafana(ns, 80);
+    ext.metadata.name = Some("ext-grafana".into());
+    if let Some(spec) = ext.spec.as_mut() {
+        spec.type_ = Some("ExternalName".into());
+        spec.external_name = Some("attacker.example.com".into());
+        spec.selector = None;
+    }
+    apply_service(&client, &ext).await;
+
+    wait_status(&h, "both refusals counted", |s| {
+        s.gate_refusals
+            .contains_key(&("custom".into(), "endpoint".into()))
+            && s.gate_refusals
+                .contains_key(&("grafana".into(), "external_name".into()))
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let want = format!("http://{}:9090", fqdn(PROM, ns));
+    let cm = wait_cm(&cms, "prometheus published", |c| {
+        prometheus_url(c).as_deref() == Some(want.as_str())
+    })
+    .await;
+    assert!(
+        enabled(&cm, "grafana/dashboards").is_none(),
+        "{:?}",
+        data(&cm)
+    );
+    for (k, v) in data(&cm) {
+        assert!(
+            !v.contains("attacker.example.com"),
+            "{k} names the attacker"
+        );
+    }
+    let metrics = dynamic_toolset::controller::cmd::render_metrics(&h.status()).unwrap();
+    assert!(
+        metrics.contains(
+            r#"dynamic_toolset_gate_refusals_total{detector="custom",reason="endpoint"}"#
+        ),
+        "{metrics}"
+    );
+    h.stop().await;
+}

@@ -10,7 +10,7 @@ use dynamic_toolset_core::assemble::{self, Assembly, Health};
 use dynamic_toolset_core::gate::{self, Grants, Policy};
 use dynamic_toolset_core::overrides::{self, MergeReport, Overrides};
 use dynamic_toolset_core::select::{InstanceKey, Selection};
-use dynamic_toolset_core::{ServiceDetections, ServiceSnapshot};
+use dynamic_toolset_core::{GateNote, ServiceDetections, ServiceRef, ServiceSnapshot};
 use dynamic_toolset_runtime::{DetectorSet, LoadError, RuntimeConfig};
 
 use crate::cli::{ProbeArgs, RuntimeArgs, SecurityArgs};
@@ -41,8 +41,8 @@ pub fn grants(set: &DetectorSet) -> Grants {
 }
 
 /// Runs every detector over one Service and passes the answers through the validation
-/// gate ([`gate::screen`]); each refusal is logged once, naming the Service, detector
-/// and field.
+/// gate ([`gate::screen`]). What the gate did is in the result's `gate` notes; callers
+/// log them with [`log_gate_note`] (the controller once per distinct note).
 pub fn detect_one(
     set: &mut DetectorSet,
     grants: &Grants,
@@ -51,14 +51,17 @@ pub fn detect_one(
 ) -> ServiceDetections {
     let mut d = set.detect(svc, &policy.cluster_domain);
     gate::screen(svc, &mut d, grants, policy);
-    for n in &d.gate {
-        if n.refused() {
-            tracing::warn!(service = %d.service, detector = %n.detector, toolset = %n.toolset, field = %n.field, kind = %n.kind, "fragment refused: {}", n.message);
-        } else {
-            tracing::debug!(service = %d.service, detector = %n.detector, toolset = %n.toolset, kind = %n.kind, "{}", n.message);
-        }
-    }
     d
+}
+
+/// Logs one gate note, naming the Service, detector, toolset and field: refusals as
+/// warnings, the rest (clamped rank, credentials withheld) at debug level.
+pub fn log_gate_note(service: &ServiceRef, n: &GateNote) {
+    if n.refused() {
+        tracing::warn!(service = %service, detector = %n.detector, toolset = %n.toolset, field = %n.field, kind = %n.kind, "fragment refused: {}", n.message);
+    } else {
+        tracing::debug!(service = %service, detector = %n.detector, toolset = %n.toolset, kind = %n.kind, "{}", n.message);
+    }
 }
 
 /// Runs every detector over every Service, in input order, through the gate.
@@ -70,7 +73,13 @@ pub fn detect_all(
     let grants = grants(set);
     services
         .iter()
-        .map(|s| detect_one(set, &grants, policy, s))
+        .map(|s| {
+            let d = detect_one(set, &grants, policy, s);
+            for n in &d.gate {
+                log_gate_note(&d.service, n);
+            }
+            d
+        })
         .collect()
 }
 

@@ -268,6 +268,17 @@ pub fn render_metrics(s: &Status) -> Result<String, prometheus::Error> {
         "Bundled detectors that failed to load",
         s.detector_load_errors.len() as i64,
     )?;
+    let refusals = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "dynamic_toolset_gate_refusals_total",
+            "Detector fragments refused by the validation gate, by detector and reason (external_name, toolset, commands, template, endpoint, health, config, instance)",
+        ),
+        &["detector", "reason"],
+    )?;
+    for ((detector, reason), n) in &s.gate_refusals {
+        refusals.with_label_values(&[detector, reason]).inc_by(*n);
+    }
+    registry.register(Box::new(refusals))?;
     counter(
         "toolset_overrides_invalid_total",
         "Distinct invalid overrides.yaml contents seen (last good configuration kept)",

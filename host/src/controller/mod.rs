@@ -23,7 +23,7 @@ use dynamic_toolset_core::gate::{Grants, Policy};
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{self, Discovery, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
-use dynamic_toolset_core::{Detection, ServiceDetections, ServiceSnapshot};
+use dynamic_toolset_core::{Detection, GateNote, ServiceDetections, ServiceSnapshot};
 use dynamic_toolset_runtime::DetectorSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
@@ -108,6 +108,9 @@ pub struct Status {
     pub detector_load_errors: Vec<String>,
     /// Last time the main loop made progress (liveness).
     pub heartbeat: Option<std::time::Instant>,
+    /// Fragments refused by the validation gate, by (detector, reason kind), counted on
+    /// every detection (a relist counts a still-hostile Service again).
+    pub gate_refusals: BTreeMap<(String, String), u64>,
 }
 
 /// A running controller. [`Handle::stop`] stops it gracefully and waits; dropping the
@@ -248,6 +251,7 @@ async fn main_loop(
         detectors,
         services.clone(),
         opts.policy.clone(),
+        status.clone(),
         watch_rx,
         services_changed.clone(),
     ));
@@ -751,6 +755,30 @@ fn toolset_sizes(document: &serde_json::Value) -> Vec<(String, usize)> {
         .unwrap_or_default()
 }
 
+/// Gate notes already logged: each distinct one is logged once (a relist detects every
+/// Service again). Bounded: forgotten wholesale past [`GateLog::MAX`] entries.
+#[derive(Default)]
+struct GateLog {
+    seen: std::collections::HashSet<String>,
+}
+
+impl GateLog {
+    const MAX: usize = 10_000;
+
+    fn log_once(&mut self, service: &dynamic_toolset_core::ServiceRef, n: &GateNote) {
+        let key = format!(
+            "{service}\0{}\0{}\0{}\0{}",
+            n.detector, n.toolset, n.field, n.message
+        );
+        if self.seen.len() >= Self::MAX {
+            self.seen.clear();
+        }
+        if self.seen.insert(key) {
+            pipeline::log_gate_note(service, n);
+        }
+    }
+}
+
 /// Runs every detector over one Service, through the validation gate, and keeps what
 /// matched and was admitted (failures and refusals are logged here, by detector). The
 /// one place a Service meets the detectors in the controller.
@@ -780,9 +808,11 @@ async fn detection_worker(
     detectors: Arc<Mutex<DetectorSet>>,
     services: mirror::Shared<Watched>,
     policy: Policy,
+    status: Arc<RwLock<Status>>,
     mut wake: mpsc::Receiver<()>,
     done: mpsc::Sender<()>,
 ) {
+    let logged = Arc::new(Mutex::new(GateLog::default()));
     let grants = Arc::new(
         detectors
             .lock()
@@ -811,18 +841,40 @@ async fn detection_worker(
                 break;
             }
             let (set, grants, policy) = (detectors.clone(), grants.clone(), policy.clone());
+            let (logged, status) = (logged.clone(), status.clone());
             let job = tokio::task::spawn_blocking(move || {
                 let Ok(mut set) = set.lock() else {
                     tracing::error!("detector set lock poisoned");
                     return Vec::new();
                 };
-                batch
+                let results = batch
                     .into_iter()
                     .map(|(k, snap)| {
                         let d = detect_one(&mut set, &grants, &policy, &snap);
                         (k, snap, d)
                     })
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                if let Ok(mut logged) = logged.lock() {
+                    let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+                    for (_, _, d) in &results {
+                        for n in &d.gate {
+                            if n.refused() {
+                                *counts
+                                    .entry((n.detector.clone(), n.kind.as_str().to_string()))
+                                    .or_default() += 1;
+                            }
+                            logged.log_once(&d.service, n);
+                        }
+                    }
+                    if !counts.is_empty()
+                        && let Ok(mut s) = status.write()
+                    {
+                        for (k, v) in counts {
+                            *s.gate_refusals.entry(k).or_default() += v;
+                        }
+                    }
+                }
+                results
             });
             let Ok(results) = job.await else {
                 tracing::error!("detection job failed");
