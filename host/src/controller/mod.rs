@@ -222,6 +222,9 @@ struct Loop {
     /// Last valid overrides and their text (used while the ConfigMap holds invalid ones,
     /// and written back when the ConfigMap is recreated).
     last_good_overrides: Option<(Overrides, Option<String>)>,
+    /// The last overrides text parsed and its result: the loop steps often (every
+    /// event), the text rarely changes, and a large valid file costs milliseconds.
+    parsed_overrides: Option<(String, Result<Overrides, String>)>,
     /// The right to write, as the lease loop last established it (None: follower).
     leadership: Option<Leadership>,
     /// Last overrides error reported (to report each distinct one once).
@@ -321,6 +324,7 @@ async fn main_loop(
         probe_tx,
         status,
         last_good_overrides: None,
+        parsed_overrides: None,
         reported_overrides_error: None,
         leadership: None,
     };
@@ -581,7 +585,18 @@ impl Loop {
             );
         };
         let text = cm.data.as_ref().and_then(|d| d.get(OVERRIDES_KEY));
-        match text.map(|t| (t, Overrides::parse(t))) {
+        let parsed = text.map(|t| {
+            let result = match &self.parsed_overrides {
+                Some((seen, result)) if seen == t => result.clone(),
+                _ => {
+                    let result = Overrides::parse(t).map_err(|e| e.to_string());
+                    self.parsed_overrides = Some((t.clone(), result.clone()));
+                    result
+                }
+            };
+            (t, result)
+        });
+        match parsed {
             None => {
                 self.reported_overrides_error = None;
                 self.last_good_overrides = None;
