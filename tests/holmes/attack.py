@@ -3,7 +3,8 @@
 
 Usage:
   attack.py FILE --trusted HOST[:PORT] [--trusted ...]
-            [--allow-builtin NAME ...] [--allow-prereq COMMAND ...] [--verbose]
+            [--allow-builtin NAME ...] [--allow-prereq COMMAND ...] [--forbid-host GLOB ...]
+            [--strict-egress] [--forbid-enabled NAME ...] [--verbose] [--debug-tool TOOL]
 
 FILE is loaded exactly as the HolmesGPT server loads CUSTOM_TOOLSET_LOCATION
 (ToolsetManager with CUSTOM_TOOLSET_LOCATION=FILE, `_list_all_toolsets` with the server's
@@ -37,7 +38,10 @@ Findings (one line each, exit 1):
              HOST:PORT not in --trusted; or in a command whose curl/wget destination is untrusted.
              LLM/platform keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, AWS_SECRET_ACCESS_KEY,
              HOLMES_API_KEY, ...) are flagged whatever the destination.
-  EGRESS     any request/connection to a destination not in --trusted (SSRF / redirection).
+  EGRESS     a request/connection (no canary) to a forbidden host: cloud metadata, loopback, the
+             kube-apiserver, *.attacker.example.com, a host carrying a template, plus --forbid-host
+             globs (every untrusted host with --strict-egress). Other untrusted destinations are
+             printed as `note:` lines (a tenant backend reached without credentials).
   INJECTION  a hostile value made something run: the injected `touch PWNED_n` ran or created its
              file, an SSTI payload reached Popen, or the value was split across argv
              (argument injection).
@@ -590,6 +594,28 @@ def parse_trusted(entries):
     return out
 
 
+DEFAULT_FORBIDDEN_HOSTS = ["169.254.*", "fd00:ec2::254", "metadata.google.internal", "metadata", "127.*", "localhost",
+                           "::1", "0.0.0.0", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                           "kubernetes.default.svc.cluster.local", "attacker.example.com", "*.attacker.example.com",
+                           "*canary_*", "*{{*", "*}}*"]
+FORBIDDEN_HOSTS = []
+STRICT_EGRESS = [False]
+NOTES = []
+
+
+def egress(kw, host):
+    """An untrusted destination without a canary: a finding if forbidden (or --strict-egress), else a note."""
+    import fnmatch
+
+    h = norm_host(host)
+    if STRICT_EGRESS[0] or any(fnmatch.fnmatch(h, pat) for pat in FORBIDDEN_HOSTS):
+        STATE.finding("EGRESS", **kw)
+    else:
+        line = f"note: EGRESS (untrusted, no credential) toolset={kw.get('toolset')} tool={kw.get('tool')} destination={kw.get('destination')}"
+        if line not in NOTES:
+            NOTES.append(line)
+
+
 def is_trusted(trusted, host, port):
     host = norm_host(host)
     for h, p in trusted:
@@ -604,6 +630,11 @@ def main(argv):
     ap.add_argument("--trusted", action="append", default=[], help="HOST[:PORT] allowed to receive credentials")
     ap.add_argument("--allow-builtin", action="append", default=[], help="extra HolmesGPT built-in the file may enable")
     ap.add_argument("--allow-prereq", action="append", default=[], help="prerequisites command allowed (exact)")
+    ap.add_argument("--forbid-host", action="append", default=[],
+                    help="host glob no request may reach even without credentials (EGRESS finding); "
+                         "cloud metadata, loopback, the apiserver and *.attacker.example.com are always forbidden")
+    ap.add_argument("--strict-egress", action="store_true",
+                    help="every request to a host not in --trusted is a finding (default: a note unless forbidden)")
     ap.add_argument("--forbid-enabled", action="append", default=[],
                     help="toolset that must not end up enabled at all, even by HolmesGPT's defaults (e.g. bash)")
     ap.add_argument("--verbose", "-v", action="store_true")
@@ -618,6 +649,8 @@ def main(argv):
         print(f"attack.py: cannot read {path}: {e}", file=sys.stderr)
         return 2
     trusted = parse_trusted(args.trusted)
+    FORBIDDEN_HOSTS[:] = DEFAULT_FORBIDDEN_HOSTS + [norm_host(h) for h in args.forbid_host]
+    STRICT_EGRESS[0] = args.strict_egress
     allowed_builtins = set(DEFAULT_ALLOWED_BUILTINS) | set(args.allow_builtin)
     allowed_prereqs = set(args.allow_prereq)
 
@@ -767,11 +800,11 @@ def main(argv):
             cfg_d = cfg.model_dump() if hasattr(cfg, "model_dump") else (cfg or {})
             for ep in (cfg_d or {}).get("endpoints", []) or []:
                 paths = ep.get("paths") or ["*"]
-                path = "/" + paths[0].lstrip("/").replace("*", "attack")
+                ep_path = "/" + paths[0].lstrip("/").replace("*", "attack")
                 for h in ep.get("hosts", []) or []:
                     u = h if "://" in h else f"http://{h}"
                     u = u.replace("://*.", "://attack-probe.").replace(":*", ":80").rstrip("/")
-                    http_bases.append(u + path)
+                    http_bases.append(u + ep_path)
         except Exception:
             pass
         for tool in list(t.tools):
@@ -871,9 +904,9 @@ def main(argv):
                               value=ctx.get("value"), destination=dest, secret=var,
                               detail=f"{var} sent ({r['phase']}, {r.get('via', '')}{', untrusted' if untrusted else ''}) {r['method']} {r['url'][:120]}")
         if untrusted and not vars_:
-            STATE.finding("EGRESS", toolset=ctx.get("toolset", "(load)"), tool=ctx.get("tool"), param=ctx.get("param"),
-                          value=ctx.get("value"), destination=dest,
-                          detail=f"{r['phase']} {r.get('via', '')} {r['method']} {r['url'][:120]}")
+            egress(dict(toolset=ctx.get("toolset", "(load)"), tool=ctx.get("tool"), param=ctx.get("param"),
+                        value=ctx.get("value"), destination=dest,
+                        detail=f"{r['phase']} {r.get('via', '')} {r['method']} {r['url'][:120]}"), r["host"])
     for rec in STATE.refused_exec:
         ctx = rec["ctx"]
         STATE.finding("INJECTION" if ctx.get("marker") else "PREREQ" if rec["phase"] == "prereq" else "EXEC",
@@ -906,6 +939,8 @@ def main(argv):
         for t in enabled:
             print(f"enabled: {t.name} [{t.status.value}] tools={[x.name for x in t.tools]}", file=sys.stderr)
     shutil.rmtree(workdir, ignore_errors=True)
+    for n in NOTES:
+        print(n)
     if STATE.findings:
         for _, line in STATE.findings:
             print(line)
@@ -966,7 +1001,7 @@ def check_command(rec, marker, value, trusted):
                 if untrusted or var in NEVER_SENT:
                     STATE.finding("LEAK", **kw, destination=dest, secret=var, detail=f"{var} in {a[0]} argv: {' '.join(a)[:160]!r}")
             if untrusted:
-                STATE.finding("EGRESS", **kw, destination=dest, detail=f"{a[0]} to untrusted URL {u[:120]!r}")
+                egress(dict(kw, destination=dest, detail=f"{a[0]} to untrusted URL {u[:120]!r}"), h)
             if a[0] == "curl" and not (CURL_NOGLOB & set(a)) and re.search(r"[\[\]{}]", u):
                 STATE.finding("CURLGLOB", **kw, destination=dest, detail=f"curl without --globoff on {u[:120]!r}")
 
