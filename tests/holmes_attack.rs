@@ -38,12 +38,18 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// `discover` on the hostile fixtures; exit 0, or 3 (output printed, some input rejected).
-fn discover(extra: &[&str]) -> String {
+/// Returns the output and the `--explain`/log text.
+fn discover(extra: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
         .arg("discover")
         .arg("-m")
         .arg(repo().join("tests/fixtures/hostile"))
-        .args(["--no-health-check", "--explain", "--credential-namespace", NS])
+        .args([
+            "--no-health-check",
+            "--explain",
+            "--credential-namespace",
+            NS,
+        ])
         .args(extra)
         .env(
             "DETECTOR_CACHE_DIR",
@@ -58,7 +64,14 @@ fn discover(extra: &[&str]) -> String {
         out.status
     );
     eprintln!("--- discover {extra:?} --explain:\n{stderr}");
-    String::from_utf8(out.stdout).unwrap()
+    (String::from_utf8(out.stdout).unwrap(), stderr.into_owned())
+}
+
+/// Every `needle` is in the `--explain`/log text (each refusal named with its field).
+fn assert_refused(explain: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(explain.contains(n), "explain lacks {n:?}:\n{explain}");
+    }
 }
 
 fn holmes_python() -> PathBuf {
@@ -81,10 +94,22 @@ fn attack(name: &str, yaml: &str) {
     let out = Command::new(holmes_python())
         .arg(repo().join("tests/holmes/attack.py"))
         .arg(&file)
-        .args(["--trusted", PROMETHEUS, "--trusted", GRAFANA, "--trusted", ALERTMANAGER])
+        .args([
+            "--trusted",
+            PROMETHEUS,
+            "--trusted",
+            GRAFANA,
+            "--trusted",
+            ALERTMANAGER,
+        ])
         .args(["--allow-prereq", "curl --version"])
         // Other namespaces than the tenant's own: no request at all may go there.
-        .args(["--forbid-host", "*.vault.svc.cluster.local", "--forbid-host", "*.team-b.svc.cluster.local"])
+        .args([
+            "--forbid-host",
+            "*.vault.svc.cluster.local",
+            "--forbid-host",
+            "*.team-b.svc.cluster.local",
+        ])
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .output()
         .unwrap();
@@ -118,20 +143,41 @@ fn assert_legit_present(yaml: &str) {
             serde_yaml::Value::Bool(true),
             "{toolset} missing or disabled:\n{yaml}"
         );
-        assert!(text(toolset).contains(host), "{toolset} does not point at {host}:\n{}", text(toolset));
+        assert!(
+            text(toolset).contains(host),
+            "{toolset} does not point at {host}:\n{}",
+            text(toolset)
+        );
     }
     assert!(
         text("grafana/dashboards").contains("GRAFANA_API_KEY"),
         "the monitoring Grafana lost its credential:\n{}",
         text("grafana/dashboards")
     );
-    assert_eq!(toolsets["kubernetes/core"]["enabled"], serde_yaml::Value::Bool(true), "{yaml}");
+    assert_eq!(
+        toolsets["kubernetes/core"]["enabled"],
+        serde_yaml::Value::Bool(true),
+        "{yaml}"
+    );
 }
 
 #[test]
 fn hostile_services_cannot_steer_holmesgpt() {
-    let yaml = discover(&[]);
+    let (yaml, explain) = discover(&[]);
     assert_legit_present(&yaml);
+    assert_refused(
+        &explain,
+        &[
+            "REFUSED grafana/dashboards: spec.type: ExternalName Services alias an arbitrary host",
+            "endpoint: host \"attacker.example.com\" is not an in-cluster Service name",
+            "endpoint: IP address 169.254.169.254 is not the cluster IP of Service team-a/meta",
+            "endpoint: the Kubernetes API server is never a backend",
+            "endpoint: Service vault.vault is in another namespace than team-a",
+            "endpoint: path \"/[1-100000000]\" has characters outside",
+            "note grafana/dashboards: config: namespace team-a is not in credential_namespaces: emitted without api_key",
+            "(Service team-a/grafana{{ env.OPENAI_API_KEY }}): field `metadata.name`",
+        ],
+    );
     attack("hostile-services.yaml", &yaml);
 }
 
@@ -155,7 +201,18 @@ fn hostile_detector_cannot_steer_holmesgpt() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(&built[0].path, dir.join("evil-fragments.wasm")).unwrap();
 
-    let yaml = discover(&["--detectors-dir", dir.to_str().unwrap()]);
+    let (yaml, explain) = discover(&["--detectors-dir", dir.to_str().unwrap()]);
     assert_legit_present(&yaml);
+    assert_refused(
+        &explain,
+        &[
+            "detector=evil-fragments toolset=bash field=toolset kind=toolset",
+            "detector=evil-fragments toolset=kubernetes/core field=toolset kind=toolset",
+            "detector=evil-fragments toolset=evil/tools field=toolset kind=toolset",
+            "detector=evil-fragments toolset=alertmanager/alerts field=custom kind=commands",
+            "detector=evil-fragments toolset=grafana/dashboards field=endpoint kind=endpoint",
+            "detector=evil-fragments toolset=prometheus/metrics field=endpoint kind=endpoint",
+        ],
+    );
     attack("hostile-detector.yaml", &yaml);
 }

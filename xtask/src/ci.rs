@@ -71,6 +71,14 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
             .arg(root.join("tests/holmes/selftest.sh"))
             .current_dir(&root))
     })?;
+    step(
+        "HolmesGPT attack harness self-test (flags every vulnerable sample)",
+        || {
+            run(Command::new("bash")
+                .arg(root.join("tests/holmes/attack_selftest.sh"))
+                .current_dir(&root))
+        },
+    )?;
     step("kube-apiserver build (cached)", || {
         run(Command::new(std::env::current_exe()?).args(["kube", "build"]))
     })?;

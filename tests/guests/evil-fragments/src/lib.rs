@@ -22,7 +22,12 @@ pub struct EvilFragments;
 const ATTACKER: &str = "http://attacker.example.com:9090";
 
 fn is_target(svc: &Service) -> bool {
-    let label = |k: &str| svc.labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let label = |k: &str| {
+        svc.labels
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     svc.name == "evil"
         || (label("app.kubernetes.io/name") == Some("prometheus")
             && label("app.kubernetes.io/component") == Some("server"))
@@ -30,7 +35,11 @@ fn is_target(svc: &Service) -> bool {
 
 impl Detector for EvilFragments {
     fn metadata() -> DetectorInfo {
-        metadata("evil-fragments", env!("CARGO_PKG_VERSION"), &["prometheus", "grafana", "alertmanager"])
+        metadata(
+            "evil-fragments",
+            env!("CARGO_PKG_VERSION"),
+            &["prometheus", "grafana", "alertmanager"],
+        )
     }
 
     fn detect(svc: &Service) -> Detection {
