@@ -260,6 +260,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, Strin
             }),
         }
     }
+    loaded.refuse_duplicates();
     Ok(loaded)
 }
 
@@ -267,7 +268,40 @@ pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, Strin
 pub fn parse_str(source: &str, text: &str, opts: &ReadOptions) -> Loaded {
     let mut loaded = Loaded::default();
     parse_into(source, text, opts, &mut loaded);
+    loaded.refuse_duplicates();
     loaded
+}
+
+impl Loaded {
+    /// A namespace/name given more than once (impossible in a cluster) makes the output
+    /// depend on input order: every copy is refused, each error naming the others.
+    fn refuse_duplicates(&mut self) {
+        let mut count: std::collections::BTreeMap<(String, String), Vec<String>> =
+            std::collections::BTreeMap::new();
+        for (origin, s) in &self.services {
+            count
+                .entry((s.namespace.clone(), s.name.clone()))
+                .or_default()
+                .push(origin.to_string());
+        }
+        let services = std::mem::take(&mut self.services);
+        for (origin, s) in services {
+            let key = (s.namespace.clone(), s.name.clone());
+            match count.get(&key) {
+                Some(origins) if origins.len() > 1 => self.errors.push(ManifestError {
+                    object: Some(format!("Service {}/{}", s.namespace, s.name)),
+                    field: Some("metadata.name".into()),
+                    message: format!(
+                        "given {} times ({}): every copy is skipped, the output must not depend on input order",
+                        origins.len(),
+                        origins.join("; ")
+                    ),
+                    origin,
+                }),
+                _ => self.services.push((origin, s)),
+            }
+        }
+    }
 }
 
 /// Parses one source's text: held to [`limits::MANIFEST`] first, then cut into documents,
@@ -499,6 +533,44 @@ pub fn snapshot(
     // What the apiserver would refuse, and more labels or annotations than we take.
     k8s_names::validate_service(&snapshot).map_err(|e| (e.field, e.message))?;
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_services_are_refused_whatever_the_order() {
+        let doc = |port: u16| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: prom, namespace: mon}}\nspec: {{ports: [{{name: http, port: {port}}}]}}\n"
+            )
+        };
+        let other = "apiVersion: v1\nkind: Service\nmetadata: {name: other, namespace: mon}\nspec: {ports: [{name: http, port: 80}]}\n";
+        let opts = ReadOptions {
+            default_namespace: "default".into(),
+        };
+        let a = parse_str(
+            "a.yaml",
+            &format!("{}---\n{}---\n{other}", doc(9090), doc(9091)),
+            &opts,
+        );
+        let b = parse_str(
+            "b.yaml",
+            &format!("{}---\n{}---\n{other}", doc(9091), doc(9090)),
+            &opts,
+        );
+        for l in [&a, &b] {
+            assert_eq!(l.services.len(), 1, "{:?}", l.errors);
+            assert_eq!(l.services[0].1.name, "other");
+            assert_eq!(l.errors.len(), 2);
+            let text = l.errors[0].to_string();
+            assert!(
+                text.contains("(Service mon/prom): field `metadata.name`: given 2 times"),
+                "{text}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

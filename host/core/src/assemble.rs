@@ -422,9 +422,14 @@ fn custom_entry(custom: &CustomToolset, config: &Map<String, Value>, tool_suffix
     Value::Object(entry)
 }
 
-fn builtin_entry(config: Option<Value>) -> Value {
+/// A built-in toolset's entry; `backends` (of the installations in it) select the host's
+/// entry-level additions ([`catalog::entry_extras`]).
+fn builtin_entry(toolset: &str, backends: &[&str], config: Option<Value>) -> Value {
     let mut entry = Map::new();
     entry.insert("enabled".into(), Value::Bool(true));
+    for (k, v) in catalog::entry_extras(toolset, backends) {
+        entry.insert(k.into(), v);
+    }
     if let Some(config) = config {
         entry.insert("config".into(), config);
     }
@@ -503,7 +508,14 @@ pub fn assemble(
             }
             out.toolsets.insert(
                 toolset.to_string(),
-                builtin_entry(Some(json!({ "instances": instances }))),
+                builtin_entry(
+                    toolset,
+                    &usables
+                        .iter()
+                        .map(|u| u.chosen().fragment.backend.as_str())
+                        .collect::<Vec<_>>(),
+                    Some(json!({ "instances": instances })),
+                ),
             );
             out.provenance.insert(
                 toolset.to_string(),
@@ -523,7 +535,11 @@ pub fn assemble(
         let config = &first.chosen().fragment.config;
         out.toolsets.insert(
             toolset.to_string(),
-            builtin_entry((!config.is_empty()).then(|| Value::Object(config.clone()))),
+            builtin_entry(
+                toolset,
+                &[first.chosen().fragment.backend.as_str()],
+                (!config.is_empty()).then(|| Value::Object(config.clone())),
+            ),
         );
         out.provenance.insert(
             toolset.to_string(),
@@ -634,7 +650,7 @@ pub fn assemble(
     for name in ALWAYS_ON {
         if !out.toolsets.contains_key(*name) {
             out.toolsets
-                .insert((*name).to_string(), builtin_entry(None));
+                .insert((*name).to_string(), builtin_entry(name, &[], None));
             out.provenance.insert(
                 (*name).to_string(),
                 ToolsetProvenance {

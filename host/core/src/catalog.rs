@@ -168,6 +168,34 @@ pub fn is_credential_key(key: &str) -> bool {
     )
 }
 
+/// Entry-level keys the host adds to a built-in toolset's entry, given the backends of
+/// the installations in it:
+/// - `prometheus/metrics` served only by VictoriaMetrics gets `subtype: victoriametrics`
+///   (HolmesGPT's subtype is per entry, so a mix with Prometheus keeps the default);
+/// - `elasticsearch/data` and `elasticsearch/cluster` get `llm_instructions`: without them
+///   the model ignores the data toolset (HolmesGPT issue #2416).
+pub fn entry_extras(toolset: &str, backends: &[&str]) -> Vec<(&'static str, Value)> {
+    match toolset {
+        "prometheus/metrics"
+            if !backends.is_empty() && backends.iter().all(|b| *b == "victoriametrics") =>
+        {
+            vec![("subtype", Value::String("victoriametrics".into()))]
+        }
+        "elasticsearch/data" => vec![(
+            "llm_instructions",
+            Value::String(SEARCH_DATA_INSTRUCTIONS.into()),
+        )],
+        "elasticsearch/cluster" => vec![(
+            "llm_instructions",
+            Value::String(SEARCH_CLUSTER_INSTRUCTIONS.into()),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+const SEARCH_DATA_INSTRUCTIONS: &str = "This cluster's logs and documents are stored in Elasticsearch/OpenSearch. Use this toolset to find log lines and documents: list the indices first, then search the relevant index with a query filtered by time range and by fields such as kubernetes.namespace_name, kubernetes.pod_name or service names, and read the matching documents.";
+const SEARCH_CLUSTER_INSTRUCTIONS: &str = "Use this toolset for the health of the Elasticsearch/OpenSearch cluster itself: cluster health, nodes, shards, allocation problems and pending tasks.";
+
 /// Whether the host builds this toolset itself (as HolmesGPT `type: http`).
 pub fn is_http_toolset(toolset: &str) -> bool {
     matches!(toolset, ALERTMANAGER_TOOLSET | JAEGER_TOOLSET)
@@ -288,6 +316,24 @@ mod tests {
         {
             assert!(is_credential_key(c.key), "{}", c.key);
         }
+    }
+
+    #[test]
+    fn entry_extras_by_toolset_and_backends() {
+        assert_eq!(
+            entry_extras(
+                "prometheus/metrics",
+                &["victoriametrics", "victoriametrics"]
+            ),
+            vec![("subtype", Value::String("victoriametrics".into()))]
+        );
+        assert!(entry_extras("prometheus/metrics", &["victoriametrics", "prometheus"]).is_empty());
+        assert!(entry_extras("prometheus/metrics", &[]).is_empty());
+        assert_eq!(
+            entry_extras("elasticsearch/data", &["opensearch"])[0].0,
+            "llm_instructions"
+        );
+        assert!(entry_extras("grafana/loki", &["loki"]).is_empty());
     }
 
     #[test]

@@ -297,8 +297,8 @@ fn endpoint_error(message: impl Into<String>) -> Refusal {
 }
 
 fn check_endpoint(svc: &ServiceSnapshot, raw: &str, policy: &Policy) -> Result<Target, Refusal> {
-    let url = url::Url::parse(raw)
-        .map_err(|e| endpoint_error(format!("{:?} is not a URL: {e}", shown(raw))))?;
+    // The text is not echoed: it may hold credentials (user:password@...).
+    let url = url::Url::parse(raw).map_err(|e| endpoint_error(format!("not a URL: {e}")))?;
     let scheme = match url.scheme() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,

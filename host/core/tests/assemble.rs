@@ -327,3 +327,44 @@ fn duplicate_custom_tool_names_across_toolsets_are_noted() {
         a.notes
     );
 }
+
+#[test]
+fn victoriametrics_only_entries_get_the_subtype_and_search_entries_instructions() {
+    let vm = |ns: &str, name: &str| {
+        let mut f = prom(ns, name, &format!("{ns}/{name}"), 200);
+        f.backend = "victoriametrics".into();
+        sd(ns, name, vec![matched("victoriametrics", vec![f])])
+    };
+    let a = assemble(&select(&[vm("a", "vm"), vm("b", "vm")]), &no_health(), None);
+    assert_eq!(
+        a.toolsets["prometheus/metrics"]["subtype"],
+        "victoriametrics"
+    );
+    assert_eq!(
+        a.provenance["prometheus/metrics"].form,
+        EntryForm::Instances
+    );
+
+    // A mix with Prometheus keeps HolmesGPT's default (the subtype is per entry).
+    let p = sd(
+        "c",
+        "prom",
+        vec![matched(
+            "prometheus",
+            vec![prom("c", "prom", "c/prom", 200)],
+        )],
+    );
+    let a = assemble(&select(&[vm("a", "vm"), p]), &no_health(), None);
+    assert!(a.toolsets["prometheus/metrics"].get("subtype").is_none());
+
+    let es = builtin("elasticsearch/data", "logs", "es", "logs/es", 200);
+    let a = assemble(
+        &select(&[sd("logs", "es", vec![matched("elasticsearch", vec![es])])]),
+        &no_health(),
+        None,
+    );
+    let instructions = a.toolsets["elasticsearch/data"]["llm_instructions"]
+        .as_str()
+        .unwrap();
+    assert!(instructions.contains("logs"), "{instructions}");
+}

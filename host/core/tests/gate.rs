@@ -314,6 +314,13 @@ fn endpoints_must_be_in_cluster() {
         panic!()
     };
     assert!(!msg.contains("hunter2"), "{msg}");
+    let Err((_, _, msg)) = at("http://admin:hunter2@[graf", 80) else {
+        panic!()
+    };
+    assert!(
+        msg.starts_with("not a URL") && !msg.contains("hunter2"),
+        "{msg}"
+    );
 }
 
 #[test]
