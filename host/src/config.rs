@@ -174,7 +174,7 @@ impl SecuritySettings {
     /// The gate policy these settings describe.
     pub fn policy(&self, cluster_domain: &str) -> dynamic_toolset_core::gate::Policy {
         dynamic_toolset_core::gate::Policy {
-            cluster_domain: cluster_domain.to_string(),
+            cluster_domain: cluster_domain.to_ascii_lowercase(),
             credential_namespaces: self.credential_namespaces.iter().cloned().collect(),
             endpoint_namespaces: self.endpoint_namespaces.iter().cloned().collect(),
             external_hosts: self

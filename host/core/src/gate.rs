@@ -50,7 +50,7 @@ pub const MAX_INSTANCE_LEN: usize = 253;
 /// nowhere, endpoints only in the Service's own namespace, no off-cluster host.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Policy {
-    /// Cluster DNS domain, e.g. `cluster.local`.
+    /// Cluster DNS domain, e.g. `cluster.local`, lowercase (the constructors lowercase it).
     pub cluster_domain: String,
     /// Namespaces whose backends receive `{{ env.* }}` credentials (exact names).
     pub credential_namespaces: BTreeSet<String>,
@@ -64,7 +64,7 @@ impl Policy {
     /// The baseline for a cluster domain.
     pub fn baseline(cluster_domain: &str) -> Self {
         Policy {
-            cluster_domain: cluster_domain.to_string(),
+            cluster_domain: cluster_domain.to_ascii_lowercase(),
             ..Policy::default()
         }
     }
@@ -337,11 +337,11 @@ fn check_endpoint(svc: &ServiceSnapshot, raw: &str, policy: &Policy) -> Result<T
     };
     match url.host() {
         Some(url::Host::Domain(host)) => {
-            let host = host.to_ascii_lowercase();
+            // The URL parser lowercases hosts of http(s) URLs.
             let host = host.trim_end_matches('.');
-            let domain_suffix = format!(".svc.{}", policy.cluster_domain.to_ascii_lowercase());
             let in_cluster = host
-                .strip_suffix(domain_suffix.as_str())
+                .strip_suffix(policy.cluster_domain.as_str())
+                .and_then(|rest| rest.strip_suffix(".svc."))
                 .or_else(|| host.strip_suffix(".svc"))
                 .and_then(|rest| rest.split_once('.'))
                 .filter(|(name, ns)| !name.contains('.') && !ns.contains('.'));
@@ -450,9 +450,10 @@ fn check_health(svc: &ServiceSnapshot, f: &Fragment, target: &Target) -> Result<
 fn check_config(f: &Fragment) -> Result<(), Refusal> {
     let url_key = catalog::url_key(&f.toolset);
     for (key, value) in &f.config {
-        let field = format!("config.{}", shown(key));
+        // Only built for a refusal (this loop runs for every admitted fragment).
+        let field = || format!("config.{}", shown(key));
         if has_template(key) || value_has_template(value) {
-            return Err(refuse(NoteKind::Template, field, "holds a template"));
+            return Err(refuse(NoteKind::Template, field(), "holds a template"));
         }
         if Some(key.as_str()) == url_key {
             let same = value
@@ -461,24 +462,24 @@ fn check_config(f: &Fragment) -> Result<(), Refusal> {
             if !same {
                 return Err(refuse(
                     NoteKind::Config,
-                    field,
+                    field(),
                     "must equal the fragment's endpoint",
                 ));
             }
         } else if key == catalog::VERIFY_SSL {
             if !value.is_boolean() {
-                return Err(refuse(NoteKind::Config, field, "must be true or false"));
+                return Err(refuse(NoteKind::Config, field(), "must be true or false"));
             }
         } else if catalog::is_credential_key(key) {
             return Err(refuse(
                 NoteKind::Config,
-                field,
+                field(),
                 "credentials are attached by the host, only for trusted namespaces",
             ));
         } else {
             return Err(refuse(
                 NoteKind::Config,
-                field,
+                field(),
                 format!(
                     "key not accepted from detectors for {} (accepted: {}{})",
                     f.toolset,
