@@ -296,7 +296,71 @@ fn endpoint_error(message: impl Into<String>) -> Refusal {
     refuse(NoteKind::Endpoint, "endpoint", message)
 }
 
+/// Characters accepted in an endpoint's (and a probe's) path.
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~/%".contains(c)
+}
+
+/// A DNS label as the apiserver accepts Service and namespace names.
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The form every bundled detector writes, checked without a URL parser:
+/// `http(s)://<svc>.<ns>.svc.<domain>:<port>[/path]` with `<port>` one of the Service's.
+/// Anything else (or any doubt) goes through [`check_endpoint`]'s full parse; what this
+/// accepts is a subset of what that accepts.
+fn own_service_endpoint(svc: &ServiceSnapshot, raw: &str, policy: &Policy) -> Option<Target> {
+    if !dns_label(&svc.name) || !dns_label(&svc.namespace) {
+        return None;
+    }
+    let (scheme, rest) = match raw.strip_prefix("http://") {
+        Some(r) => (Scheme::Http, r),
+        None => (Scheme::Https, raw.strip_prefix("https://")?),
+    };
+    let rest = rest
+        .strip_prefix(svc.name.as_str())?
+        .strip_prefix('.')?
+        .strip_prefix(svc.namespace.as_str())?
+        .strip_prefix(".svc.")?
+        .strip_prefix(policy.cluster_domain.as_str())?
+        .strip_prefix(':')?;
+    let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    if !path.chars().all(path_char) || !svc.ports.iter().any(|p| p.port == port) {
+        return None;
+    }
+    Some(Target {
+        scheme,
+        port,
+        own: true,
+    })
+}
+
 fn check_endpoint(svc: &ServiceSnapshot, raw: &str, policy: &Policy) -> Result<Target, Refusal> {
+    if let Some(target) = own_service_endpoint(svc, raw, policy) {
+        return Ok(target);
+    }
+    // What is published is the raw text (the parser would percent-encode `{`, quotes...):
+    // judge its characters first. `[`/`]` only delimit an IPv6 host (a path with them is
+    // refused below), `@` only gets its own message.
+    if raw.contains(['?', '#']) {
+        return Err(endpoint_error("must not have a query string or fragment"));
+    }
+    if !raw
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~:/%[]@".contains(c))
+    {
+        return Err(endpoint_error(
+            "has characters outside [A-Za-z0-9-._~:/%] in its host or path (quotes, braces, spaces, backslashes...)",
+        ));
+    }
     // The text is not echoed: it may hold credentials (user:password@...).
     let url = url::Url::parse(raw).map_err(|e| endpoint_error(format!("not a URL: {e}")))?;
     let scheme = match url.scheme() {
@@ -312,11 +376,7 @@ fn check_endpoint(svc: &ServiceSnapshot, raw: &str, policy: &Policy) -> Result<T
     if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
         return Err(endpoint_error("must not have a query string or fragment"));
     }
-    if !url
-        .path()
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-._~/%".contains(c))
-    {
+    if !url.path().chars().all(path_char) {
         return Err(endpoint_error(format!(
             "path {:?} has characters outside [A-Za-z0-9-._~/%]",
             shown(url.path())
@@ -421,13 +481,7 @@ fn check_health(svc: &ServiceSnapshot, f: &Fragment, target: &Target) -> Result<
             ),
         ));
     }
-    if !h.path.starts_with('/')
-        || has_template(&h.path)
-        || !h
-            .path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._~/%".contains(c))
-    {
+    if !h.path.starts_with('/') || has_template(&h.path) || !h.path.chars().all(path_char) {
         return Err(refuse(
             NoteKind::Health,
             "health.path",

@@ -324,6 +324,38 @@ fn endpoints_must_be_in_cluster() {
 }
 
 #[test]
+fn the_usual_form_and_its_near_misses() {
+    // `<scheme>://<svc>.<ns>.svc.<domain>:<port>[/path]` is accepted; every near miss is
+    // judged by the full URL check, with the same verdicts as any other endpoint.
+    let svc = service("mon", "prom", &[9090]);
+    let at = |url: &str| {
+        screen_one(
+            &svc,
+            "prometheus",
+            fragment("prometheus/metrics", "prometheus", url, 9090),
+            &baseline(),
+        )
+    };
+    assert!(at("http://prom.mon.svc.cluster.local:9090").is_ok());
+    assert!(at("https://prom.mon.svc.cluster.local:9090/select/0/prometheus").is_ok());
+    assert!(at("http://prom.mon.svc.cluster.local:9090/").is_ok());
+    for bad in [
+        "http://prom.mon.svc.cluster.local:9091",
+        "http://prom.mon.svc.cluster.local:99999",
+        "http://prom.mon.svc.cluster.local:0",
+        "http://prom.mon.svc.cluster.local:9090?x=1",
+        "http://prom.mon.svc.cluster.local:9090/{x}",
+        "http://prom.mon.svc.cluster.local:9090@attacker.example.com",
+        "http://prom.mon.svc.cluster.local.attacker.example.com:9090",
+        "http://prom.mon.svc.cluster.localx:9090",
+        "http://prom.mon.svc.cluster.local:9090#f",
+        "http://prom.mon.svc.cluster.local:9090\\@attacker.example.com",
+    ] {
+        assert!(at(bad).is_err(), "{bad} admitted");
+    }
+}
+
+#[test]
 fn the_admin_can_widen_endpoints() {
     let svc = service("team-a", "graf", &[80]);
     let mut policy = baseline();
