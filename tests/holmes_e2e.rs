@@ -233,3 +233,122 @@ fn bad_manifest_is_reported_and_the_rest_still_processed() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("prometheus/metrics"), "{text}");
 }
+
+/// `dynamic-toolset overrides import`: what an admin configured in HolmesGPT's own chart
+/// (its real default values, and a customised values file) becomes our overrides.yaml, an
+/// existing overrides.yaml wins on top, and the merged output still loads in HolmesGPT.
+#[test]
+fn holmes_chart_toolsets_move_into_overrides() {
+    let import = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+            .args(["overrides", "import"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "overrides import {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The chart's real defaults (tests/fixtures/holmes, cited there).
+    let chart = repo().join("tests/fixtures/holmes/holmes-chart-values.yaml");
+    let text = import(&[chart.to_str().unwrap()]);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    for name in [
+        "kubernetes/core",
+        "robusta",
+        "internet",
+        "prometheus/metrics",
+    ] {
+        assert_eq!(
+            doc["toolsets"][name]["enabled"],
+            serde_yaml::Value::Bool(true),
+            "{name}:\n{text}"
+        );
+    }
+    assert!(doc.get("image").is_none(), "chart keys leaked:\n{text}");
+
+    // A customised values file, with an existing overrides.yaml that must win.
+    let values = tmp("holmes-values.yaml");
+    std::fs::write(
+        &values,
+        r#"image: holmes:0.45.0
+toolsets:
+  grafana/loki:
+    enabled: true
+    config:
+      api_url: http://loki-gateway.logs.svc.cluster.local
+  prometheus/metrics:
+    enabled: true
+    config:
+      query_timeout_seconds_default: 60
+mcp_servers:
+  runbooks:
+    description: Company runbooks
+    config:
+      url: http://runbooks.tools.svc.cluster.local:8000/sse
+"#,
+    )
+    .unwrap();
+    let existing = tmp("existing-overrides.yaml");
+    std::fs::write(
+        &existing,
+        "toolsets:\n  grafana/loki:\n    enabled: false\n",
+    )
+    .unwrap();
+    let text = import(&[
+        values.to_str().unwrap(),
+        "--overrides",
+        existing.to_str().unwrap(),
+    ]);
+    let imported = tmp("imported-overrides.yaml");
+    std::fs::write(&imported, &text).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        doc["toolsets"]["grafana/loki"]["enabled"],
+        serde_yaml::Value::Bool(false),
+        "the existing overrides win:\n{text}"
+    );
+    assert_eq!(
+        doc["toolsets"]["grafana/loki"]["config"]["api_url"],
+        "http://loki-gateway.logs.svc.cluster.local"
+    );
+    assert!(doc["mcp_servers"]["runbooks"].is_mapping(), "{text}");
+
+    // The imported overrides over a discovered cluster: HolmesGPT loads the result and
+    // the admin's settings are in it.
+    let out = discover(&[
+        "--example",
+        "--no-health-check",
+        "--overrides",
+        imported.to_str().unwrap(),
+    ]);
+    let file = tmp("example-with-imported.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let merged: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        merged["toolsets"]["prometheus/metrics"]["config"]["query_timeout_seconds_default"],
+        serde_yaml::Value::from(60)
+    );
+    assert_eq!(
+        merged["mcp_servers"]["runbooks"]["config"]["url"],
+        "http://runbooks.tools.svc.cluster.local:8000/sse"
+    );
+    validate(&file);
+
+    // HolmesGPT's old list format is refused with a reason, not silently dropped.
+    let old = tmp("old-format.yaml");
+    std::fs::write(&old, "toolsets:\n  - name: x\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+        .args(["overrides", "import", old.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`toolsets` is a list"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -62,6 +62,17 @@ pub enum Command {
     /// Settings file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// overrides.yaml tools.
+    #[command(subcommand)]
+    Overrides(OverridesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverridesCommand {
+    /// Turn the toolsets configured in HolmesGPT's own chart (values `toolsets:` and
+    /// `mcp_servers:`, or its `custom-toolsets-configmap`) into our overrides.yaml, so they
+    /// survive when HolmesGPT reads the generated file instead. Prints it on stdout.
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]

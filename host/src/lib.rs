@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod discover;
+pub mod import;
 pub mod manifest;
 pub mod pipeline;
 pub mod probe;

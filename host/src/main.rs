@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dynamic_toolset::cli::{Cli, Command, ConfigCommand, LogArgs, LogFormat};
+use dynamic_toolset::cli::{Cli, Command, ConfigCommand, LogArgs, LogFormat, OverridesCommand};
 
 fn init_logging(args: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
         Command::Run(args) => dynamic_toolset::controller::cmd::run(&args),
         Command::Config(ConfigCommand::Check(args)) => dynamic_toolset::config::check(&args),
+        Command::Overrides(OverridesCommand::Import(args)) => dynamic_toolset::import::run(&args),
     };
     match result {
         Ok(code) => code,
