@@ -202,6 +202,7 @@ fn options(ns: &str) -> ControllerOptions {
         configmap_namespace: ns.into(),
         owner: None,
         namespaces: Arc::new(move |n: &str| n == only),
+        watch_namespaces: None,
         label_selector: None,
         policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
         debounce: ms(50),

@@ -20,7 +20,9 @@
 //!   values is an error.
 //! - `configmap.namespace` left empty resolves to `POD_NAMESPACE`, else the service account's
 //!   namespace file (read by [`load`] only), else `kubernaut-system`; `leader_election.lease_namespace`
-//!   left empty resolves to the ConfigMap's namespace. The resolved [`Settings`] always hold the
+//!   left empty resolves to the pod's own namespace (`POD_NAMESPACE`, else the service
+//!   account's namespace file), else the ConfigMap's namespace: with `configmap.namespace` set
+//!   to HolmesGPT's namespace, the Lease stays in ours. The resolved [`Settings`] always hold the
 //!   concrete values.
 //! - Durations use the `humantime` syntax (`250ms`, `30s`, `5m`, `1h 30m`); a bare number is
 //!   refused because its unit would be a guess.
@@ -267,7 +269,8 @@ pub struct LeaderElection {
     pub enabled: bool,
     /// Lease name. Default `dynamic-toolset-leader`.
     pub lease_name: String,
-    /// Lease namespace; empty in the file means the ConfigMap's namespace.
+    /// Lease namespace; empty in the file means the pod's own namespace (env `POD_NAMESPACE`,
+    /// else the service account namespace file), else the ConfigMap's namespace.
     pub lease_namespace: String,
     /// How long a Lease is valid without renewal. Env `LEASE_DURATION`. Default 15s.
     #[serde(serialize_with = "ser_duration")]
@@ -1138,10 +1141,20 @@ impl Resolver {
             .trim()
             .is_empty()
         {
-            self.settings.leader_election.lease_namespace =
-                self.settings.configmap.namespace.clone();
-            let src = self.source(CM_NAMESPACE);
-            self.sources.insert(LE_NAMESPACE, src);
+            // Our own namespace (the ConfigMap may live in HolmesGPT's), else the ConfigMap's.
+            match env("POD_NAMESPACE").map(|s| s.trim().to_string()) {
+                Some(ns) if !ns.is_empty() => {
+                    self.settings.leader_election.lease_namespace = ns;
+                    self.sources
+                        .insert(LE_NAMESPACE, Source::Env("POD_NAMESPACE".into()));
+                }
+                _ => {
+                    self.settings.leader_election.lease_namespace =
+                        self.settings.configmap.namespace.clone();
+                    let src = self.source(CM_NAMESPACE);
+                    self.sources.insert(LE_NAMESPACE, src);
+                }
+            }
         }
     }
 
@@ -1790,7 +1803,8 @@ leader_election:
   # Only the holder of the Lease writes.   env LEADER_ELECTION_ENABLED, flag --no-leader-election
   enabled: true
   lease_name: dynamic-toolset-leader
-  # Empty = the ConfigMap's namespace.
+  # Empty = the pod's own namespace (env POD_NAMESPACE, else the service account namespace),
+  # else the ConfigMap's namespace.
   lease_namespace: ""
   # Validity of the Lease without renewal.                        env LEASE_DURATION
   lease_duration: 15s
@@ -1997,7 +2011,8 @@ mod tests {
         assert_eq!(s.service_discovery.namespaces, ["d"]);
         assert_eq!(s.configmap.name, "from-flag");
         assert_eq!(s.configmap.namespace, "flag-ns");
-        assert_eq!(s.leader_election.lease_namespace, "flag-ns");
+        // The Lease stays in the pod's namespace when the ConfigMap goes elsewhere.
+        assert_eq!(s.leader_election.lease_namespace, "pod-ns");
         assert!(!s.service_discovery.health_check.enabled);
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:1");
         assert_eq!(r.sources[CM_NAME], Source::Flag("configmap-name".into()));
@@ -2024,6 +2039,26 @@ mod tests {
         .unwrap();
         assert_eq!(s.configmap.namespace, "fixed");
         assert_eq!(s.leader_election.lease_namespace, "leases");
+    }
+
+    #[test]
+    fn configmap_in_another_namespace_keeps_the_lease_in_the_pods() {
+        let s = resolve(
+            file("configmap:\n  namespace: holmes\n"),
+            env_of(&[("POD_NAMESPACE", "kubernaut-system")]),
+            &RunArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(s.configmap.namespace, "holmes");
+        assert_eq!(s.leader_election.lease_namespace, "kubernaut-system");
+        // Without a pod namespace, the ConfigMap's.
+        let s = resolve(
+            file("configmap:\n  namespace: holmes\n"),
+            env_of(&[]),
+            &RunArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(s.leader_election.lease_namespace, "holmes");
     }
 
     #[test]

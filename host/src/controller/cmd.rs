@@ -24,6 +24,9 @@ pub fn options(settings: &Settings, identity: &str) -> ControllerOptions {
         configmap_namespace: settings.configmap.namespace.clone(),
         owner: None,
         namespaces: settings.namespace_filter(),
+        watch_namespaces: settings
+            .literal_namespaces()
+            .map(|v| v.into_iter().map(str::to_string).collect()),
         label_selector: sd.label_selector.clone(),
         policy: settings.security.policy(&sd.cluster_domain),
         debounce: sd.debounce,

@@ -14,7 +14,11 @@ use tokio::sync::mpsc;
 pub struct Mirror<V> {
     pub synced: bool,
     pub objects: BTreeMap<(String, String), V>,
-    buffer: Option<BTreeMap<(String, String), V>>,
+    /// Lists in progress, by scope: `None` for a cluster-wide (or single) watch, the
+    /// namespace for one of several namespaced watches feeding this mirror.
+    buffers: BTreeMap<Option<String>, BTreeMap<(String, String), V>>,
+    /// Scopes whose first list has not completed yet: `synced` waits for all of them.
+    pending: std::collections::BTreeSet<Option<String>>,
     /// Bumped on every applied change (for cheap "did anything change" checks).
     pub generation: u64,
 }
@@ -24,7 +28,8 @@ impl<V> Default for Mirror<V> {
         Self {
             synced: false,
             objects: BTreeMap::new(),
-            buffer: None,
+            buffers: BTreeMap::new(),
+            pending: std::collections::BTreeSet::new(),
             generation: 0,
         }
     }
@@ -40,6 +45,20 @@ fn key_of<K: kube::Resource>(obj: &K) -> (String, String) {
     )
 }
 
+impl<V> Mirror<V> {
+    /// Declares the namespaced watches that will feed this mirror (one per namespace):
+    /// it is `synced` only once each of them has listed. No effect once synced (a
+    /// restarted watch keeps the old view until its list completes).
+    pub fn expect_scopes<'a>(&mut self, namespaces: impl IntoIterator<Item = &'a str>) {
+        if !self.synced {
+            self.pending = namespaces
+                .into_iter()
+                .map(|n| Some(n.to_string()))
+                .collect();
+        }
+    }
+}
+
 /// Applies one watch event. `convert` returns None for objects to ignore (filtered out).
 pub fn apply<K, V>(
     mirror: &mut Mirror<V>,
@@ -49,22 +68,45 @@ pub fn apply<K, V>(
 where
     K: kube::Resource,
 {
+    apply_scoped(mirror, None, event, convert)
+}
+
+/// [`apply`] for an event of the namespaced watch of `scope` (None: a watch whose list
+/// replaces the whole mirror). A completed list of a namespaced watch replaces only the
+/// objects of its namespace.
+pub fn apply_scoped<K, V>(
+    mirror: &mut Mirror<V>,
+    scope: Option<&str>,
+    event: watcher::Event<K>,
+    convert: &impl Fn(&K) -> Option<V>,
+) -> bool
+where
+    K: kube::Resource,
+{
+    let scope = scope.map(str::to_string);
     match event {
         watcher::Event::Init => {
-            mirror.buffer = Some(BTreeMap::new());
+            mirror.buffers.insert(scope, BTreeMap::new());
             false
         }
         watcher::Event::InitApply(obj) => {
-            if let (Some(buf), Some(v)) = (mirror.buffer.as_mut(), convert(&obj)) {
+            if let (Some(buf), Some(v)) = (mirror.buffers.get_mut(&scope), convert(&obj)) {
                 buf.insert(key_of(&obj), v);
             }
             false
         }
         watcher::Event::InitDone => {
-            if let Some(buf) = mirror.buffer.take() {
-                mirror.objects = buf;
+            if let Some(buf) = mirror.buffers.remove(&scope) {
+                match &scope {
+                    None => mirror.objects = buf,
+                    Some(ns) => {
+                        mirror.objects.retain(|(n, _), _| n != ns);
+                        mirror.objects.extend(buf);
+                    }
+                }
             }
-            mirror.synced = true;
+            mirror.pending.remove(&scope);
+            mirror.synced = mirror.pending.is_empty();
             mirror.generation += 1;
             true
         }
@@ -101,12 +143,27 @@ pub async fn run<K, V, S>(
     K: kube::Resource,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
+    run_scoped(what, stream.map(|i| (None, i)), shared, changed, convert).await;
+}
+
+/// [`run`] for several namespaced watches merged into one stream, each event tagged with
+/// its watch's namespace (see [`apply_scoped`]).
+pub async fn run_scoped<K, V, S>(
+    what: &'static str,
+    stream: S,
+    shared: Shared<V>,
+    changed: mpsc::Sender<()>,
+    convert: impl Fn(&K) -> Option<V>,
+) where
+    K: kube::Resource,
+    S: Stream<Item = (Option<String>, Result<watcher::Event<K>, watcher::Error>)>,
+{
     let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
+    while let Some((scope, item)) = stream.next().await {
         match item {
             Ok(event) => {
                 let notify = match shared.write() {
-                    Ok(mut m) => apply(&mut m, event, &convert),
+                    Ok(mut m) => apply_scoped(&mut m, scope.as_deref(), event, &convert),
                     Err(_) => {
                         tracing::error!(what, "mirror lock poisoned");
                         return;
@@ -117,7 +174,9 @@ pub async fn run<K, V, S>(
                     let _ = changed.try_send(());
                 }
             }
-            Err(e) => tracing::warn!(what, error = %e, "watch failed; retrying with backoff"),
+            Err(e) => {
+                tracing::warn!(what, namespace = scope.as_deref(), error = %e, "watch failed; retrying with backoff")
+            }
         }
     }
 }
@@ -157,5 +216,47 @@ mod tests {
         );
         apply(&mut m, watcher::Event::Delete(cm("b")), &conv);
         assert!(m.objects.is_empty());
+    }
+
+    fn cm_in(ns: &str, name: &str) -> ConfigMap {
+        let mut c = cm(name);
+        c.metadata.namespace = Some(ns.into());
+        c
+    }
+
+    #[test]
+    fn namespaced_watches_sync_together_and_relist_only_their_namespace() {
+        let conv = |c: &ConfigMap| c.metadata.name.clone();
+        let mut m = Mirror::default();
+        m.expect_scopes(["a", "b"]);
+        apply_scoped(&mut m, Some("a"), watcher::Event::Init, &conv);
+        apply_scoped(&mut m, Some("b"), watcher::Event::Init, &conv);
+        apply_scoped(
+            &mut m,
+            Some("a"),
+            watcher::Event::InitApply(cm_in("a", "x")),
+            &conv,
+        );
+        apply_scoped(&mut m, Some("a"), watcher::Event::InitDone, &conv);
+        assert!(!m.synced, "b has not listed yet");
+        apply_scoped(
+            &mut m,
+            Some("b"),
+            watcher::Event::InitApply(cm_in("b", "y")),
+            &conv,
+        );
+        apply_scoped(&mut m, Some("b"), watcher::Event::InitDone, &conv);
+        assert!(m.synced);
+        assert_eq!(m.objects.len(), 2);
+        // b relists (its watch restarted) with nothing: a's objects stay.
+        apply_scoped(&mut m, Some("b"), watcher::Event::Init, &conv);
+        apply_scoped(&mut m, Some("b"), watcher::Event::InitDone, &conv);
+        assert_eq!(
+            m.objects.keys().cloned().collect::<Vec<_>>(),
+            vec![("a".to_string(), "x".to_string())]
+        );
+        // Declaring scopes after sync does not unsync.
+        m.expect_scopes(["a", "b"]);
+        assert!(m.synced);
     }
 }

@@ -25,6 +25,7 @@ use dynamic_toolset_core::render::{self, Discovery, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
 use dynamic_toolset_core::{Detection, GateNote, ServiceDetections, ServiceSnapshot};
 use dynamic_toolset_runtime::DetectorSet;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -67,6 +68,9 @@ pub struct ControllerOptions {
     /// Added to the ConfigMap when set (see [`kube_io::owner_reference`]).
     pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
     pub namespaces: NamespaceFilter,
+    /// Watch Services with one namespaced watch per namespace listed here (a Role per
+    /// namespace is then enough); None: one cluster-wide watch filtered by `namespaces`.
+    pub watch_namespaces: Option<Vec<String>>,
     pub label_selector: Option<String>,
     /// The validation gate's policy (cluster domain, trusted namespaces, allowed hosts).
     pub policy: dynamic_toolset_core::gate::Policy,
@@ -915,9 +919,10 @@ async fn detection_worker(
     }
 }
 
-/// Starts the Service watch (all namespaces, optional label selector; the namespace
-/// filter is applied here) feeding `shared` with slim snapshots for the detection worker.
-/// Dropping the result stops it.
+/// Starts the Service watch (all namespaces, or one watch per namespace of
+/// `watch_namespaces`; optional label selector; the namespace filter is applied here)
+/// feeding `shared` with slim snapshots for the detection worker. Dropping the result
+/// stops it.
 fn spawn_services_watch(
     client: &kube::Client,
     opts: &ControllerOptions,
@@ -929,9 +934,28 @@ fn spawn_services_watch(
         wcfg = wcfg.labels(sel);
     }
     let filter = opts.namespaces.clone();
-    AbortOnDrop::new(tokio::spawn(mirror::run(
+    let stream: futures::stream::BoxStream<'static, _> = match &opts.watch_namespaces {
+        None => Box::pin(
+            watcher(Api::<Service>::all(client.clone()), wcfg)
+                .default_backoff()
+                .map(|e| (None, e)),
+        ),
+        Some(namespaces) => {
+            if let Ok(mut m) = shared.write() {
+                m.expect_scopes(namespaces.iter().map(String::as_str));
+            }
+            Box::pin(futures::stream::select_all(namespaces.iter().map(|ns| {
+                let scope = Some(ns.clone());
+                watcher(Api::<Service>::namespaced(client.clone(), ns), wcfg.clone())
+                    .default_backoff()
+                    .map(move |e| (scope.clone(), e))
+                    .boxed()
+            })))
+        }
+    };
+    AbortOnDrop::new(tokio::spawn(mirror::run_scoped(
         "services",
-        watcher(Api::<Service>::all(client.clone()), wcfg).default_backoff(),
+        stream,
         shared,
         changed,
         move |svc: &Service| {
