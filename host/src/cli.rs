@@ -21,7 +21,8 @@ third-party ones are loaded from --detectors-dir.",
 dynamic-toolset discover --example --no-health-check\n  \
 kubectl get svc -A -o yaml | dynamic-toolset discover --manifests - --no-health-check --explain\n  \
 dynamic-toolset discover --manifests rendered/ --overrides overrides.yaml --format configmap\n  \
-dynamic-toolset detectors"
+dynamic-toolset detectors\n  \
+dynamic-toolset deliver --configmap-namespace holmes --output /etc/holmes/toolsets/toolsets.yaml"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -59,6 +60,14 @@ pub enum Command {
     Detectors(DetectorArgs),
     /// Run the in-cluster controller: watch Services, probe, keep the ConfigMap up to date.
     Run(crate::config::RunArgs),
+    /// Delivery sidecar beside HolmesGPT: watch the generated ConfigMap, write its
+    /// toolsets.yaml atomically to HolmesGPT's file, and call HolmesGPT's reload endpoint.
+    ///
+    /// Runs in HolmesGPT's pod (so it works whatever namespace HolmesGPT is in, and within
+    /// seconds instead of the kubelet's 60-90 s and HolmesGPT's 300 s refresh). Invalid
+    /// content is never written (the last good file stays); a failed reload (HolmesGPT down,
+    /// restarting, 401, 500) is retried with capped exponential backoff and ±25 % jitter.
+    Deliver(crate::deliver::DeliverArgs),
     /// Settings file tools.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod deliver;
 pub mod discover;
 pub mod import;
 pub mod manifest;

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Discover(args) => dynamic_toolset::discover::run(&args),
         Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
         Command::Run(args) => dynamic_toolset::controller::cmd::run(&args),
+        Command::Deliver(args) => dynamic_toolset::deliver::run(&args),
         Command::Config(ConfigCommand::Check(args)) => dynamic_toolset::config::check(&args),
         Command::Overrides(OverridesCommand::Import(args)) => dynamic_toolset::import::run(&args),
     };

@@ -1,0 +1,928 @@
+//! `dynamic-toolset deliver`: the delivery sidecar that runs beside HolmesGPT.
+//!
+//! The pattern of kiwigrid's k8s-sidecar, with HolmesGPT's reload endpoint: watch ONE
+//! ConfigMap through the API (a watch with a `metadata.name` field selector, so a Role on
+//! that ConfigMap in HolmesGPT's namespace is enough), validate its `toolsets.yaml`, write it
+//! atomically to the file HolmesGPT reads (`CUSTOM_TOOLSET_LOCATION`, in a volume shared with
+//! the HolmesGPT container), then `POST {holmes_url}/api/admin/reload/toolsets`.
+//!
+//! Why not mount the ConfigMap: a pod mounts only ConfigMaps of its own namespace, the kubelet
+//! projects changes after its sync period (60-90 s; never for `subPath`), and HolmesGPT re-reads
+//! the file only every `TOOLSET_STATUS_REFRESH_INTERVAL_SECONDS` (300 s) and then ignores a URL
+//! that moved between healthy endpoints. The reload endpoint rebuilds the tool executor.
+//!
+//! Guarantees:
+//! - never a half-written file: temp file in the same directory, fsync, rename, fsync dir;
+//! - never an invalid one: content that is not YAML with a `toolsets:` map (each entry a map;
+//!   `mcp_servers`, when present, a map) is refused, the last good file stays, the refusal is
+//!   logged and counted;
+//! - HolmesGPT down, restarting or answering an error: the reload is retried with exponential
+//!   backoff (±25 % jitter, capped) until it succeeds or newer content arrives (then the newer
+//!   content is written and reloaded); every failure is logged with its reason and counted, the
+//!   state is on `/status` and in the metrics;
+//! - the admin credential (env `HOLMES_API_KEY`, or `--api-key-file`, re-read before every call
+//!   so a rotated Secret is picked up) is sent as HolmesGPT's `X-API-Key` header and never
+//!   logged.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+
+use dynamic_toolset_core::render::{GENERATED_AT_ANNOTATION, TOOLSETS_KEY};
+
+/// HolmesGPT's admin reload path (`holmes/admin/admin_api.py`, mounted under `/api/admin`).
+pub const RELOAD_PATH: &str = "/api/admin/reload/toolsets";
+/// The header HolmesGPT's server checks first (`holmes/utils/auth.py` `extract_api_key`:
+/// `X-API-Key`, else `Authorization: Bearer`), against its env `HOLMES_API_KEY`.
+pub const API_KEY_HEADER: &str = "X-API-Key";
+/// Env of the admin credential (the same variable HolmesGPT's server reads its key from).
+pub const API_KEY_ENV: &str = "HOLMES_API_KEY";
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Runs beside HolmesGPT (same pod, a shared emptyDir volume): HolmesGPT gets \
+CUSTOM_TOOLSET_LOCATION=<--output>, this container gets the same volume and a Role allowing \
+get/list/watch on the one ConfigMap in HolmesGPT's namespace.
+
+Admin credential: env HOLMES_API_KEY (e.g. from the Secret HolmesGPT's chart uses for its own \
+HOLMES_API_KEY), or --api-key-file (a mounted Secret key; re-read before every reload). Sent as \
+the X-API-Key header; never logged. Without one, the reload is sent unauthenticated (HolmesGPT \
+without API-key auth).
+
+Endpoints on --listen: /metrics (Prometheus), /healthz, /status (the delivery state in words).
+
+Example:
+  dynamic-toolset deliver --configmap-namespace holmes --output /etc/holmes/toolsets/toolsets.yaml \\
+    --holmes-url http://127.0.0.1:5050 --listen 0.0.0.0:9091")]
+pub struct DeliverArgs {
+    /// Namespace of the ConfigMap (HolmesGPT's). Default: env POD_NAMESPACE, else the service
+    /// account's namespace.
+    #[arg(long, value_name = "NS", env = "CONFIGMAP_NAMESPACE")]
+    pub configmap_namespace: Option<String>,
+    /// Name of the generated ConfigMap.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "CONFIGMAP_NAME",
+        default_value = "kubernaut-toolset-config"
+    )]
+    pub configmap_name: String,
+    /// The ConfigMap key holding HolmesGPT's file.
+    #[arg(long, value_name = "KEY", default_value = TOOLSETS_KEY)]
+    pub key: String,
+    /// The file HolmesGPT reads (its CUSTOM_TOOLSET_LOCATION), written atomically.
+    #[arg(long, short = 'o', value_name = "FILE", env = "TOOLSET_FILE")]
+    pub output: PathBuf,
+    /// HolmesGPT's server (its admin app is mounted under /api/admin).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HOLMES_URL",
+        default_value = "http://127.0.0.1:5050"
+    )]
+    pub holmes_url: String,
+    /// File holding the admin API key (a mounted Secret); wins over env HOLMES_API_KEY.
+    #[arg(long, value_name = "FILE", env = "HOLMES_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Only write the file; do not call HolmesGPT's reload endpoint.
+    #[arg(long)]
+    pub no_reload: bool,
+    /// First retry delay after a failed reload (doubles up to --backoff-max, ±25 % jitter).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub backoff_initial: Duration,
+    /// Longest delay between reload attempts.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// Timeout of one reload call (HolmesGPT re-checks every toolset while answering).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub reload_timeout: Duration,
+    /// Address for /metrics, /healthz and /status. Off when unset.
+    #[arg(long, value_name = "ADDR", env = "DELIVER_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Kubeconfig file (default: in-cluster, else KUBECONFIG / ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(s, false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure parts
+
+/// Why `content` must not be delivered (None: deliverable). Checks what HolmesGPT needs to load
+/// the file at all: YAML, a top-level mapping whose `toolsets` is a mapping of mappings (a list
+/// is HolmesGPT's rejected "old format"), `mcp_servers` a mapping when present.
+pub fn invalid_reason(content: &str) -> Option<String> {
+    let doc: serde_yaml::Value = match serde_yaml::from_str(content) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("not YAML: {e}")),
+    };
+    let Some(map) = doc.as_mapping() else {
+        return Some("not a mapping at the top".into());
+    };
+    let Some(toolsets) = map.get("toolsets") else {
+        return Some("no `toolsets:` key".into());
+    };
+    let Some(toolsets) = toolsets.as_mapping() else {
+        return Some("`toolsets:` is not a map (name -> entry)".into());
+    };
+    if toolsets.is_empty() {
+        return Some("`toolsets:` is empty".into());
+    }
+    for (name, entry) in toolsets {
+        if !entry.is_mapping() {
+            let name = name.as_str().unwrap_or("?");
+            return Some(format!("toolset {name:?} is not a map"));
+        }
+    }
+    if let Some(mcp) = map.get("mcp_servers")
+        && !mcp.is_mapping()
+        && !mcp.is_null()
+    {
+        return Some("`mcp_servers:` is not a map".into());
+    }
+    None
+}
+
+/// Exponential backoff with ±25 % jitter, capped.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Self {
+            initial,
+            max: max.max(initial),
+            next: initial,
+            seed: seed | 1,
+        }
+    }
+
+    /// The next delay: the current step ±25 %, never above the cap; the step then doubles.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        // xorshift64*: jitter only, no security use.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let unit = (self.seed >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        let factor = 0.75 + 0.5 * unit;
+        base.mul_f64(factor).min(self.max)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// Writes `content` to `path` so that a reader sees the old file or the new one, never a
+/// partial one: a temp file in the same directory, fsync, rename over `path`, fsync the dir.
+pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "toolsets.yaml".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        f.write_all(content)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Why a delivery attempt failed: the metric label and the detail for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// Failure reasons (the `reason` label of `toolset_delivery_failures_total`).
+pub const REASONS: &[&str] = &[
+    "invalid_configmap",
+    "write_failed",
+    "holmes_unreachable",
+    "unauthorized",
+    "reload_error",
+    "unexpected_status",
+    "credential_unreadable",
+];
+
+/// Classifies a reload answer.
+pub fn classify(status: u16, body: &str) -> Result<(), Failure> {
+    let detail: String = body.chars().take(500).collect();
+    match status {
+        200..=299 => Ok(()),
+        401 | 403 => Err(Failure {
+            reason: "unauthorized",
+            detail: format!("HTTP {status} (check {API_KEY_ENV} / --api-key-file): {detail}"),
+        }),
+        500..=599 => Err(Failure {
+            reason: "reload_error",
+            detail: format!("HTTP {status}: {detail}"),
+        }),
+        _ => Err(Failure {
+            reason: "unexpected_status",
+            detail: format!("HTTP {status}: {detail}"),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State and metrics
+
+/// What the sidecar did, for /metrics and /status.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// Successful deliveries (file written and HolmesGPT reloaded, or written with --no-reload).
+    pub deliveries: u64,
+    pub reload_attempts: u64,
+    /// Failures by reason (see [`REASONS`]).
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
+    pub configmap_present: bool,
+    /// Newer valid content than what HolmesGPT serves is waiting to be delivered.
+    pub pending: bool,
+    pub consecutive_failures: u32,
+    pub last_failure: Option<String>,
+    /// When the content HolmesGPT serves was generated (the ConfigMap's generated-at
+    /// annotation, else when it was seen).
+    pub served_generated_at: Option<SystemTime>,
+    pub last_success: Option<SystemTime>,
+}
+
+impl Status {
+    fn fail(&mut self, f: &Failure) {
+        *self.failures.entry(f.reason).or_default() += 1;
+        self.last_failure = Some(format!("{}: {}", f.reason, f.detail));
+    }
+
+    /// The state in words (for /status and logs).
+    pub fn describe(&self) -> String {
+        let served = match self.served_generated_at {
+            Some(t) => format!(
+                "serving content generated {}s ago",
+                SystemTime::now()
+                    .duration_since(t)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            ),
+            None => "nothing delivered yet".into(),
+        };
+        match (&self.pending, &self.last_failure) {
+            (true, Some(f)) if self.consecutive_failures > 0 => format!(
+                "retrying: {} consecutive failures, last {f}; {served}",
+                self.consecutive_failures
+            ),
+            (true, _) => format!("delivering; {served}"),
+            (false, _) => format!("up to date; {served}"),
+        }
+    }
+}
+
+/// The sidecar's status in the Prometheus text format.
+pub fn render_metrics(s: &Status) -> Result<String, prometheus::Error> {
+    use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+    let registry = Registry::new();
+    let gauge = |name: &str, help: &str, v: i64| -> Result<(), prometheus::Error> {
+        let g = IntGauge::new(name, help)?;
+        g.set(v);
+        registry.register(Box::new(g))
+    };
+    let counter = |name: &str, help: &str, v: u64| -> Result<(), prometheus::Error> {
+        let c = IntCounter::new(name, help)?;
+        c.inc_by(v);
+        registry.register(Box::new(c))
+    };
+    counter(
+        "toolset_delivery_deliveries_total",
+        "Contents delivered: file written atomically and HolmesGPT's reload answered 2xx",
+        s.deliveries,
+    )?;
+    counter(
+        "toolset_delivery_reload_attempts_total",
+        "Calls of HolmesGPT's reload endpoint",
+        s.reload_attempts,
+    )?;
+    let failures = IntCounterVec::new(
+        Opts::new(
+            "toolset_delivery_failures_total",
+            "Delivery failures by reason (invalid ConfigMap refused, write failed, HolmesGPT unreachable, unauthorized, reload error, ...)",
+        ),
+        &["reason"],
+    )?;
+    for r in REASONS {
+        failures
+            .with_label_values(&[r])
+            .inc_by(s.failures.get(r).copied().unwrap_or(0));
+    }
+    registry.register(Box::new(failures))?;
+    gauge(
+        "toolset_delivery_configmap_present",
+        "1 while the watched ConfigMap exists",
+        i64::from(s.configmap_present),
+    )?;
+    gauge(
+        "toolset_delivery_pending",
+        "1 while newer valid content waits to be served by HolmesGPT",
+        i64::from(s.pending),
+    )?;
+    gauge(
+        "toolset_delivery_consecutive_failures",
+        "Failed attempts since the last successful delivery",
+        i64::from(s.consecutive_failures),
+    )?;
+    let age = Gauge::new(
+        "toolset_delivery_served_content_age_seconds",
+        "Seconds since the content HolmesGPT last reloaded was generated (-1: nothing delivered yet)",
+    )?;
+    age.set(match s.served_generated_at {
+        Some(t) => SystemTime::now()
+            .duration_since(t)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+        None => -1.0,
+    });
+    registry.register(Box::new(age))?;
+    let last = Gauge::new(
+        "toolset_delivery_last_success_timestamp_seconds",
+        "Unix time of the last successful delivery (0: none)",
+    )?;
+    last.set(
+        s.last_success
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    );
+    registry.register(Box::new(last))?;
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new().encode(&registry.gather(), &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// I/O
+
+/// Valid content to deliver.
+#[derive(Debug, Clone, PartialEq)]
+struct Desired {
+    content: String,
+    generated_at: SystemTime,
+}
+
+/// Where the admin credential comes from. Its value never reaches a log or Debug output.
+#[derive(Clone)]
+enum Credential {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::None => f.write_str("none"),
+            Credential::Env(_) => write!(f, "env {API_KEY_ENV} (redacted)"),
+            Credential::File(p) => write!(f, "file {} (redacted)", p.display()),
+        }
+    }
+}
+
+impl Credential {
+    fn from_args(args: &DeliverArgs) -> Self {
+        if let Some(p) = &args.api_key_file {
+            return Credential::File(p.clone());
+        }
+        match std::env::var(API_KEY_ENV) {
+            Ok(k) if !k.trim().is_empty() => Credential::Env(k.trim().to_string()),
+            _ => Credential::None,
+        }
+    }
+
+    fn read(&self) -> Result<Option<String>, Failure> {
+        match self {
+            Credential::None => Ok(None),
+            Credential::Env(k) => Ok(Some(k.clone())),
+            Credential::File(p) => std::fs::read_to_string(p)
+                .map(|k| Some(k.trim().to_string()))
+                .map_err(|e| Failure {
+                    reason: "credential_unreadable",
+                    detail: format!("{}: {e}", p.display()),
+                }),
+        }
+    }
+}
+
+/// Calls HolmesGPT's reload endpoint once.
+async fn reload(
+    http: &reqwest::Client,
+    url: &str,
+    credential: &Credential,
+) -> Result<String, Failure> {
+    let mut req = http.post(url);
+    if let Some(key) = credential.read()? {
+        let mut value = reqwest::header::HeaderValue::from_str(&key).map_err(|_| Failure {
+            reason: "credential_unreadable",
+            detail: "the API key is not a valid header value".into(),
+        })?;
+        value.set_sensitive(true);
+        req = req.header(API_KEY_HEADER, value);
+    }
+    let resp = req.send().await.map_err(|e| Failure {
+        reason: "holmes_unreachable",
+        // reqwest errors name the URL, never the headers.
+        detail: format!("{e}"),
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    classify(status, &body).map(|()| body.chars().take(300).collect())
+}
+
+/// The namespace of the ConfigMap: the flag/env, else the pod's.
+fn configmap_namespace(args: &DeliverArgs) -> anyhow::Result<String> {
+    if let Some(ns) = args.configmap_namespace.as_ref().filter(|s| !s.is_empty()) {
+        return Ok(ns.clone());
+    }
+    if let Ok(ns) = std::env::var("POD_NAMESPACE")
+        && !ns.trim().is_empty()
+    {
+        return Ok(ns.trim().to_string());
+    }
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .map(|s| s.trim().to_string())
+        .context("no --configmap-namespace, POD_NAMESPACE or service account namespace")
+}
+
+fn generated_at(cm: &ConfigMap) -> SystemTime {
+    cm.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(GENERATED_AT_ANNOTATION))
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .unwrap_or_else(SystemTime::now)
+}
+
+type Shared = Arc<RwLock<Status>>;
+
+fn update(status: &Shared, f: impl FnOnce(&mut Status)) {
+    if let Ok(mut s) = status.write() {
+        f(&mut s);
+    }
+}
+
+/// Watches the ConfigMap; sends each new valid content.
+async fn watch_configmap(
+    api: Api<ConfigMap>,
+    name: String,
+    key: String,
+    tx: watch::Sender<Option<Desired>>,
+    status: Shared,
+) {
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(api, cfg).default_backoff());
+    let mut seen = false;
+    let mut last_refused: Option<String> = None;
+    while let Some(item) = stream.next().await {
+        let cm = match item {
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => cm,
+            Ok(watcher::Event::Delete(_)) => {
+                tracing::warn!(configmap = %name, "ConfigMap deleted; HolmesGPT keeps the last delivered file");
+                update(&status, |s| s.configmap_present = false);
+                continue;
+            }
+            Ok(watcher::Event::Init) => {
+                seen = false;
+                continue;
+            }
+            Ok(watcher::Event::InitDone) => {
+                if !seen {
+                    tracing::warn!(configmap = %name, "ConfigMap not found; waiting for it (the file is left as is)");
+                    update(&status, |s| s.configmap_present = false);
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ConfigMap watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        seen = true;
+        update(&status, |s| s.configmap_present = true);
+        let content = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&key))
+            .cloned()
+            .unwrap_or_default();
+        let why = if content.trim().is_empty() {
+            Some(format!("key {key:?} missing or empty"))
+        } else {
+            invalid_reason(&content)
+        };
+        if let Some(why) = why {
+            // Logged once per distinct refused content (each watch event re-sends it).
+            let rv = cm.metadata.resource_version.clone().unwrap_or_default();
+            if last_refused.as_deref() != Some(rv.as_str()) {
+                tracing::error!(configmap = %name, resource_version = %rv, "refusing invalid content ({why}); keeping the last good file");
+                update(&status, |s| {
+                    s.fail(&Failure {
+                        reason: "invalid_configmap",
+                        detail: why.clone(),
+                    })
+                });
+                last_refused = Some(rv);
+            }
+            continue;
+        }
+        let same = tx.borrow().as_ref().is_some_and(|d| d.content == content);
+        if !same {
+            let desired = Desired {
+                content,
+                generated_at: generated_at(&cm),
+            };
+            update(&status, |s| s.pending = true);
+            let _ = tx.send(Some(desired));
+        }
+    }
+}
+
+struct Deliverer {
+    output: PathBuf,
+    reload_url: Option<String>,
+    credential: Credential,
+    http: reqwest::Client,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    status: Shared,
+}
+
+impl Deliverer {
+    /// One attempt: write the file (when it differs), then reload.
+    async fn attempt(&self, desired: &Desired) -> Result<(), Failure> {
+        let path = self.output.clone();
+        let content = desired.content.clone();
+        tokio::task::spawn_blocking(move || {
+            if std::fs::read(&path).ok().as_deref() == Some(content.as_bytes()) {
+                return Ok(());
+            }
+            write_atomic(&path, content.as_bytes())
+        })
+        .await
+        .map_err(|e| Failure {
+            reason: "write_failed",
+            detail: e.to_string(),
+        })?
+        .map_err(|e| Failure {
+            reason: "write_failed",
+            detail: format!("{}: {e}", self.output.display()),
+        })?;
+        let Some(url) = &self.reload_url else {
+            return Ok(());
+        };
+        update(&self.status, |s| s.reload_attempts += 1);
+        let answer = reload(&self.http, url, &self.credential).await?;
+        tracing::debug!(answer = %answer, "HolmesGPT reloaded");
+        Ok(())
+    }
+
+    /// Delivers every new content until the channel closes.
+    async fn run(self, mut rx: watch::Receiver<Option<Desired>>) {
+        let mut backoff = Backoff::new(self.backoff_initial, self.backoff_max);
+        'next: loop {
+            let desired = rx.borrow_and_update().clone();
+            let Some(desired) = desired else {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            backoff.reset();
+            let started = Instant::now();
+            let mut attempts = 0u32;
+            loop {
+                attempts += 1;
+                match self.attempt(&desired).await {
+                    Ok(()) => {
+                        let took = started.elapsed();
+                        update(&self.status, |s| {
+                            s.deliveries += 1;
+                            s.consecutive_failures = 0;
+                            s.last_failure = None;
+                            s.served_generated_at = Some(desired.generated_at);
+                            s.last_success = Some(SystemTime::now());
+                            s.pending = false;
+                        });
+                        tracing::info!(
+                            attempts,
+                            took_ms = took.as_millis() as u64,
+                            file = %self.output.display(),
+                            reloaded = self.reload_url.is_some(),
+                            "delivered"
+                        );
+                        break;
+                    }
+                    Err(f) => {
+                        let delay = backoff.next_delay();
+                        let consecutive = {
+                            let mut n = 0;
+                            update(&self.status, |s| {
+                                s.fail(&f);
+                                s.consecutive_failures += 1;
+                                n = s.consecutive_failures;
+                            });
+                            n
+                        };
+                        if consecutive >= 10 && consecutive % 10 == 0 {
+                            tracing::error!(
+                                reason = f.reason,
+                                detail = %f.detail,
+                                consecutive,
+                                retry_in_ms = delay.as_millis() as u64,
+                                "HolmesGPT still does not serve the current toolsets; the file is written, retrying"
+                            );
+                        } else {
+                            tracing::warn!(
+                                reason = f.reason,
+                                detail = %f.detail,
+                                attempt = attempts,
+                                retry_in_ms = delay.as_millis() as u64,
+                                "delivery failed; retrying"
+                            );
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            r = rx.changed() => {
+                                if r.is_err() { return; }
+                                // Newer content: deliver it instead (the backoff restarts).
+                                continue 'next;
+                            }
+                        }
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `dynamic-toolset deliver`.
+pub fn run(args: &DeliverArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
+    let namespace = configmap_namespace(args)?;
+    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "the directory of --output ({}) does not exist",
+            dir.display()
+        );
+    }
+    let credential = Credential::from_args(args);
+    let reload_url = (!args.no_reload)
+        .then(|| format!("{}{RELOAD_PATH}", args.holmes_url.trim_end_matches('/')));
+    tracing::info!(
+        configmap = %format!("{namespace}/{}", args.configmap_name),
+        key = %args.key,
+        output = %args.output.display(),
+        reload = ?reload_url,
+        credential = ?credential,
+        "starting delivery"
+    );
+    let client = crate::controller::client(args.kubeconfig.as_deref()).await?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(args.reload_timeout)
+        .build()
+        .context("cannot build the HTTP client")?;
+    let status: Shared = Arc::default();
+    let (tx, rx) = watch::channel(None);
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let watch_task = tokio::spawn(watch_configmap(
+        api,
+        args.configmap_name.clone(),
+        args.key.clone(),
+        tx,
+        status.clone(),
+    ));
+    let deliverer = Deliverer {
+        output: args.output.clone(),
+        reload_url,
+        credential,
+        http,
+        backoff_initial: args.backoff_initial,
+        backoff_max: args.backoff_max,
+        status: status.clone(),
+    };
+    let deliver_task = tokio::spawn(deliverer.run(rx));
+    let server = async {
+        match args.listen {
+            Some(addr) => {
+                use axum::routing::get;
+                let app = axum::Router::new()
+                    .route("/metrics", get(metrics))
+                    .route("/healthz", get(|| async { "ok" }))
+                    .route("/status", get(status_text))
+                    .with_state(status.clone());
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                tracing::info!(%addr, "serving /metrics, /healthz, /status");
+                axum::serve(listener, app)
+                    .await
+                    .context("HTTP server failed")
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = server => r?,
+        _ = crate::controller::cmd::shutdown_signal() => tracing::info!("shutting down"),
+    }
+    watch_task.abort();
+    deliver_task.abort();
+    Ok(())
+}
+
+async fn metrics(
+    axum::extract::State(status): axum::extract::State<Shared>,
+) -> (axum::http::StatusCode, String) {
+    let s = status.read().map(|s| s.clone()).unwrap_or_default();
+    match render_metrics(&s) {
+        Ok(t) => (axum::http::StatusCode::OK, t),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn status_text(axum::extract::State(status): axum::extract::State<Shared>) -> String {
+    status
+        .read()
+        .map(|s| s.describe())
+        .unwrap_or_else(|_| "status lock poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_refuses_what_holmesgpt_cannot_load() {
+        assert_eq!(
+            invalid_reason("toolsets:\n  kubernetes/core: {enabled: true}\n"),
+            None
+        );
+        assert_eq!(
+            invalid_reason("toolsets:\n  a: {enabled: true}\nmcp_servers: {}\n"),
+            None
+        );
+        for (bad, why) in [
+            ("toolsets: [a]\n", "not a map"),
+            ("toolsets:\n  a: {enabled: true\n", "not YAML"),
+            ("mcp_servers: {}\n", "no `toolsets:`"),
+            ("- a\n", "top"),
+            ("toolsets: {}\n", "empty"),
+            ("toolsets:\n  a: yes\n", "not a map"),
+            ("toolsets:\n  a: {}\nmcp_servers: [x]\n", "mcp_servers"),
+        ] {
+            let r = invalid_reason(bad).unwrap_or_else(|| panic!("accepted {bad:?}"));
+            assert!(r.contains(why), "{bad:?}: {r}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let steps = [100u64, 200, 400, 800, 1600, 2000, 2000, 2000];
+        for base in steps {
+            let d = b.next_delay().as_millis() as u64;
+            assert!(
+                d >= base * 3 / 4 && d <= (base * 5 / 4).min(2000),
+                "{d} vs {base}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(125));
+        // Jitter actually varies.
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
+        let ds: std::collections::BTreeSet<_> = (0..20).map(|_| b.next_delay()).collect();
+        assert!(ds.len() > 5, "{ds:?}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("toolsets.yaml");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // A directory that does not exist: an error, nothing written.
+        assert!(write_atomic(&dir.path().join("no/such.yaml"), b"x").is_err());
+    }
+
+    #[test]
+    fn reload_answers_are_classified() {
+        assert!(classify(200, "{}").is_ok());
+        assert_eq!(classify(401, "").unwrap_err().reason, "unauthorized");
+        let f = classify(500, r#"{"detail":"boom"}"#).unwrap_err();
+        assert_eq!(f.reason, "reload_error");
+        assert!(f.detail.contains("boom"));
+        assert_eq!(classify(404, "").unwrap_err().reason, "unexpected_status");
+    }
+
+    #[test]
+    fn credential_debug_never_shows_the_key() {
+        let c = Credential::Env("s3cr3t".into());
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn metrics_show_deliveries_failures_and_age() {
+        let mut s = Status {
+            deliveries: 3,
+            served_generated_at: Some(SystemTime::now() - Duration::from_secs(5)),
+            ..Status::default()
+        };
+        s.fail(&Failure {
+            reason: "reload_error",
+            detail: "x".into(),
+        });
+        let text = render_metrics(&s).unwrap();
+        assert!(
+            text.contains("toolset_delivery_deliveries_total 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"toolset_delivery_failures_total{reason="reload_error"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"toolset_delivery_failures_total{reason="holmes_unreachable"} 0"#),
+            "{text}"
+        );
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("toolset_delivery_served_content_age_seconds "))
+            .unwrap();
+        let age: f64 = age.parse().unwrap();
+        assert!((5.0..60.0).contains(&age), "{age}");
+    }
+}
