@@ -475,12 +475,27 @@ async fn reload(
     }
     let resp = req.send().await.map_err(|e| Failure {
         reason: "holmes_unreachable",
-        // reqwest errors name the URL, never the headers.
-        detail: format!("{e}"),
+        // reqwest errors name the URL, never the headers; the causes say why.
+        detail: error_chain(&e),
     })?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     classify(status, &body).map(|()| body.chars().take(300).collect())
+}
+
+/// An error and its causes, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// The namespace of the ConfigMap: the flag/env, else the pod's.
