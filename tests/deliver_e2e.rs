@@ -419,6 +419,18 @@ async fn service_changes_reach_holmesgpt_through_deliver_and_reload() {
     let mut rig = Rig::start(svc_ns, cm_ns).await;
     let (p1, p2) = (prometheus_backend().await, prometheus_backend().await);
 
+    // HolmesGPT's API-key auth is on: its admin endpoint refuses a call without the key.
+    let unauthenticated = rig
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/api/admin/reload/toolsets",
+            rig.holmes.port
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+
     // The first delivery (the always-on part) reaches HolmesGPT.
     wait_for("first delivery", WAIT, async || {
         (rig.metric("toolset_delivery_deliveries_total ").await >= 1.0).then_some(())
@@ -582,4 +594,48 @@ async fn service_changes_reach_holmesgpt_through_deliver_and_reload() {
     if let Some(h) = rig.controller.take() {
         h.stop().await;
     }
+}
+
+/// Benchmark (BENCHMARKS.md): Service created → HolmesGPT serving its URL, over 30 changes.
+/// `cargo test -p dynamic-toolset --release --test deliver_e2e -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_service_created_to_holmesgpt_serving() {
+    let (svc_ns, cm_ns) = ("dlv-bench-apps", "dlv-bench-holmes");
+    let rig = Rig::start(svc_ns, cm_ns).await;
+    let port = prometheus_backend().await;
+    wait_for("first delivery", WAIT, async || {
+        (rig.metric("toolset_delivery_deliveries_total ").await >= 1.0).then_some(())
+    })
+    .await;
+    let want = format!("http://{}:{port}", fqdn(svc_ns));
+    let svcs: Api<Service> = Api::namespaced(rig.admin.clone(), svc_ns);
+    let mut took = Vec::new();
+    for _ in 0..30 {
+        let t0 = Instant::now();
+        apply_service(&rig.admin, &prometheus(svc_ns, port)).await;
+        loop {
+            if rig.served_url().await.is_some_and(|(u, _)| u == want) {
+                break;
+            }
+            assert!(t0.elapsed() < WAIT, "not served within {WAIT:?}");
+            tokio::time::sleep(ms(10)).await;
+        }
+        took.push(t0.elapsed());
+        svcs.delete(PROM, &DeleteParams::default()).await.unwrap();
+        wait_for("gone", WAIT, async || {
+            rig.served_url().await.is_none().then_some(())
+        })
+        .await;
+    }
+    took.sort();
+    let pct = |p: f64| took[((took.len() as f64 * p).ceil() as usize).clamp(1, took.len()) - 1];
+    eprintln!(
+        "Service created -> HolmesGPT serving it, {} changes: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        took.len(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        took[took.len() - 1]
+    );
 }
