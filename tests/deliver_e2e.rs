@@ -150,17 +150,23 @@ fn detectors() -> DetectorSet {
     set
 }
 
-/// Controller options: ConfigMap in `cm_ns`, Services watched in `svc_ns` with a namespaced
-/// watch, probes of the Service name resolved to loopback.
+/// A second watched namespace (empty): the controller syncs only once both watches listed.
+fn second(svc_ns: &str) -> String {
+    format!("{svc_ns}-2")
+}
+
+/// Controller options: ConfigMap in `cm_ns`, Services watched in `svc_ns` and its
+/// [`second`] with one namespaced watch each, probes of the Service name resolved to loopback.
 fn options(svc_ns: &str, cm_ns: &str) -> ControllerOptions {
-    let only = svc_ns.to_string();
+    let watched = [svc_ns.to_string(), second(svc_ns)];
+    let filter = watched.clone();
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     ControllerOptions {
         configmap_name: CM.into(),
         configmap_namespace: cm_ns.into(),
         owner: None,
-        namespaces: Arc::new(move |n: &str| n == only),
-        watch_namespaces: Some(vec![svc_ns.to_string()]),
+        namespaces: Arc::new(move |n: &str| filter.iter().any(|w| w == n)),
+        watch_namespaces: Some(watched.to_vec()),
         label_selector: None,
         policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
         debounce: ms(50),
@@ -318,13 +324,16 @@ impl Rig {
         namespace(&admin, svc_ns).await;
         namespace(&admin, cm_ns).await;
         // Namespace A: read Services. Namespace B: the ConfigMap and its Events. Nothing else.
-        grant(
-            &admin,
-            svc_ns,
-            "dynamic-toolset-services",
-            json!([{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]),
-        )
-        .await;
+        for ns in [svc_ns.to_string(), second(svc_ns)] {
+            namespace(&admin, &ns).await;
+            grant(
+                &admin,
+                &ns,
+                "dynamic-toolset-services",
+                json!([{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]),
+            )
+            .await;
+        }
         grant(
             &admin,
             cm_ns,

@@ -107,6 +107,10 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
         identity = %id,
         configmap = %format!("{}/{}", opts.configmap_namespace, opts.configmap_name),
         leader_election = opts.leader.is_some(),
+        services = %match &opts.watch_namespaces {
+            Some(ns) => format!("namespaced watches in {}", ns.join(", ")),
+            None => "one cluster-wide watch".to_string(),
+        },
         health_checks = opts.health.is_some(),
         "starting controller"
     );
@@ -340,5 +344,14 @@ mod tests {
         let l = o.leader.unwrap();
         assert_eq!(l.lease_name, "dynamic-toolset-leader");
         assert_eq!(l.identity, "pod-1");
+        assert!(o.watch_namespaces.is_none(), "no list: one cluster-wide watch");
+        let mut s = Settings::default();
+        s.service_discovery.namespaces = vec!["b".into(), "a".into()];
+        assert_eq!(
+            options(&s, "p").watch_namespaces,
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        s.service_discovery.namespaces.push("team-*".into());
+        assert!(options(&s, "p").watch_namespaces.is_none(), "wildcards");
     }
 }
