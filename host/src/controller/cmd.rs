@@ -344,7 +344,10 @@ mod tests {
         let l = o.leader.unwrap();
         assert_eq!(l.lease_name, "dynamic-toolset-leader");
         assert_eq!(l.identity, "pod-1");
-        assert!(o.watch_namespaces.is_none(), "no list: one cluster-wide watch");
+        assert!(
+            o.watch_namespaces.is_none(),
+            "no list: one cluster-wide watch"
+        );
         let mut s = Settings::default();
         s.service_discovery.namespaces = vec!["b".into(), "a".into()];
         assert_eq!(
