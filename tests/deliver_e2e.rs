@@ -637,6 +637,14 @@ async fn bench_service_created_to_holmesgpt_serving() {
         })
         .await;
     }
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", rig._deliver.0.id()))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!("deliver process after the run: {rss}");
     took.sort();
     let pct = |p: f64| took[((took.len() as f64 * p).ceil() as usize).clamp(1, took.len()) - 1];
     eprintln!(

@@ -910,6 +910,21 @@ mod tests {
     }
 
     #[test]
+    fn credential_file_is_read_per_call_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        std::fs::write(&p, "k1\n").unwrap();
+        let c = Credential::File(p.clone());
+        assert_eq!(c.read().unwrap().as_deref(), Some("k1"));
+        // A rotated Secret is picked up by the next call.
+        std::fs::write(&p, "k2").unwrap();
+        assert_eq!(c.read().unwrap().as_deref(), Some("k2"));
+        assert!(!format!("{c:?}").contains("k2"));
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(c.read().unwrap_err().reason, "credential_unreadable");
+    }
+
+    #[test]
     fn metrics_show_deliveries_failures_and_age() {
         let mut s = Status {
             deliveries: 3,
