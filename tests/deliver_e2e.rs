@@ -1,7 +1,8 @@
 //! End to end: a Service changes in the cluster → the controller (in-process, as an RBAC-
 //! restricted user: a Role on Services in namespace A, a Role on ConfigMaps and Events in
 //! namespace B, nothing cluster-wide) writes the ConfigMap in B → `dynamic-toolset deliver`
-//! (the binary, a child process, same restricted user) writes HolmesGPT's file and calls its
+//! (the binary, a child process, as a ServiceAccount of B whose Role allows get/list/watch of
+//! that one ConfigMap by name and nothing else) writes HolmesGPT's file and calls its
 //! reload endpoint with the API key → HolmesGPT (tests/holmes/holmes_server.py: HolmesGPT
 //! 0.45.0's own Config, admin app, auth and refresh loop) serves it. Every assertion on
 //! HolmesGPT reads its tool executor through the harness's API, never our file.
@@ -283,6 +284,70 @@ async fn metric(http: &reqwest::Client, port: u16, line_prefix: &str) -> Option<
         .find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
 }
 
+/// ServiceAccount `holmes-delivery` in `ns` (HolmesGPT's) with a Role allowing get, list
+/// and watch of the generated ConfigMap by name only; returns a kubeconfig with its token.
+async fn delivery_service_account(
+    admin: &kube::Client,
+    server: &kube_harness::ApiServer,
+    ns: &str,
+    dir: &Path,
+) -> PathBuf {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let name = "holmes-delivery";
+    let pp = PatchParams::apply("deliver-e2e").force();
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}})).unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
+    sas.patch(name, &pp, &Patch::Apply(&sa)).await.unwrap();
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CM],
+                   "verbs": ["get", "list", "watch"]}],
+    }))
+    .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .patch(name, &pp, &Patch::Apply(&role))
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .patch(name, &pp, &Patch::Apply(&binding))
+        .await
+        .unwrap();
+    let tr: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .unwrap();
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &tr)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("token")
+        .token;
+    let path = dir.join("kubeconfig-delivery");
+    std::fs::write(
+        &path,
+        server.kubeconfig_yaml_for(&format!("system:serviceaccount:{ns}:{name}"), &token),
+    )
+    .unwrap();
+    // Least privilege holds: the ServiceAccount cannot list the namespace's ConfigMaps.
+    let sa_client = controller::client(Some(&path)).await.unwrap();
+    let denied = Api::<ConfigMap>::namespaced(sa_client, ns)
+        .list(&Default::default())
+        .await;
+    assert!(
+        matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{denied:?}"
+    );
+    path
+}
+
 struct Deliver(Child);
 
 impl Drop for Deliver {
@@ -359,6 +424,7 @@ impl Rig {
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("toolsets.yaml");
+        let deliver_kubeconfig = delivery_service_account(&admin, server, cm_ns, dir.path()).await;
         let python = tokio::task::spawn_blocking(holmes_python).await.unwrap();
         let holmes = Holmes::start(&python, free_port(), &file, dir.path());
         let http = reqwest::Client::builder()
@@ -386,7 +452,7 @@ impl Rig {
             .args(["--listen", &format!("127.0.0.1:{metrics_port}")])
             .args(["--backoff-initial", "200ms", "--backoff-max", "2s"])
             .arg("--kubeconfig")
-            .arg(server.user_kubeconfig_path())
+            .arg(&deliver_kubeconfig)
             .env("HOLMES_API_KEY", API_KEY)
             .env("RUST_LOG", "info")
             .env_remove("CONFIGMAP_NAMESPACE")
