@@ -1339,3 +1339,24 @@ spec:
     );
     h.stop().await;
 }
+
+/// Namespaced watches of an empty list (every listed namespace excluded): synced at once
+/// with no Services, the ConfigMap published with the always-on part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_namespaced_watch_list_syncs_with_no_services() {
+    init_logs();
+    let ns = "ctl-empty-watch";
+    let client = shared_client().await;
+    namespace(&client, ns).await;
+    let opts = ControllerOptions {
+        watch_namespaces: Some(Vec::new()),
+        ..options(ns)
+    };
+    let h = controller::start(client.clone(), opts, detectors());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = wait_cm(&cms, "the ConfigMap", |_| true).await;
+    assert!(enabled(&cm, "kubernetes/core").is_some());
+    let s = wait_status(&h, "synced", |s| s.synced).await;
+    assert_eq!(s.services, 0, "{s:?}");
+    h.stop().await;
+}

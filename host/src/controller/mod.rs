@@ -940,6 +940,18 @@ fn spawn_services_watch(
                 .default_backoff()
                 .map(|e| (None, e)),
         ),
+        Some(namespaces) if namespaces.is_empty() => {
+            // Every listed namespace is excluded: nothing to watch, synced with no Services.
+            tracing::warn!(
+                "service_discovery: every listed namespace is excluded; no Service is watched"
+            );
+            if let Ok(mut m) = shared.write() {
+                m.synced = true;
+                m.generation += 1;
+            }
+            let _ = changed.try_send(());
+            Box::pin(futures::stream::pending())
+        }
         Some(namespaces) => {
             if let Ok(mut m) = shared.write() {
                 m.expect_scopes(namespaces.iter().map(String::as_str));
