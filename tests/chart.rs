@@ -1,0 +1,426 @@
+//! The Helm chart (`deploy/helm/dynamic-toolset`), rendered by the real Helm and checked:
+//! its settings pass `dynamic-toolset config check`, its RBAC never grants ConfigMaps
+//! cluster-wide, `deploy/dynamic-toolset.yaml` is its default rendering, and everything it
+//! renders (default and `ci/*.yaml` values) passes a server-side dry run
+//! (`kubectl apply --dry-run=server`) on the real kube-apiserver; the ServiceMonitor and
+//! PrometheusRule are validated against the real prometheus-operator CRDs (tests/fixtures/crds)
+//! created on that server (see the test for why not by a server-side dry run).
+//!
+//! helm and kubectl come from `cargo xtask helm-tools` (run by `cargo xtask ci`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde::Deserialize as _;
+use serde_yaml::Value;
+
+const RELEASE: &str = "dynamic-toolset";
+const NAMESPACE: &str = "kubernaut-system";
+const SETTINGS_CM: &str = "kubernaut-dynamic-toolset-config";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn chart() -> PathBuf {
+    root().join("deploy/helm/dynamic-toolset")
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = kube_harness::paths::cache_root().join("helm").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask helm-tools` (or `cargo xtask ci`)",
+        path.display()
+    );
+    path
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `(label, values file)`: the default values and every `ci/*.yaml` file.
+fn value_sets() -> Vec<(String, Option<PathBuf>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(chart().join("ci"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "expected ci/*.yaml values files");
+    let mut sets = vec![("default values".to_string(), None)];
+    for f in files {
+        sets.push((
+            f.file_name().unwrap().to_string_lossy().into_owned(),
+            Some(f),
+        ));
+    }
+    sets
+}
+
+fn render(values: Option<&Path>, kube_version: Option<&str>) -> String {
+    let mut cmd = Command::new(tool("helm"));
+    cmd.args(["template", RELEASE])
+        .arg(chart())
+        .args(["--namespace", NAMESPACE]);
+    if let Some(v) = values {
+        cmd.arg("-f").arg(v);
+    }
+    if let Some(k) = kube_version {
+        cmd.args(["--kube-version", k]);
+    }
+    ok(cmd.output().unwrap(), "helm template")
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().unwrap_or("")
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str, name: &str, ns: &str) -> Option<&'a Value> {
+    objs.iter().find(|o| {
+        s(o, &["kind"]) == kind
+            && s(o, &["metadata", "name"]) == name
+            && s(o, &["metadata", "namespace"]) == ns
+    })
+}
+
+fn target_namespace(values: Option<&Path>) -> String {
+    values
+        .map(|p| {
+            let v: Value = serde_yaml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            v["targetNamespace"].as_str().unwrap_or("").to_string()
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| NAMESPACE.to_string())
+}
+
+#[test]
+fn rendered_settings_pass_config_check() {
+    for (label, values) in value_sets() {
+        let objs = docs(&render(values.as_deref(), None));
+        let cm = find(&objs, "ConfigMap", SETTINGS_CM, NAMESPACE)
+            .unwrap_or_else(|| panic!("{label}: no settings ConfigMap"));
+        let text = s(cm, &["data", "config.yaml"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+            .args(["config", "check", "--no-env"])
+            .arg(&file)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let effective = ok(out, &format!("config check of the {label} settings"));
+        let eff: Value = serde_yaml::from_str(&effective).unwrap();
+        let target = target_namespace(values.as_deref());
+        assert_eq!(s(&eff, &["configmap", "namespace"]), target, "{label}");
+        // The Lease stays in the release namespace whatever the target namespace.
+        assert_eq!(
+            s(&eff, &["leader_election", "lease_namespace"]),
+            NAMESPACE,
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn rbac_keeps_configmaps_namespaced_and_the_lease_home() {
+    for (label, values) in value_sets() {
+        let objs = docs(&render(values.as_deref(), None));
+        let target = target_namespace(values.as_deref());
+        for o in &objs {
+            if s(o, &["kind"]) != "ClusterRole" {
+                continue;
+            }
+            let rules = o["rules"].as_sequence().unwrap();
+            assert_eq!(rules.len(), 1, "{label}: ClusterRole {o:?}");
+            assert_eq!(
+                serde_yaml::to_string(&rules[0]["resources"])
+                    .unwrap()
+                    .trim(),
+                "- services",
+                "{label}"
+            );
+            let verbs: Vec<&str> = rules[0]["verbs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(verbs, ["list", "watch"], "{label}");
+        }
+        let grants = |ns: &str, resource: &str| -> Vec<String> {
+            objs.iter()
+                .filter(|o| s(o, &["kind"]) == "Role" && s(o, &["metadata", "namespace"]) == ns)
+                .filter(|o| !s(o, &["metadata", "name"]).ends_with("-delivery"))
+                .flat_map(|o| o["rules"].as_sequence().unwrap().clone())
+                .filter(|r| {
+                    r["resources"]
+                        .as_sequence()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x.as_str() == Some(resource))
+                })
+                .flat_map(|r| r["verbs"].as_sequence().unwrap().clone())
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        let cm = grants(&target, "configmaps");
+        for verb in ["get", "list", "watch", "create", "update", "patch"] {
+            assert!(
+                cm.contains(&verb.to_string()),
+                "{label}: configmaps {verb} in {target}"
+            );
+        }
+        assert!(
+            grants(&target, "events").contains(&"create".to_string()),
+            "{label}"
+        );
+        let lease = grants(NAMESPACE, "leases");
+        assert_eq!(lease, ["get", "create", "update"], "{label}");
+        if target != NAMESPACE {
+            assert!(grants(NAMESPACE, "configmaps").is_empty(), "{label}");
+            assert!(grants(&target, "leases").is_empty(), "{label}");
+        }
+        // The RoleBindings name our ServiceAccount in the release namespace.
+        let sa = find(&objs, "Deployment", RELEASE, NAMESPACE).unwrap()["spec"]["template"]["spec"]
+            ["serviceAccountName"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let bound = objs.iter().any(|o| {
+            s(o, &["kind"]) == "RoleBinding"
+                && s(o, &["metadata", "namespace"]) == target
+                && o["subjects"][0]["name"].as_str() == Some(sa.as_str())
+                && o["subjects"][0]["namespace"].as_str() == Some(NAMESPACE)
+        });
+        assert!(bound, "{label}: no RoleBinding for {sa} in {target}");
+    }
+}
+
+#[test]
+fn deployment_follows_the_issue() {
+    let objs = docs(&render(None, None));
+    let d = find(&objs, "Deployment", RELEASE, NAMESPACE).unwrap();
+    let spec = &d["spec"];
+    assert_eq!(spec["replicas"].as_u64(), Some(2));
+    assert_eq!(
+        spec["strategy"]["rollingUpdate"]["maxUnavailable"].as_u64(),
+        Some(0)
+    );
+    let pod = &spec["template"]["spec"];
+    assert!(!pod["affinity"]["podAntiAffinity"].is_null());
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(s(c, &["livenessProbe", "httpGet", "path"]), "/healthz");
+    assert_eq!(s(c, &["readinessProbe", "httpGet", "path"]), "/readyz");
+    let yaml = serde_yaml::to_string(c).unwrap();
+    assert!(yaml.contains("containerPort: 8080") && yaml.contains("containerPort: 9090"));
+    assert!(
+        yaml.contains("fieldPath: metadata.namespace"),
+        "POD_NAMESPACE from the downward API"
+    );
+    assert!(yaml.contains("/etc/dynamic-toolset/config.yaml"));
+    let pdb = find(&objs, "PodDisruptionBudget", RELEASE, NAMESPACE).unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"].as_u64(), Some(1));
+    assert!(find(&objs, "Service", RELEASE, NAMESPACE).is_some());
+}
+
+#[test]
+fn prometheus_rule_uses_metrics_the_binary_exports() {
+    let values = chart().join("ci/cross-namespace-values.yaml");
+    let objs = docs(&render(Some(&values), None));
+    let rule = find(&objs, "PrometheusRule", RELEASE, NAMESPACE).expect("PrometheusRule");
+    let text = serde_yaml::to_string(&rule["spec"]).unwrap();
+    // Every metric the rules read is one render_metrics exports (or Prometheus' `up`, or
+    // kube-state-metrics for the crash-loop alert).
+    let exported = std::fs::read_to_string(root().join("host/src/controller/cmd.rs")).unwrap();
+    let mut checked = 0;
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if (word.starts_with("toolset_") || word.starts_with("dynamic_toolset_")) && word.len() > 8
+        {
+            assert!(
+                exported.contains(&format!("\"{word}\"")),
+                "the PrometheusRule reads {word}, which the binary does not export"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "too few metrics checked: {checked}");
+    assert!(find(&objs, "ServiceMonitor", RELEASE, NAMESPACE).is_some());
+    assert!(find(&objs, "NetworkPolicy", RELEASE, NAMESPACE).is_some());
+}
+
+#[test]
+fn deploy_manifest_is_the_default_rendering() {
+    let file = std::fs::read_to_string(root().join("deploy/dynamic-toolset.yaml")).unwrap();
+    assert!(
+        file.ends_with(&render(None, None)),
+        "deploy/dynamic-toolset.yaml is stale: run `cargo xtask deploy-manifests`"
+    );
+}
+
+fn kubectl(server: &kube_harness::ApiServer, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(tool("kubectl"));
+    cmd.arg("--kubeconfig")
+        .arg(server.kubeconfig_path())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn everything_rendered_passes_a_server_side_dry_run() {
+    let server = kube_harness::shared().expect("kube-apiserver (run `cargo xtask kube build`)");
+    let mut namespaces = vec![NAMESPACE.to_string()];
+    for (_, values) in value_sets() {
+        namespaces.push(target_namespace(values.as_deref()));
+    }
+    namespaces.sort();
+    namespaces.dedup();
+    for ns in &namespaces {
+        let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
+        ok(
+            kubectl(server, &["apply", "-f", "-"], Some(&manifest)),
+            "create namespace",
+        );
+    }
+    // The real prometheus-operator CRDs, then wait until they serve. `create` (not apply: the
+    // 1.20 server-side apply turns their `default: ""` into null, and client-side apply's
+    // last-applied annotation is too large); "AlreadyExists" from an earlier test run is fine.
+    let crds = root().join("tests/fixtures/crds");
+    let out = kubectl(server, &["create", "-f", crds.to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.lines().all(|l| l.contains("AlreadyExists")),
+        "create the prometheus-operator CRDs: {stderr}"
+    );
+    ok(
+        kubectl(
+            server,
+            &[
+                "wait",
+                "--for=condition=established",
+                "--timeout=30s",
+                "crd/servicemonitors.monitoring.coreos.com",
+                "crd/prometheusrules.monitoring.coreos.com",
+            ],
+            None,
+        ),
+        "wait for the CRDs",
+    );
+    let version = String::from_utf8(server.get("/version").unwrap().body.into_bytes()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&version).unwrap();
+    let git_version = v["gitVersion"].as_str().unwrap().to_string();
+    for (label, values) in value_sets() {
+        // Rendered for the server's version (1.20: PodDisruptionBudget is policy/v1beta1 there).
+        let rendered = render(values.as_deref(), Some(&git_version));
+        let (custom, builtin): (Vec<&str>, Vec<&str>) = rendered
+            .split("\n---\n")
+            .filter(|d| d.contains("kind:"))
+            .partition(|d| d.contains("apiVersion: monitoring.coreos.com/"));
+        let builtin = builtin.join("\n---\n");
+        let out = ok(
+            kubectl(
+                server,
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(&builtin),
+            ),
+            &format!("kubectl apply --dry-run=server ({label})"),
+        );
+        let accepted = out
+            .lines()
+            .filter(|l| l.ends_with("(server dry run)"))
+            .count();
+        assert_eq!(accepted, docs(&builtin).len(), "{label}: {out}");
+        // ServiceMonitor and PrometheusRule: this kube-apiserver (1.20.2 built with Go 1.19)
+        // dies with "fatal error: fault" in its vendored reflect2 (a known Go >= 1.18
+        // incompatibility) on any custom resource it receives, so they are validated by
+        // kubectl against the schemas the server publishes for the real CRDs instead.
+        if !custom.is_empty() {
+            let custom = custom.join("\n---\n");
+            let out = ok(
+                kubectl(
+                    server,
+                    &["apply", "--dry-run=client", "--validate=strict", "-f", "-"],
+                    Some(&custom),
+                ),
+                &format!("kubectl apply --validate=strict ({label}, custom resources)"),
+            );
+            assert_eq!(
+                out.lines().filter(|l| l.ends_with("(dry run)")).count(),
+                docs(&custom).len()
+            );
+            // The validation is real: a misspelt rule key is refused.
+            let broken = custom.replacen("      for: ", "      fro: ", 1);
+            assert_ne!(broken, custom);
+            let refused = kubectl(
+                server,
+                &["apply", "--dry-run=client", "--validate=strict", "-f", "-"],
+                Some(&broken),
+            );
+            assert!(
+                !refused.status.success(),
+                "{label}: a PrometheusRule with `fro:` passed validation"
+            );
+            assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field \"fro\""));
+        }
+        // Nothing was really created.
+        let listed = ok(
+            kubectl(
+                server,
+                &["get", "deployments", "-n", NAMESPACE, "-o", "name"],
+                None,
+            ),
+            "get deployments",
+        );
+        assert!(
+            listed.trim().is_empty(),
+            "{label}: dry run created {listed}"
+        );
+    }
+}
