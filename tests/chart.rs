@@ -424,3 +424,120 @@ fn everything_rendered_passes_a_server_side_dry_run() {
         );
     }
 }
+
+/// deploy/holmesgpt: the values for HolmesGPT's chart plus the delivery-container patch, on a
+/// stand-in of HolmesGPT's Deployment built the way its chart template uses those values
+/// (`additionalEnvVars`, `additionalVolumeMounts` on container `holmes`, `additionalVolumes`).
+#[test]
+fn holmesgpt_wiring_patches_a_holmes_deployment() {
+    let server = kube_harness::shared().expect("kube-apiserver (run `cargo xtask kube build`)");
+    let ns = "holmes-wiring";
+    let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
+    ok(
+        kubectl(server, &["apply", "-f", "-"], Some(&manifest)),
+        "create namespace",
+    );
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("deploy/holmesgpt/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let deployment = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "holmes-holmes", "namespace": ns},
+        "spec": {
+            "selector": {"matchLabels": {"app": "holmes"}},
+            "template": {
+                "metadata": {"labels": {"app": "holmes"}},
+                "spec": {
+                    "containers": [{
+                        "name": "holmes",
+                        "image": "robustadev/holmes:0.45.0",
+                        "command": ["python3", "-u", "server.py"],
+                        "env": values["additionalEnvVars"],
+                        "volumeMounts": values["additionalVolumeMounts"],
+                    }],
+                    "volumes": values["additionalVolumes"],
+                }
+            }
+        }
+    });
+    let out = kubectl(
+        server,
+        &["create", "-f", "-"],
+        Some(&deployment.to_string()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.contains("AlreadyExists"),
+        "{stderr}"
+    );
+    let patch = root().join("deploy/holmesgpt/delivery-patch.yaml");
+    let patched = ok(
+        kubectl(
+            server,
+            &[
+                "-n",
+                ns,
+                "patch",
+                "deployment",
+                "holmes-holmes",
+                "--type",
+                "strategic",
+                "--patch-file",
+                patch.to_str().unwrap(),
+                "--dry-run=server",
+                "-o",
+                "json",
+            ],
+            None,
+        ),
+        "kubectl patch --dry-run=server with the delivery container",
+    );
+    let d: serde_json::Value = serde_json::from_str(&patched).unwrap();
+    let pod = &d["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 2, "{pod}");
+    let holmes = containers.iter().find(|c| c["name"] == "holmes").unwrap();
+    let deliver = containers
+        .iter()
+        .find(|c| c["name"] == "dynamic-toolset-deliver")
+        .unwrap();
+    // HolmesGPT reads the file the delivery container writes, in the shared emptyDir.
+    let location = holmes["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "CUSTOM_TOOLSET_LOCATION")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let args: Vec<&str> = deliver["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "deliver");
+    assert!(
+        args.contains(&format!("--output={location}").as_str()),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--holmes-url=http://127.0.0.1:5050"));
+    let mount = |c: &serde_json::Value| {
+        c["volumeMounts"][0]["mountPath"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert!(location.starts_with(&format!("{}/", mount(holmes).unwrap())));
+    assert_eq!(mount(holmes), mount(deliver));
+    assert_eq!(pod["volumes"][0]["name"], "dynamic-toolsets");
+    assert!(pod["volumes"][0]["emptyDir"].is_object());
+    let key = &deliver["env"][0];
+    assert_eq!(key["name"], "HOLMES_API_KEY");
+    assert!(
+        key["valueFrom"]["secretKeyRef"].is_object(),
+        "the API key comes from a Secret"
+    );
+}
