@@ -383,31 +383,48 @@ fn everything_rendered_passes_a_server_side_dry_run() {
         // kubectl against the schemas the server publishes for the real CRDs instead.
         if !custom.is_empty() {
             let custom = custom.join("\n---\n");
-            let out = ok(
+            // kubectl validates against the OpenAPI the server publishes, which takes the new
+            // CRDs in asynchronously; a fresh cache dir per call so no earlier (pre-CRD) schema
+            // is reused. The validation is real: wait until a misspelt rule key is refused.
+            let validate = |text: &str| {
+                let cache = tempfile::tempdir().unwrap();
+                let dir = format!("--cache-dir={}", cache.path().display());
                 kubectl(
                     server,
-                    &["apply", "--dry-run=client", "--validate=strict", "-f", "-"],
-                    Some(&custom),
-                ),
+                    &[
+                        "apply",
+                        &dir,
+                        "--dry-run=client",
+                        "--validate=strict",
+                        "-f",
+                        "-",
+                    ],
+                    Some(text),
+                )
+            };
+            let broken = custom.replacen("      for: ", "      fro: ", 1);
+            assert_ne!(broken, custom);
+            let mut refused = validate(&broken);
+            for _ in 0..40 {
+                if !refused.status.success() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                refused = validate(&broken);
+            }
+            assert!(
+                !refused.status.success(),
+                "{label}: a PrometheusRule with `fro:` passed validation"
+            );
+            assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field \"fro\""));
+            let out = ok(
+                validate(&custom),
                 &format!("kubectl apply --validate=strict ({label}, custom resources)"),
             );
             assert_eq!(
                 out.lines().filter(|l| l.ends_with("(dry run)")).count(),
                 docs(&custom).len()
             );
-            // The validation is real: a misspelt rule key is refused.
-            let broken = custom.replacen("      for: ", "      fro: ", 1);
-            assert_ne!(broken, custom);
-            let refused = kubectl(
-                server,
-                &["apply", "--dry-run=client", "--validate=strict", "-f", "-"],
-                Some(&broken),
-            );
-            assert!(
-                !refused.status.success(),
-                "{label}: a PrometheusRule with `fro:` passed validation"
-            );
-            assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field \"fro\""));
         }
         // Nothing was really created.
         let listed = ok(
