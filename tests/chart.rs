@@ -558,3 +558,135 @@ fn holmesgpt_wiring_patches_a_holmes_deployment() {
         "the API key comes from a Secret"
     );
 }
+
+/// The PrometheusRule's alerts, as Prometheus evaluates them (`promtool check rules` and
+/// `promtool test rules` on synthetic series of this release; annotations are left out of the
+/// unit test because promtool compares them verbatim).
+#[test]
+fn alert_rules_fire_as_the_runbook_says() {
+    let promtool = kube_harness::paths::cache_root().join("promtool/promtool");
+    assert!(
+        promtool.is_file(),
+        "{} is missing: run `cargo xtask helm-tools`",
+        promtool.display()
+    );
+    let values = chart().join("ci/cross-namespace-values.yaml");
+    let objs = docs(&render(Some(&values), None));
+    let rule = find(&objs, "PrometheusRule", RELEASE, NAMESPACE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.yaml");
+    std::fs::write(&full, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+    ok(
+        Command::new(&promtool)
+            .args(["check", "rules"])
+            .arg(&full)
+            .output()
+            .unwrap(),
+        "promtool check rules",
+    );
+    let mut spec = rule["spec"].clone();
+    for group in spec["groups"].as_sequence_mut().unwrap() {
+        for r in group["rules"].as_sequence_mut().unwrap() {
+            r.as_mapping_mut().unwrap().remove("annotations");
+        }
+    }
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&spec).unwrap(),
+    )
+    .unwrap();
+    let sel = r#"namespace="kubernaut-system",job="dynamic-toolset",pod="dt-0""#;
+    let series = |name: &str, values: &str| {
+        format!("      - series: '{name}{{{sel}}}'\n        values: '{values}'\n")
+    };
+    let healthy = [
+        series("up", "1x40"),
+        series("toolset_synced", "1x40"),
+        series("toolset_services_watched", "12x40"),
+        series("toolset_leader", "1x40"),
+        series("toolset_configmap_update_failures_total", "0x40"),
+        series("dynamic_toolset_output_stale", "0x40"),
+        series("dynamic_toolset_configmap_refused_writes_total", "0x40"),
+        series("dynamic_toolset_detectors_failed", "0x40"),
+    ]
+    .concat();
+    let quiet: String = [
+        "DynamicToolsetNoServicesDiscovered",
+        "DynamicToolsetConfigMapUpdateFailures",
+        "DynamicToolsetOutputStale",
+        "DynamicToolsetConfigurationTooLarge",
+        "DynamicToolsetDetectorsFailed",
+        "DynamicToolsetNoLeader",
+        "DynamicToolsetDown",
+        "DynamicToolsetGateRefusals",
+        "DynamicToolsetCrashLooping",
+    ]
+    .iter()
+    .map(|a| format!("      - {{eval_time: 30m, alertname: {a}, exp_alerts: []}}\n"))
+    .collect();
+    let broken = [
+        series("toolset_synced", "0x40"),
+        series("toolset_services_watched", "0x40"),
+        series("toolset_leader", "0x40"),
+        series("toolset_configmap_update_failures_total", "0+1x40"),
+        series("dynamic_toolset_output_stale", "1x40"),
+        series("dynamic_toolset_detectors_failed", "2x40"),
+        series("dynamic_toolset_configmap_refused_writes_total", "0+1x40"),
+        format!(
+            "      - series: 'dynamic_toolset_gate_refusals_total{{{sel},detector=\"custom\",reason=\"endpoint\"}}'\n        values: '0+1x40'\n"
+        ),
+        "      - series: 'kube_pod_container_status_waiting_reason{namespace=\"kubernaut-system\",container=\"dynamic-toolset\",reason=\"CrashLoopBackOff\",pod=\"dt-0\"}'\n        values: '1x40'\n".to_string(),
+    ]
+    .concat();
+    let fires = |name: &str, at: &str, labels: &str| {
+        format!(
+            "      - eval_time: {at}\n        alertname: {name}\n        exp_alerts: [{{exp_labels: {{{labels}}}}}]\n"
+        )
+    };
+    let no_leader_yet =
+        "      - {eval_time: 14m, alertname: DynamicToolsetNoServicesDiscovered, exp_alerts: []}\n";
+    let expected = [
+        fires(
+            "DynamicToolsetNoServicesDiscovered",
+            "16m",
+            "severity: critical",
+        ),
+        no_leader_yet.to_string(),
+        fires(
+            "DynamicToolsetConfigMapUpdateFailures",
+            "12m",
+            "severity: warning",
+        ),
+        fires("DynamicToolsetOutputStale", "11m", "severity: warning"),
+        fires(
+            "DynamicToolsetConfigurationTooLarge",
+            "12m",
+            "severity: warning",
+        ),
+        fires("DynamicToolsetDetectorsFailed", "6m", "severity: warning"),
+        fires("DynamicToolsetDown", "6m", "severity: critical"),
+        fires("DynamicToolsetCrashLooping", "6m", "severity: critical"),
+        fires(
+            "DynamicToolsetGateRefusals",
+            "12m",
+            "severity: info, detector: custom, reason: endpoint",
+        ),
+        // Not synced: no leader alert (it would only repeat the not-synced one).
+        "      - {eval_time: 20m, alertname: DynamicToolsetNoLeader, exp_alerts: []}\n".to_string(),
+    ]
+    .concat();
+    let test = format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{healthy}    alert_rule_test:\n{quiet}  - interval: 1m\n    input_series:\n{broken}    alert_rule_test:\n{expected}"
+    );
+    let test_file = dir.path().join("test.yaml");
+    std::fs::write(&test_file, &test).unwrap();
+    ok(
+        Command::new(&promtool)
+            .args(["test", "rules"])
+            .arg(&test_file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap(),
+        &format!("promtool test rules\n{test}"),
+    );
+}

