@@ -26,7 +26,7 @@ const BIN_IN_IMAGE: &str = "usr/local/bin/dynamic-toolset";
 #[derive(clap::Args)]
 pub struct Args {
     /// Image reference recorded in index.json (org.opencontainers.image.ref.name).
-    #[arg(long, default_value = "kubernaut/dynamic-toolset:dev")]
+    #[arg(long, default_value = concat!("kubernaut/dynamic-toolset:", env!("CARGO_PKG_VERSION")))]
     pub tag: String,
     /// Skip the build; package and check the binary already in target/x86_64-unknown-linux-musl/release.
     #[arg(long)]
