@@ -25,7 +25,8 @@ const BIN_IN_IMAGE: &str = "usr/local/bin/dynamic-toolset";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image reference recorded in index.json (org.opencontainers.image.ref.name).
+    /// Image reference recorded in index.json (io.containerd.image.name; its tag as
+    /// org.opencontainers.image.ref.name).
     #[arg(long, default_value = concat!("kubernaut/dynamic-toolset:", env!("CARGO_PKG_VERSION")))]
     pub tag: String,
     /// Skip the build; package and check the binary already in target/x86_64-unknown-linux-musl/release.
@@ -199,12 +200,12 @@ fn assemble(binary: &Path, out: &Path, layout: &Path, tag: &str) -> Result<Built
     let version = env!("CARGO_PKG_VERSION");
     let config = format!(
         concat!(
-            r#"{{"architecture":"amd64","os":"linux","config":{{"User":"65532:65532","#,
+            r#"{{"created":"1970-01-01T00:00:00Z","architecture":"amd64","os":"linux","config":{{"User":"65532:65532","#,
             r#""Entrypoint":["/{bin}"],"Cmd":["run"],"WorkingDir":"/","#,
             r#""Env":["PATH=/usr/local/bin"],"ExposedPorts":{{"8080/tcp":{{}},"9090/tcp":{{}}}},"#,
             r#""Labels":{{"org.opencontainers.image.title":"dynamic-toolset","org.opencontainers.image.version":"{version}"}}}},"#,
             r#""rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}},"#,
-            r#""history":[{{"created_by":"cargo xtask image (static {target} binary)"}}]}}"#
+            r#""history":[{{"created":"1970-01-01T00:00:00Z","created_by":"cargo xtask image (static {target} binary)"}}]}}"#
         ),
         bin = BIN_IN_IMAGE,
         version = version,
@@ -229,11 +230,17 @@ fn assemble(binary: &Path, out: &Path, layout: &Path, tag: &str) -> Result<Built
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","#,
             r#""manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{md}","size":{ms},"#,
             r#""platform":{{"architecture":"amd64","os":"linux"}},"#,
-            r#""annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
+            r#""annotations":{{"org.opencontainers.image.ref.name":"{short}","io.containerd.image.name":"{tag}"}}}}]}}"#
         ),
         md = manifest_digest,
         ms = manifest.len(),
         tag = tag.replace(['"', '\\'], ""),
+        // The OCI ref name is the tag alone (what skopeo/umoci address as `oci:DIR:TAG`).
+        short = tag
+            .rsplit(':')
+            .next()
+            .unwrap_or(tag)
+            .replace(['"', '\\', '/'], ""),
     );
     std::fs::write(layout.join("index.json"), index)?;
     std::fs::write(
@@ -278,10 +285,12 @@ fn verify(layout: &Path, root: &Path) -> Result<()> {
             .arg("-C")
             .arg(root),
     )?;
-    let as_root = capture(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
+    let chroot = kube_harness::paths::find_on_path("chroot");
+    let as_root =
+        chroot.is_some() && capture(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
     let exec = |args: &[&str]| -> Result<String> {
-        let mut cmd = if as_root {
-            let mut c = Command::new("chroot");
+        let mut cmd = if let (true, Some(chroot)) = (as_root, &chroot) {
+            let mut c = Command::new(chroot);
             c.arg("--userspec=65532:65532")
                 .arg(root)
                 .arg(format!("/{BIN_IN_IMAGE}"));
@@ -353,8 +362,7 @@ fn tar(dir: &Path, out: &Path, normalise: bool) -> Result<()> {
             "--group=0",
             "--numeric-owner",
             "--mtime=@0",
-            "--format=posix",
-            "--pax-option=exclude=atime,exclude=ctime",
+            "--format=gnu",
         ]);
     }
     cmd.arg("-cf").arg(out).arg(".");
