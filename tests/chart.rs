@@ -174,6 +174,23 @@ fn rbac_keeps_configmaps_namespaced_and_the_lease_home() {
                 .collect();
             assert_eq!(verbs, ["list", "watch"], "{label}");
         }
+        // Services: one ClusterRole (list/watch), or, when every watched namespace is a literal
+        // name, a Role in each of them and no ClusterRole at all.
+        let settings: Value = serde_yaml::from_str(s(
+            find(&objs, "ConfigMap", SETTINGS_CM, NAMESPACE).unwrap(),
+            &["data", "config.yaml"],
+        ))
+        .unwrap();
+        let watched: Vec<String> = settings["service_discovery"]["namespaces"]
+            .as_sequence()
+            .map(|v| v.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        let literal = !watched.is_empty() && watched.iter().all(|n| !n.contains(['*', '?']));
+        let cluster_roles = objs
+            .iter()
+            .filter(|o| s(o, &["kind"]) == "ClusterRole")
+            .count();
+        assert_eq!(cluster_roles, usize::from(!literal), "{label}");
         let grants = |ns: &str, resource: &str| -> Vec<String> {
             objs.iter()
                 .filter(|o| s(o, &["kind"]) == "Role" && s(o, &["metadata", "namespace"]) == ns)
@@ -201,6 +218,11 @@ fn rbac_keeps_configmaps_namespaced_and_the_lease_home() {
             grants(&target, "events").contains(&"create".to_string()),
             "{label}"
         );
+        if literal {
+            for ns in &watched {
+                assert_eq!(grants(ns, "services"), ["list", "watch"], "{label}: {ns}");
+            }
+        }
         let lease = grants(NAMESPACE, "leases");
         assert_eq!(lease, ["get", "create", "update"], "{label}");
         if target != NAMESPACE {
@@ -316,9 +338,15 @@ fn kubectl(server: &kube_harness::ApiServer, args: &[&str], stdin: Option<&str>)
 #[test]
 fn everything_rendered_passes_a_server_side_dry_run() {
     let server = kube_harness::shared().expect("kube-apiserver (run `cargo xtask kube build`)");
+    // Every namespace any rendering puts an object in (release, target, watched).
     let mut namespaces = vec![NAMESPACE.to_string()];
     for (_, values) in value_sets() {
-        namespaces.push(target_namespace(values.as_deref()));
+        for o in docs(&render(values.as_deref(), None)) {
+            let ns = s(&o, &["metadata", "namespace"]);
+            if !ns.is_empty() {
+                namespaces.push(ns.to_string());
+            }
+        }
     }
     namespaces.sort();
     namespaces.dedup();
