@@ -11,7 +11,7 @@
 //! 4. Proof: the layout is read back through index.json → manifest → layer (every digest and
 //!    size checked), the layer is unpacked into a fresh directory, and the binary is run from
 //!    there — under `chroot` as user 65532 when this runs as root, so nothing of the host is
-//!    visible — with `--version` and `discover --example --no-health-check`.
+//!    visible — with `--version`, `discover --example --no-health-check` and `deliver --help`.
 //!
 //! The same image, built by a Docker engine, is `deploy/Dockerfile`.
 
@@ -319,6 +319,12 @@ fn verify(layout: &Path, root: &Path) -> Result<()> {
         "[image] discover --example --no-health-check from the image: {} lines of toolsets",
         toolsets.lines().count()
     );
+    // The same image is the delivery sidecar beside HolmesGPT.
+    let deliver = exec(&["deliver", "--help"])?;
+    if !deliver.contains("--holmes-url") {
+        bail!("deliver --help from the image does not document --holmes-url:\n{deliver}");
+    }
+    println!("[image] deliver --help from the image: ok");
     Ok(())
 }
 
