@@ -504,39 +504,6 @@ fn gate(c: &mut Criterion) {
         )
     });
     group.finish();
-
-    // On a shared machine wall time mostly measures waiting for a core: also report the
-    // time this thread spent ON the CPU (Linux schedstat), per fragment.
-    let on_cpu = || {
-        std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
-    };
-    let mut per_fragment: Vec<f64> = Vec::new();
-    for _ in 0..50 {
-        let mut batch = matched.clone();
-        let (Some(t0), started) = (on_cpu(), Instant::now()) else {
-            break;
-        };
-        for (i, d) in batch.iter_mut() {
-            gate::screen(&services[*i], d, &grants, &policy);
-        }
-        let wall = started.elapsed();
-        if let Some(t1) = on_cpu() {
-            per_fragment.push((t1 - t0) as f64 / fragments as f64);
-        }
-        black_box((batch, wall));
-    }
-    per_fragment.sort_by(|a, b| a.total_cmp(b));
-    if let (Some(min), Some(med)) = (
-        per_fragment.first(),
-        per_fragment.get(per_fragment.len() / 2),
-    ) {
-        println!(
-            "gate on-CPU time per fragment over {} rounds: min {min:.0} ns, median {med:.0} ns",
-            per_fragment.len()
-        );
-    }
 }
 
 fn startup(c: &mut Criterion) {
