@@ -46,6 +46,26 @@ fn key_of<K: kube::Resource>(obj: &K) -> (String, String) {
 }
 
 impl<V> Mirror<V> {
+    /// Every entry: the current view, then the objects of lists still in progress (not
+    /// yet swapped in). A key can appear in both.
+    pub fn entries(&self) -> impl Iterator<Item = (&(String, String), &V)> {
+        self.objects
+            .iter()
+            .chain(self.buffers.values().flat_map(|b| b.iter()))
+    }
+
+    /// The entries of `key` (current view and lists in progress), for in-place updates.
+    pub fn entries_mut<'a>(
+        &'a mut self,
+        key: &'a (String, String),
+    ) -> impl Iterator<Item = &'a mut V> + 'a {
+        self.objects.get_mut(key).into_iter().chain(
+            self.buffers
+                .values_mut()
+                .filter_map(move |b| b.get_mut(key)),
+        )
+    }
+
     /// Declares the namespaced watches that will feed this mirror (one per namespace):
     /// it is `synced` only once each of them has listed. No effect once synced (a
     /// restarted watch keeps the old view until its list completes).
@@ -90,8 +110,12 @@ where
             false
         }
         watcher::Event::InitApply(obj) => {
+            // Signalled (the view is unchanged): a consumer may process listed objects
+            // while the list goes on, e.g. the detection worker, so a large list is never
+            // held whole in its unprocessed form.
             if let (Some(buf), Some(v)) = (mirror.buffers.get_mut(&scope), convert(&obj)) {
                 buf.insert(key_of(&obj), v);
+                return true;
             }
             false
         }
@@ -216,6 +240,33 @@ mod tests {
         );
         apply(&mut m, watcher::Event::Delete(cm("b")), &conv);
         assert!(m.objects.is_empty());
+    }
+
+    #[test]
+    fn listed_objects_are_reachable_before_the_swap() {
+        let conv = |c: &ConfigMap| c.metadata.name.clone();
+        let mut m = Mirror::default();
+        apply(&mut m, watcher::Event::Init, &conv);
+        apply(&mut m, watcher::Event::InitApply(cm("a")), &conv);
+        apply(&mut m, watcher::Event::InitDone, &conv);
+        // A relist in progress: "a" listed again, "b" new; the view still shows the old "a".
+        apply(&mut m, watcher::Event::Init, &conv);
+        assert!(
+            apply(&mut m, watcher::Event::InitApply(cm("b")), &conv),
+            "a listed object is signalled so a consumer can process it at once"
+        );
+        apply(&mut m, watcher::Event::InitApply(cm("a")), &conv);
+        let keys: Vec<_> = m.entries().map(|(k, _)| k.1.clone()).collect();
+        assert_eq!(keys, ["a", "a", "b"]);
+        // Updated in place, in the view and in the list: the swap keeps the listed value.
+        let key = ("ns".to_string(), "a".to_string());
+        for v in m.entries_mut(&key) {
+            v.push_str("-seen");
+        }
+        assert_eq!(m.objects[&key], "a-seen");
+        apply(&mut m, watcher::Event::InitDone, &conv);
+        assert_eq!(m.objects[&key], "a-seen");
+        assert_eq!(m.objects.len(), 2);
     }
 
     fn cm_in(ns: &str, name: &str) -> ConfigMap {

@@ -841,10 +841,10 @@ async fn detection_worker(
     let policy = Arc::new(policy);
     while wake.recv().await.is_some() {
         loop {
+            // Listed objects too (a list in progress): detected as they arrive.
             let batch: Vec<((String, String), Arc<ServiceSnapshot>)> = match services.read() {
                 Ok(m) => m
-                    .objects
-                    .iter()
+                    .entries()
                     .filter_map(|(k, w)| match w {
                         Watched::Pending(s) => Some((k.clone(), s.clone())),
                         Watched::Done(_) => None,
@@ -907,10 +907,13 @@ async fn detection_worker(
                 return;
             };
             for (k, snap, d) in results {
-                if let Some(w) = m.objects.get_mut(&k)
-                    && matches!(w, Watched::Pending(s) if Arc::ptr_eq(s, &snap))
-                {
-                    *w = Watched::Done((!d.verdicts.is_empty()).then(|| Box::new(d)));
+                let mut d = Some(d);
+                for w in m.entries_mut(&k) {
+                    if matches!(w, Watched::Pending(s) if Arc::ptr_eq(s, &snap))
+                        && let Some(d) = d.take()
+                    {
+                        *w = Watched::Done((!d.verdicts.is_empty()).then(|| Box::new(d)));
+                    }
                 }
             }
             m.generation += 1;
