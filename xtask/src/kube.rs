@@ -12,7 +12,18 @@ use anyhow::{Context, Result, bail};
 use kube_harness::paths;
 
 /// Debian packages the build and the harness need.
-const APT_PACKAGES: &[&str] = &["golang-1.19-go", "etcd-server", "openssl", "dpkg-dev"];
+const APT_PACKAGES: &[&str] = &[
+    "golang-1.19-go",
+    "etcd-server",
+    "openssl",
+    "dpkg-dev",
+    "golang-github-modern-go-reflect2-dev",
+];
+/// Debian's modern-go/reflect2 1.0.2 sources, which replace the 1.0.1 that kubernetes 1.20.2
+/// vendors: 1.0.1 reads Go's map internals as they were before Go 1.18, so an apiserver built
+/// with Go 1.19 crashes (`unexpected fault address`) the first time it serialises a map through
+/// json-iterator, which every custom resource (CRD-backed object) does.
+const REFLECT2_SRC: &str = "/usr/share/gocode/src/github.com/modern-go/reflect2";
 /// Go toolchain shipped by `golang-1.19-go`.
 const GO_BIN_DIR: &str = "/usr/lib/go-1.19/bin";
 /// The only place the source package is fetched from (a private sources list, never the system's).
@@ -149,7 +160,7 @@ fn build(args: &BuildArgs) -> Result<()> {
         work.display()
     );
     let mut steps = Steps {
-        total: 6,
+        total: 7,
         done: 0,
         started: Instant::now(),
     };
@@ -164,6 +175,10 @@ fn build(args: &BuildArgs) -> Result<()> {
     steps.run("unpack the source into the GOPATH", || {
         unpack(&dsc, &k8s_root)
     })?;
+    steps.run(
+        "replace the vendored modern-go/reflect2 1.0.1 with Debian's 1.0.2 (Go 1.18+ maps)",
+        || replace_reflect2(&k8s_root),
+    )?;
     let go = GoEnv::new(&gopath, &work);
     steps.run(
         "build openapi-gen and generate pkg/generated/openapi",
@@ -380,6 +395,50 @@ fn unpack(dsc: &Path, k8s_root: &Path) -> Result<()> {
             dsc.display()
         );
     }
+    Ok(())
+}
+
+/// Swaps `vendor/github.com/modern-go/reflect2` for the Debian package's 1.0.2 sources (same API;
+/// its `go_above_118.go` follows the Go 1.18 map layout). Only the package's own `.go` and `.s`
+/// files are copied, no tests.
+fn replace_reflect2(k8s_root: &Path) -> Result<()> {
+    let vendored = k8s_root.join("vendor/github.com/modern-go/reflect2");
+    let source = Path::new(REFLECT2_SRC);
+    if !source.join("go_above_118.go").is_file() {
+        bail!(
+            "{} has no go_above_118.go: is golang-github-modern-go-reflect2-dev 1.0.2+ installed?",
+            source.display()
+        );
+    }
+    if !vendored.join("reflect2.go").is_file() {
+        bail!(
+            "{} does not hold reflect2: the kubernetes source layout changed",
+            vendored.display()
+        );
+    }
+    std::fs::remove_dir_all(&vendored)
+        .with_context(|| format!("cannot remove {}", vendored.display()))?;
+    std::fs::create_dir_all(&vendored)
+        .with_context(|| format!("cannot create {}", vendored.display()))?;
+    let mut copied = 0;
+    for entry in
+        std::fs::read_dir(source).with_context(|| format!("cannot read {}", source.display()))?
+    {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let wanted = (name.ends_with(".go") && !name.ends_with("_test.go")) || name.ends_with(".s");
+        if wanted && path.is_file() {
+            std::fs::copy(&path, vendored.join(&name)).with_context(|| {
+                format!("cannot copy {} into {}", path.display(), vendored.display())
+            })?;
+            copied += 1;
+        }
+    }
+    println!("[kube build]   {copied} reflect2 1.0.2 files copied into {}", vendored.display());
     Ok(())
 }
 

@@ -27,9 +27,14 @@ pub fn cache_root() -> PathBuf {
     std::env::temp_dir().join("dynamic-toolset-cache")
 }
 
-/// `<cache>/kube-v1.20.2`: holds the built `kube-apiserver`.
+/// Revision of the build recipe (`cargo xtask kube build`); bumped when the recipe changes what
+/// the binary does, so a cache built by an older recipe is rebuilt rather than reused.
+/// r2: vendored modern-go/reflect2 replaced by 1.0.2 (custom resources no longer crash).
+pub const BUILD_REVISION: &str = "r2";
+
+/// `<cache>/kube-v1.20.2-r2`: holds the built `kube-apiserver`.
 pub fn kube_dir() -> PathBuf {
-    cache_root().join(format!("kube-v{KUBE_VERSION}"))
+    cache_root().join(format!("kube-v{KUBE_VERSION}-{BUILD_REVISION}"))
 }
 
 /// The cached kube-apiserver binary (may not exist yet).
