@@ -2,8 +2,8 @@
 //!
 //! Installs what a fresh machine lacks (the wasm32-wasip2 target, HolmesGPT's loader in a
 //! venv under `target/`, the kube-apiserver build cached outside the repository), then
-//! checks formatting and lints and runs every test in the workspace. Each step prints its
-//! duration. This is the README's test command and what `.ci/run` calls.
+//! checks formatting and lints, runs every test in the workspace, and builds the container
+//! image (run from its unpacked root). Each step prints its duration. This is the README's test command and what `.ci/run` calls.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +16,10 @@ pub struct Args {
     /// Skip `cargo fmt --check` and clippy (faster local runs).
     #[arg(long)]
     pub no_lint: bool,
+    /// Skip building the container image (`cargo xtask image`: a static musl release build,
+    /// several minutes cold) and running the binary from its unpacked root.
+    #[arg(long)]
+    pub no_image: bool,
     /// Extra arguments passed to `cargo test` (after `--workspace`).
     #[arg(last = true)]
     pub test_args: Vec<String>,
@@ -109,6 +113,14 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
             .args(["test", "--workspace", "--no-fail-fast"])
             .args(&args.test_args))
     })?;
+    if !args.no_image {
+        // Issue 10: the image is built on every CI run (no Docker daemon) and proven by
+        // running the binary from the unpacked layer, as the deployment would.
+        step(
+            "container image (cargo xtask image: musl release build, OCI layout, run from its root)",
+            || run(Command::new(std::env::current_exe()?).arg("image")),
+        )?;
+    }
     eprintln!(
         "==> all steps passed in {:.0}s",
         started.elapsed().as_secs_f64()
