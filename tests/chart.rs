@@ -400,7 +400,11 @@ fn everything_rendered_passes_a_server_side_dry_run() {
         // Everything, the ServiceMonitor and PrometheusRule included (validated by the server
         // against the real prometheus-operator CRDs' schemas).
         let out = ok(
-            kubectl(server, &["apply", "--dry-run=server", "-f", "-"], Some(&all)),
+            kubectl(
+                server,
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(&all),
+            ),
             &format!("kubectl apply --dry-run=server ({label})"),
         );
         let accepted = out
@@ -416,13 +420,7 @@ fn everything_rendered_passes_a_server_side_dry_run() {
             assert_ne!(wrong_type, custom);
             let refused = kubectl(
                 server,
-                &[
-                    "apply",
-                    "--dry-run=server",
-                    "--validate=false",
-                    "-f",
-                    "-",
-                ],
+                &["apply", "--dry-run=server", "--validate=false", "-f", "-"],
                 Some(&wrong_type),
             );
             assert!(
@@ -431,7 +429,8 @@ fn everything_rendered_passes_a_server_side_dry_run() {
             );
             let stderr = String::from_utf8_lossy(&refused.stderr);
             assert!(
-                stderr.contains("spec.groups.rules.for") && stderr.contains("must be of type string"),
+                stderr.contains("spec.groups.rules.for")
+                    && stderr.contains("must be of type string"),
                 "{label}: {stderr}"
             );
             // A 1.20 server prunes unknown fields of a structural schema silently, so a

@@ -2,6 +2,7 @@
 //! the sandboxed detector runtime (`dynamic-toolset-runtime`). This crate holds the thin
 //! I/O layers: reading manifests, probing endpoints, the commands.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod controller;
