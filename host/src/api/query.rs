@@ -172,7 +172,7 @@ mod tests {
             svc("b", "prom", Some("prometheus/metrics"), false),
             svc("c", "x", None, false),
         ];
-        v.sort_by(|x, y| x.key().cmp(&y.key()));
+        v.sort_by_key(ServiceView::key);
         v
     }
 
