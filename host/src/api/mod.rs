@@ -3,13 +3,16 @@
 //! - [`model`]: the answers (JSON field names, OpenAPI schema);
 //! - [`query`]: filters and paging of Services (pure);
 //! - [`table`]: kubectl-style tables for `dynamic-toolset get` (pure);
-//! - [`page`]: the status page at `/` (pure HTML rendering).
+//! - [`page`]: the status page at `/` (pure HTML rendering);
+//! - [`server`]: routes and handlers over the [`model::View`] the controller publishes, and
+//!   `/openapi.json` generated from them.
 //!
-//! Not yet here: the handlers and router serving a [`model::View`] the controller publishes,
-//! `/openapi.json`, and the `get` command.
+//! Not yet here: the controller publishing its View and serving discover requests, and the
+//! `get` command.
 
 pub mod auth;
 pub mod model;
 pub mod page;
 pub mod query;
+pub mod server;
 pub mod table;
