@@ -253,8 +253,8 @@ pub fn env_name(path: &str) -> Option<&'static str> {
     find(path).and_then(|k| k.env)
 }
 
-/// The help of the flag of the key at `path`: the key's doc (or the switch's), the
-/// environment variable, and the settings key it overrides.
+/// The help of the flag of the key at `path`: the key's doc (or the switch's), its default,
+/// the environment variable, and the settings key it overrides.
 pub fn flag_help(path: &str) -> String {
     let Some(key) = find(path) else {
         return String::new();
@@ -265,6 +265,9 @@ pub fn flag_help(path: &str) -> String {
     };
     if matches!(key.slot, Slot::List(_)) {
         help.push_str(" Repeatable or comma separated.");
+    }
+    if matches!(key.flag, Some(Flag::Value(_))) && !key.default.is_empty() {
+        help.push_str(&format!(" Default `{}`.", key.default));
     }
     match key.env {
         Some(env) => help.push_str(&format!(" Env {env}; settings key `{}`.", key.path)),
