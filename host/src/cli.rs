@@ -114,44 +114,33 @@ pub struct RunArgs {
     /// Kubeconfig file (default: in-cluster config, else KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    #[arg(
-        long = keys::flag_name(SD_NAMESPACES),
-        short = 'n',
-        value_name = "NS",
-        value_delimiter = ',',
-        help = keys::flag_help(SD_NAMESPACES)
-    )]
+    #[arg(long = flag_name(SD_NAMESPACES), short = 'n', value_name = "NS", value_delimiter = ',', help = flag_help(SD_NAMESPACES))]
     pub namespaces: Vec<String>,
-    #[arg(
-        long = keys::flag_name(SD_EXCLUDE),
-        value_name = "NS",
-        value_delimiter = ',',
-        help = keys::flag_help(SD_EXCLUDE)
-    )]
+    #[arg(long = flag_name(SD_EXCLUDE), value_name = "NS", value_delimiter = ',', help = flag_help(SD_EXCLUDE))]
     pub exclude_namespaces: Vec<String>,
-    #[arg(long = keys::flag_name(SD_SELECTOR), value_name = "SELECTOR", help = keys::flag_help(SD_SELECTOR))]
+    #[arg(long = flag_name(SD_SELECTOR), value_name = "SELECTOR", help = flag_help(SD_SELECTOR))]
     pub label_selector: Option<String>,
     #[command(flatten)]
     pub security: SecurityArgs,
-    #[arg(long = keys::flag_name(CM_NAME), value_name = "NAME", help = keys::flag_help(CM_NAME))]
+    #[arg(long = flag_name(CM_NAME), value_name = "NAME", help = flag_help(CM_NAME))]
     pub configmap_name: Option<String>,
-    #[arg(long = keys::flag_name(CM_NAMESPACE), value_name = "NS", help = keys::flag_help(CM_NAMESPACE))]
+    #[arg(long = flag_name(CM_NAMESPACE), value_name = "NS", help = flag_help(CM_NAMESPACE))]
     pub configmap_namespace: Option<String>,
-    #[arg(long = keys::flag_name(CM_OWNER), value_name = "NAME", help = keys::flag_help(CM_OWNER))]
+    #[arg(long = flag_name(CM_OWNER), value_name = "NAME", help = flag_help(CM_OWNER))]
     pub owner_deployment: Option<String>,
-    #[arg(long = keys::flag_name(LE_ENABLED), help = keys::flag_help(LE_ENABLED))]
+    #[arg(long = flag_name(LE_ENABLED), help = flag_help(LE_ENABLED))]
     pub no_leader_election: bool,
-    #[arg(long = keys::flag_name(HC_ENABLED), help = keys::flag_help(HC_ENABLED))]
+    #[arg(long = flag_name(HC_ENABLED), help = flag_help(HC_ENABLED))]
     pub no_health_check: bool,
-    #[arg(long = keys::flag_name(HC_INSECURE), help = keys::flag_help(HC_INSECURE))]
+    #[arg(long = flag_name(HC_INSECURE), help = flag_help(HC_INSECURE))]
     pub insecure_skip_tls_verify: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
-    #[arg(long = keys::flag_name(SRV_LISTEN), value_name = "ADDR", help = keys::flag_help(SRV_LISTEN))]
+    #[arg(long = flag_name(SRV_LISTEN), value_name = "ADDR", help = flag_help(SRV_LISTEN))]
     pub listen: Option<String>,
-    #[arg(long = keys::flag_name(SRV_METRICS), value_name = "ADDR", help = keys::flag_help(SRV_METRICS))]
+    #[arg(long = flag_name(SRV_METRICS), value_name = "ADDR", help = flag_help(SRV_METRICS))]
     pub metrics_listen: Option<String>,
-    #[arg(long = keys::flag_name(SD_DOMAIN), value_name = "DOMAIN", help = keys::flag_help(SD_DOMAIN))]
+    #[arg(long = flag_name(SD_DOMAIN), value_name = "DOMAIN", help = flag_help(SD_DOMAIN))]
     pub cluster_domain: Option<String>,
 }
 
@@ -206,9 +195,9 @@ pub struct DetectorArgs {
 /// Where the detectors come from; the environment is read when a flag is not given.
 #[derive(Debug, Args, Default, Clone)]
 pub struct RuntimeArgs {
-    #[arg(long = keys::flag_name(DET_DIR), value_name = "DIR", help = keys::flag_help(DET_DIR))]
+    #[arg(long = flag_name(DET_DIR), value_name = "DIR", help = flag_help(DET_DIR))]
     pub detectors_dir: Option<PathBuf>,
-    #[arg(long = keys::flag_name(DET_CACHE), value_name = "DIR", help = keys::flag_help(DET_CACHE))]
+    #[arg(long = flag_name(DET_CACHE), value_name = "DIR", help = flag_help(DET_CACHE))]
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -287,26 +276,11 @@ pub struct DiscoverArgs {
 /// model"). Every value here widens who can steer HolmesGPT: keep them short.
 #[derive(Debug, Args, Default, Clone)]
 pub struct SecurityArgs {
-    #[arg(
-        long = keys::flag_name(SEC_CREDENTIALS),
-        value_name = "NS",
-        value_delimiter = ',',
-        help = keys::flag_help(SEC_CREDENTIALS)
-    )]
+    #[arg(long = flag_name(SEC_CREDENTIALS), value_name = "NS", value_delimiter = ',', help = flag_help(SEC_CREDENTIALS))]
     pub credential_namespaces: Vec<String>,
-    #[arg(
-        long = keys::flag_name(SEC_ENDPOINTS),
-        value_name = "NS",
-        value_delimiter = ',',
-        help = keys::flag_help(SEC_ENDPOINTS)
-    )]
+    #[arg(long = flag_name(SEC_ENDPOINTS), value_name = "NS", value_delimiter = ',', help = flag_help(SEC_ENDPOINTS))]
     pub endpoint_namespaces: Vec<String>,
-    #[arg(
-        long = keys::flag_name(SEC_EXTERNAL),
-        value_name = "HOST[:PORT]",
-        value_delimiter = ',',
-        help = keys::flag_help(SEC_EXTERNAL)
-    )]
+    #[arg(long = flag_name(SEC_EXTERNAL), value_name = "HOST[:PORT]", value_delimiter = ',', help = flag_help(SEC_EXTERNAL))]
     pub external_hosts: Vec<String>,
 }
 

@@ -596,30 +596,16 @@ pub(super) mod tests {
 
     #[test]
     fn unknown_key_in_the_wrong_section_points_to_the_right_one() {
-        let e = err("service_discovery:\n  lease_duration: 15s\n");
+        let first = |text: &str| err(text).issues()[0].message.to_string();
+        let m = first("service_discovery:\n  lease_duration: 15s\n");
         assert!(
-            e.issues()[0]
-                .message
-                .to_string()
-                .contains("did you mean leader_election.lease_duration?"),
-            "{e}"
+            m.contains("did you mean leader_election.lease_duration?"),
+            "{m}"
         );
-        let e = err("discovery_interval: 5m\n");
-        assert!(
-            e.issues()[0]
-                .message
-                .to_string()
-                .contains("service_discovery.discovery_interval"),
-            "{e}"
-        );
-        let e = err("server:\n  zzzzzzzzzz: 1\n");
-        assert!(
-            e.issues()[0]
-                .message
-                .to_string()
-                .contains("known keys here: listen, metrics_listen"),
-            "{e}"
-        );
+        let m = first("discovery_interval: 5m\n");
+        assert!(m.contains("service_discovery.discovery_interval"), "{m}");
+        let m = first("server:\n  zzzzzzzzzz: 1\n");
+        assert!(m.contains("known keys here: listen, metrics_listen"), "{m}");
     }
 
     #[test]
