@@ -1,9 +1,23 @@
-//! Command-line interface.
+//! Command-line interface: the clap structs of every subcommand, and the small conversions
+//! from their flags to the domain types the commands use (settings flags, gate policy,
+//! probe settings, detector setup).
+//!
+//! The flags that override settings keys take their names and help from the key table
+//! ([`crate::config::keys`]); the security and detector flags are declared once and shared
+//! by `run` and `discover`/`detectors`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dynamic_toolset_core::gate::Policy;
+
+use crate::config::keys::{self, *};
+use crate::config::{EXAMPLE_CONFIG, Flags, SecuritySettings};
+use crate::pipeline::DetectorSetup;
+use crate::probe::ProbeSettings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,7 +73,7 @@ pub enum Command {
     /// List the loaded detectors (bundled and from --detectors-dir) and plugin load errors.
     Detectors(DetectorArgs),
     /// Run the in-cluster controller: watch Services, probe, keep the ConfigMap up to date.
-    Run(crate::config::RunArgs),
+    Run(RunArgs),
     /// Delivery sidecar beside HolmesGPT: watch the generated ConfigMap, write its
     /// toolsets.yaml atomically to HolmesGPT's file, and call HolmesGPT's reload endpoint.
     ///
@@ -87,7 +101,89 @@ pub enum OverridesCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a settings file (and the environment overrides); print the effective settings.
-    Check(crate::config::CheckArgs),
+    Check(CheckArgs),
+}
+
+/// Flags of `dynamic-toolset run`. Every flag overrides the settings file and the environment.
+#[derive(Debug, Default, Clone, Args)]
+pub struct RunArgs {
+    /// Settings file (YAML, the `config.yaml` key of ConfigMap kubernaut-dynamic-toolset-config).
+    /// See `dynamic-toolset config check --help` for every key.
+    #[arg(long, short = 'c', value_name = "FILE", env = "CONFIG_FILE")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig file (default: in-cluster config, else KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long = flag_name(SD_NAMESPACES), short = 'n', value_name = "NS", value_delimiter = ',', help = flag_help(SD_NAMESPACES))]
+    pub namespaces: Vec<String>,
+    #[arg(long = flag_name(SD_EXCLUDE), value_name = "NS", value_delimiter = ',', help = flag_help(SD_EXCLUDE))]
+    pub exclude_namespaces: Vec<String>,
+    #[arg(long = flag_name(SD_SELECTOR), value_name = "SELECTOR", help = flag_help(SD_SELECTOR))]
+    pub label_selector: Option<String>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+    #[arg(long = flag_name(CM_NAME), value_name = "NAME", help = flag_help(CM_NAME))]
+    pub configmap_name: Option<String>,
+    #[arg(long = flag_name(CM_NAMESPACE), value_name = "NS", help = flag_help(CM_NAMESPACE))]
+    pub configmap_namespace: Option<String>,
+    #[arg(long = flag_name(CM_OWNER), value_name = "NAME", help = flag_help(CM_OWNER))]
+    pub owner_deployment: Option<String>,
+    #[arg(long = flag_name(LE_ENABLED), help = flag_help(LE_ENABLED))]
+    pub no_leader_election: bool,
+    #[arg(long = flag_name(HC_ENABLED), help = flag_help(HC_ENABLED))]
+    pub no_health_check: bool,
+    #[arg(long = flag_name(HC_INSECURE), help = flag_help(HC_INSECURE))]
+    pub insecure_skip_tls_verify: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[arg(long = flag_name(SRV_LISTEN), value_name = "ADDR", help = flag_help(SRV_LISTEN))]
+    pub listen: Option<String>,
+    #[arg(long = flag_name(SRV_METRICS), value_name = "ADDR", help = flag_help(SRV_METRICS))]
+    pub metrics_listen: Option<String>,
+    #[arg(long = flag_name(SD_DOMAIN), value_name = "DOMAIN", help = flag_help(SD_DOMAIN))]
+    pub cluster_domain: Option<String>,
+}
+
+impl RunArgs {
+    /// The settings these flags override, for [`crate::config::load`].
+    pub fn flags(&self) -> Flags {
+        let mut f = Flags::default();
+        f.text(SD_SELECTOR, self.label_selector.clone())
+            .text(CM_NAME, self.configmap_name.clone())
+            .text(CM_NAMESPACE, self.configmap_namespace.clone())
+            .text(CM_OWNER, self.owner_deployment.clone());
+        self.runtime.flags(&mut f);
+        f.text(SRV_LISTEN, self.listen.clone())
+            .text(SRV_METRICS, self.metrics_listen.clone())
+            .text(SD_DOMAIN, self.cluster_domain.clone())
+            .list(SD_NAMESPACES, &self.namespaces)
+            .list(SD_EXCLUDE, &self.exclude_namespaces);
+        self.security.flags(&mut f);
+        f.switch(LE_ENABLED, self.no_leader_election)
+            .switch(HC_ENABLED, self.no_health_check)
+            .switch(HC_INSECURE, self.insecure_skip_tls_verify);
+        f
+    }
+}
+
+/// Arguments of `dynamic-toolset config check`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Exit status: 0 when the settings are valid (the effective settings are \
+printed on stdout as YAML), 1 otherwise (every error is printed on stderr). `--help` shows every \
+key.",
+    after_long_help = format!(
+        "Exit status: 0 when the settings are valid (the effective settings are printed on \
+stdout as YAML), 1 otherwise (every error is printed on stderr, naming the key and where the \
+value came from: FILE:LINE, env VAR or flag --x).\n\nEvery key, with its default:\n\n{EXAMPLE_CONFIG}"
+    )
+)]
+pub struct CheckArgs {
+    /// Settings file to validate (`-` reads stdin).
+    pub file: PathBuf,
+    /// Ignore the environment overrides (DISCOVERY_INTERVAL, ...): check the file alone.
+    #[arg(long)]
+    pub no_env: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,14 +192,39 @@ pub struct DetectorArgs {
     pub runtime: RuntimeArgs,
 }
 
-#[derive(Debug, Args)]
+/// Where the detectors come from; the environment is read when a flag is not given.
+#[derive(Debug, Args, Default, Clone)]
 pub struct RuntimeArgs {
-    /// Directory of third-party detector components (`*.wasm`), loaded beside the bundled ones.
-    #[arg(long, value_name = "DIR", env = "DETECTORS_DIR")]
+    #[arg(long = flag_name(DET_DIR), value_name = "DIR", help = flag_help(DET_DIR))]
     pub detectors_dir: Option<PathBuf>,
-    /// Directory for precompiled detectors (makes later starts fast). Off when unset.
-    #[arg(long, value_name = "DIR", env = "DETECTOR_CACHE_DIR")]
+    #[arg(long = flag_name(DET_CACHE), value_name = "DIR", help = flag_help(DET_CACHE))]
     pub cache_dir: Option<PathBuf>,
+}
+
+impl RuntimeArgs {
+    /// The detectors to load (`discover`, `detectors`): each directory from its flag, else
+    /// its environment variable (`DETECTORS_DIR`, `DETECTOR_CACHE_DIR`).
+    pub fn setup(&self, env: impl Fn(&str) -> Option<String>) -> DetectorSetup {
+        let dir = |given: &Option<PathBuf>, path: &str| {
+            given.clone().or_else(|| {
+                keys::env_name(path)
+                    .and_then(&env)
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+        };
+        DetectorSetup::new(
+            dir(&self.detectors_dir, DET_DIR),
+            dir(&self.cache_dir, DET_CACHE),
+        )
+    }
+
+    fn flags(&self, f: &mut Flags) {
+        let text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        f.text(DET_DIR, text(&self.detectors_dir))
+            .text(DET_CACHE, text(&self.cache_dir));
+    }
 }
 
 #[derive(Debug, Args)]
@@ -153,34 +274,48 @@ pub struct DiscoverArgs {
 
 /// What the validation gate lets through beyond its baseline (see README, "Security
 /// model"). Every value here widens who can steer HolmesGPT: keep them short.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct SecurityArgs {
-    /// Namespace whose backends receive HolmesGPT's credentials (`{{ env.GRAFANA_API_KEY }}`,
-    /// Elasticsearch/OpenSearch passwords). Repeatable; exact names. Backends elsewhere are
-    /// emitted without credentials. Default: none.
-    #[arg(
-        long = "credential-namespace",
-        value_name = "NS",
-        env = "CREDENTIAL_NAMESPACES",
-        value_delimiter = ','
-    )]
+    #[arg(long = flag_name(SEC_CREDENTIALS), value_name = "NS", value_delimiter = ',', help = flag_help(SEC_CREDENTIALS))]
     pub credential_namespaces: Vec<String>,
-    /// Namespace an annotated endpoint may point into besides its own Service's. Repeatable.
-    #[arg(
-        long = "endpoint-namespace",
-        value_name = "NS",
-        env = "ENDPOINT_NAMESPACES",
-        value_delimiter = ','
-    )]
+    #[arg(long = flag_name(SEC_ENDPOINTS), value_name = "NS", value_delimiter = ',', help = flag_help(SEC_ENDPOINTS))]
     pub endpoint_namespaces: Vec<String>,
-    /// Off-cluster host (`host` or `host:port`) an endpoint may name. Repeatable. Default: none.
-    #[arg(
-        long = "external-host",
-        value_name = "HOST[:PORT]",
-        env = "EXTERNAL_HOSTS",
-        value_delimiter = ','
-    )]
+    #[arg(long = flag_name(SEC_EXTERNAL), value_name = "HOST[:PORT]", value_delimiter = ',', help = flag_help(SEC_EXTERNAL))]
     pub external_hosts: Vec<String>,
+}
+
+impl SecurityArgs {
+    /// The gate policy of `discover`: each list from its flag, else its environment variable
+    /// (comma separated), as the `security:` settings of `run` describe it.
+    pub fn policy(&self, cluster_domain: &str, env: impl Fn(&str) -> Option<String>) -> Policy {
+        let list = |given: &[String], path: &str| -> Vec<String> {
+            if !given.is_empty() {
+                return given.to_vec();
+            }
+            keys::env_name(path)
+                .and_then(&env)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        SecuritySettings {
+            credential_namespaces: list(&self.credential_namespaces, SEC_CREDENTIALS),
+            endpoint_namespaces: list(&self.endpoint_namespaces, SEC_ENDPOINTS),
+            external_hosts: list(&self.external_hosts, SEC_EXTERNAL),
+        }
+        .policy(cluster_domain)
+    }
+
+    fn flags(&self, f: &mut Flags) {
+        f.list(SEC_CREDENTIALS, &self.credential_namespaces)
+            .list(SEC_ENDPOINTS, &self.endpoint_namespaces)
+            .list(SEC_EXTERNAL, &self.external_hosts);
+    }
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +337,26 @@ pub struct ProbeArgs {
     /// `--resolve prometheus.monitoring.svc.cluster.local=127.0.0.1`. Repeatable.
     #[arg(long, value_name = "HOST=ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, SocketAddr)>,
+}
+
+impl ProbeArgs {
+    /// The probe settings these flags describe.
+    pub fn settings(&self) -> anyhow::Result<ProbeSettings> {
+        let secs = |name: &str, v: f64| {
+            Duration::try_from_secs_f64(v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("--{name}: {v} is not a positive number of seconds"))
+        };
+        Ok(ProbeSettings {
+            timeout: secs("probe-timeout", self.probe_timeout)?,
+            attempts: self.probe_attempts,
+            interval: secs("probe-interval", self.probe_interval)?,
+            insecure_tls: self.insecure_skip_tls_verify,
+            resolve: self.resolve.clone(),
+            ..ProbeSettings::default()
+        })
+    }
 }
 
 fn parse_resolve(s: &str) -> Result<(String, SocketAddr), String> {
@@ -226,8 +381,87 @@ pub enum Format {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::config::FlagValue;
+    use crate::config::keys::{Flag, KEYS};
     use clap::CommandFactory;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let argv = ["dynamic-toolset", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_settings_flag_of_run_sets_its_key() {
+        for k in KEYS {
+            let Some(flag) = k.flag else { continue };
+            let name = format!("--{}", flag.name());
+            let (args, expected) = match flag {
+                Flag::Switch { .. } => (vec![name.as_str()], vec![FlagValue::Given]),
+                Flag::Value(_) => (
+                    vec![name.as_str(), "x"],
+                    vec![
+                        FlagValue::Text("x".into()),
+                        FlagValue::List(vec!["x".into()]),
+                    ],
+                ),
+            };
+            let flags = run_args(&args).flags();
+            let [(path, value)] = flags.values() else {
+                panic!("{name}: {flags:?}");
+            };
+            assert_eq!(*path, k.path, "{name}");
+            assert!(expected.contains(value), "{name}: {value:?}");
+        }
+        assert!(run_args(&[]).flags().values().is_empty());
+    }
+
+    #[test]
+    fn every_flag_of_run_is_a_settings_key() {
+        let cmd = Cli::command();
+        let run = cmd.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if ["config", "kubeconfig", "log-level", "log-format"].contains(&long) {
+                continue;
+            }
+            assert!(
+                KEYS.iter().any(|k| k.flag.map(Flag::name) == Some(long)),
+                "--{long} is not in the key table"
+            );
+        }
+    }
+
+    #[test]
+    fn discover_reads_security_and_detector_env_when_no_flag_is_given() {
+        let env = |k: &str| match k {
+            "CREDENTIAL_NAMESPACES" => Some("a, b,".to_string()),
+            "DETECTORS_DIR" => Some("/plugins".to_string()),
+            _ => None,
+        };
+        let p = SecurityArgs::default().policy("Cluster.Local", env);
+        assert_eq!(p.cluster_domain, "cluster.local");
+        assert_eq!(p.credential_namespaces.len(), 2);
+        assert!(p.endpoint_namespaces.is_empty());
+        let given = SecurityArgs {
+            credential_namespaces: vec!["c".into()],
+            ..SecurityArgs::default()
+        };
+        assert_eq!(
+            given
+                .policy("cluster.local", env)
+                .credential_namespaces
+                .len(),
+            1
+        );
+        let setup = RuntimeArgs::default().setup(env);
+        assert_eq!(setup.dir, Some(PathBuf::from("/plugins")));
+        assert_eq!(setup.runtime.cache_dir, None);
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

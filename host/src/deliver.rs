@@ -115,7 +115,7 @@ pub struct DeliverArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(s, false)
+    crate::config::parse_duration(s, false).map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

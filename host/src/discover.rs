@@ -13,8 +13,7 @@ use dynamic_toolset_core::{ServiceSnapshot, explain, limits, select};
 use crate::cli::{DetectorArgs, DiscoverArgs, Format};
 use crate::manifest::{self, ReadOptions};
 use crate::pipeline::{
-    assemble_output, detect_all, health_map, load_detectors, probe_settings, probe_targets,
-    timestamp,
+    assemble_output, detect_all, health_map, load_detectors, probe_targets, timestamp,
 };
 use crate::probe::{ProbeOutcome, Prober};
 
@@ -44,6 +43,11 @@ pub const EXAMPLE_CLUSTER: &str = concat!(
     "\n",
     include_str!("../../tests/fixtures/charts/unrelated.yaml")
 );
+
+/// The process environment (for the settings flags not given).
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
 
 /// Exit status when output was produced but some input was rejected.
 const EXIT_PARTIAL: u8 = 3;
@@ -84,9 +88,9 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     );
     let services: Vec<ServiceSnapshot> = loaded.services.into_iter().map(|(_, s)| s).collect();
 
-    let (mut set, load_errors) = load_detectors(&args.runtime)?;
+    let (mut set, load_errors) = load_detectors(&args.runtime.setup(process_env))?;
     problems += load_errors.len();
-    let policy = crate::pipeline::policy(&args.cluster_domain, &args.security);
+    let policy = args.security.policy(&args.cluster_domain, process_env);
     let detections = detect_all(&mut set, &policy, &services);
     for sd in &detections {
         problems += sd.gate.iter().filter(|n| n.refused()).count();
@@ -103,7 +107,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
         (BTreeMap::new(), None)
     } else {
         let targets = probe_targets(&selection);
-        let prober = Prober::new(probe_settings(&args.probe)?).map_err(anyhow::Error::msg)?;
+        let prober = Prober::new(args.probe.settings()?).map_err(anyhow::Error::msg)?;
         tracing::info!(endpoints = targets.len(), "probing endpoints");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -177,7 +181,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
 
 /// `dynamic-toolset detectors`.
 pub fn list_detectors(args: &DetectorArgs) -> anyhow::Result<ExitCode> {
-    let (set, errors) = load_detectors(&args.runtime)?;
+    let (set, errors) = load_detectors(&args.runtime.setup(process_env))?;
     println!(
         "{:<16} {:<9} {:<28} BACKENDS",
         "DETECTOR", "VERSION", "SOURCE"

@@ -26,7 +26,9 @@ fn main() -> ExitCode {
         Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
         Command::Run(args) => dynamic_toolset::controller::cmd::run(&args),
         Command::Deliver(args) => dynamic_toolset::deliver::run(&args),
-        Command::Config(ConfigCommand::Check(args)) => dynamic_toolset::config::check(&args),
+        Command::Config(ConfigCommand::Check(args)) => {
+            dynamic_toolset::config::check(&args.file, args.no_env).map_err(Into::into)
+        }
         Command::Overrides(OverridesCommand::Import(args)) => dynamic_toolset::import::run(&args),
     };
     match result {

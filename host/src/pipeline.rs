@@ -3,6 +3,7 @@
 //! but detecting and probing is the pure core; these functions are the thin glue.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -13,17 +14,34 @@ use dynamic_toolset_core::select::{InstanceKey, Selection};
 use dynamic_toolset_core::{GateNote, ServiceDetections, ServiceRef, ServiceSnapshot};
 use dynamic_toolset_runtime::{DetectorSet, LoadError, RuntimeConfig};
 
-use crate::cli::{ProbeArgs, RuntimeArgs, SecurityArgs};
-use crate::probe::{ProbeOutcome, ProbeSettings, ProbeTarget};
+use crate::probe::{ProbeOutcome, ProbeTarget};
+
+/// Which detectors to load and how they run: the bundled ones, plus the `*.wasm` components
+/// of `dir`, in a sandbox configured by `runtime`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectorSetup {
+    /// Directory of third-party detector components; none: bundled detectors only.
+    pub dir: Option<PathBuf>,
+    pub runtime: RuntimeConfig,
+}
+
+impl DetectorSetup {
+    /// The default sandbox, with precompiled detectors cached in `cache_dir` when set.
+    pub fn new(dir: Option<PathBuf>, cache_dir: Option<PathBuf>) -> Self {
+        Self {
+            dir,
+            runtime: RuntimeConfig {
+                cache_dir,
+                ..RuntimeConfig::default()
+            },
+        }
+    }
+}
 
 /// Loads the detectors, reporting plugin files that could not be loaded.
-pub fn load_detectors(args: &RuntimeArgs) -> anyhow::Result<(DetectorSet, Vec<LoadError>)> {
-    let cfg = RuntimeConfig {
-        cache_dir: args.cache_dir.clone(),
-        ..RuntimeConfig::default()
-    };
+pub fn load_detectors(setup: &DetectorSetup) -> anyhow::Result<(DetectorSet, Vec<LoadError>)> {
     let started = std::time::Instant::now();
-    let (set, errors) = DetectorSet::load(&cfg, args.detectors_dir.as_deref())
+    let (set, errors) = DetectorSet::load(&setup.runtime, setup.dir.as_deref())
         .context("cannot start the detector runtime")?;
     tracing::info!(
         detectors = set.detectors().len(),
@@ -83,16 +101,6 @@ pub fn detect_all(
         .collect()
 }
 
-/// The gate policy from the command line (same rules as the `security:` settings).
-pub fn policy(cluster_domain: &str, args: &SecurityArgs) -> Policy {
-    crate::config::SecuritySettings {
-        credential_namespaces: args.credential_namespaces.clone(),
-        endpoint_namespaces: args.endpoint_namespaces.clone(),
-        external_hosts: args.external_hosts.clone(),
-    }
-    .policy(cluster_domain)
-}
-
 /// The probes a selection needs, each verifying TLS unless the toolset is configured with
 /// `verify_ssl: false` (so the probe sees what HolmesGPT will see).
 pub fn probe_targets(selection: &Selection) -> Vec<ProbeTarget<InstanceKey>> {
@@ -136,24 +144,6 @@ pub fn health_map(outcomes: Vec<(InstanceKey, ProbeOutcome)>) -> BTreeMap<Instan
             (key, health)
         })
         .collect()
-}
-
-/// Probe settings from the command line.
-pub fn probe_settings(args: &ProbeArgs) -> anyhow::Result<ProbeSettings> {
-    let secs = |name: &str, v: f64| {
-        Duration::try_from_secs_f64(v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .with_context(|| format!("--{name}: {v} is not a positive number of seconds"))
-    };
-    Ok(ProbeSettings {
-        timeout: secs("probe-timeout", args.probe_timeout)?,
-        attempts: args.probe_attempts,
-        interval: secs("probe-interval", args.probe_interval)?,
-        insecure_tls: args.insecure_skip_tls_verify,
-        resolve: args.resolve.clone(),
-        ..ProbeSettings::default()
-    })
 }
 
 /// The result of the pure part of the pipeline.

@@ -1,7 +1,7 @@
 //! Kubernetes name grammar, as the apiserver validates it (k8s.io/apimachinery
 //! `util/validation`), and the checks a Service must pass before detectors see it.
 //!
-//! One owner for this grammar: the settings file (`host/src/config.rs`), offline
+//! One owner for this grammar: the settings (`host/src/config/`), offline
 //! `discover` and the controller (both through `host/src/manifest.rs`) call it.
 //!
 //! Errors are plain sentences naming the value; callers add where it came from.

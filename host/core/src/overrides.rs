@@ -239,26 +239,11 @@ pub fn merge(generated: &Value, overrides: &Overrides) -> (Value, MergeReport) {
     (Value::Object(result), report)
 }
 
-/// Levenshtein distance, for suggestions.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest allowed key, if close enough to be a typo.
 pub fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
-        .map(|a| (distance(key, a), *a))
+        .map(|a| (strsim::levenshtein(key, a), *a))
         .filter(|(d, a)| *d <= 2.max(a.len() / 4))
         .min()
         .map(|(_, a)| a)
@@ -432,8 +417,8 @@ mod tests {
 
     #[test]
     fn distance_basics() {
-        assert_eq!(distance("", "abc"), 3);
-        assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(distance("same", "same"), 0);
+        assert_eq!(strsim::levenshtein("", "abc"), 3);
+        assert_eq!(strsim::levenshtein("kitten", "sitting"), 3);
+        assert_eq!(strsim::levenshtein("same", "same"), 0);
     }
 }

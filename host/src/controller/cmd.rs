@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::{ControllerOptions, HealthOptions, LeaderOptions, Status, state};
-use crate::config::{RunArgs, Settings};
+use crate::cli::RunArgs;
+use crate::config::Settings;
+use crate::pipeline::DetectorSetup;
 use crate::probe::ProbeSettings;
 
 /// Maps validated settings onto the controller's options.
@@ -65,7 +67,7 @@ fn identity() -> String {
 
 /// `dynamic-toolset run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let settings = crate::config::load(args)?;
+    let settings = crate::config::load(args.config.as_deref(), &args.flags())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,11 +86,11 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
             Err(e) => tracing::warn!("no owner reference on the ConfigMap: {e:#}"),
         }
     }
-    let runtime_args = crate::cli::RuntimeArgs {
-        detectors_dir: settings.detectors.dir.clone(),
-        cache_dir: settings.detectors.cache_dir.clone(),
-    };
-    let (detectors, load_errors) = crate::pipeline::load_detectors(&runtime_args)?;
+    let setup = DetectorSetup::new(
+        settings.detectors.dir.clone(),
+        settings.detectors.cache_dir.clone(),
+    );
+    let (detectors, load_errors) = crate::pipeline::load_detectors(&setup)?;
     for e in &load_errors {
         tracing::error!("detector not loaded: {e}");
     }
