@@ -17,7 +17,7 @@
 //! not be a toolset, or a canonical Service with a wrong scheme, port or base path). A
 //! second chosen instance reaching an already-found canonical endpoint is counted as a
 //! duplicate. The test prints the table (`tests/fixtures/real/SCORE.md` records it) and
-//! asserts only floors that hold today: found >= N and false <= M per family.
+//! asserts only floors that hold today: found >= N, false <= M and duplicate <= D per family.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,9 +32,44 @@ use dynamic_toolset_core::select;
 use dynamic_toolset_runtime::{DetectorSet, RuntimeConfig};
 use serde::Deserialize;
 
-/// Floors measured on the bundled detectors (see SCORE.md): (family, found at least,
-/// false toolsets at most). Raise `found` / lower `false` when detection improves.
-const FLOORS: &[(&str, usize, usize)] = &[];
+/// Floors measured on the bundled detectors (see SCORE.md): (family, canonical endpoints
+/// found at least, false toolsets at most, duplicate instances at most). Raise `found` /
+/// lower the others when detection improves.
+const FLOORS: &[(&str, usize, usize, usize)] = &[
+    ("bitnami-apps", 0, 0, 0),
+    ("bitnami-grafana-loki", 0, 0, 0),
+    ("bitnami-grafana-mimir", 0, 0, 0),
+    ("bitnami-grafana-tempo", 0, 0, 0),
+    ("bitnami-jaeger", 1, 0, 0),
+    ("bitnami-kube-prometheus", 2, 0, 0),
+    ("bitnami-thanos", 1, 0, 0),
+    ("bitnami-zipkin", 0, 0, 0),
+    ("cortex", 0, 0, 0),
+    ("eck", 2, 0, 0),
+    ("grafana", 1, 0, 0),
+    ("grafana-operator", 0, 0, 0),
+    ("infra-unrelated", 0, 0, 0),
+    ("istio-addons", 3, 0, 0),
+    ("istio-skywalking", 0, 0, 0),
+    ("istio-zipkin", 0, 0, 0),
+    ("jaeger-operator", 1, 0, 0),
+    ("kube-prometheus", 3, 0, 2),
+    ("kube-prometheus-stack", 3, 0, 0),
+    ("loki-distributed", 1, 0, 0),
+    ("loki-monolithic", 1, 0, 0),
+    ("loki-simple-scalable", 1, 0, 0),
+    ("opensearch", 2, 0, 0),
+    ("opensearch-operator", 0, 0, 0),
+    ("openshift-monitoring", 0, 7, 0),
+    ("prometheus", 2, 0, 0),
+    ("tempo", 1, 0, 0),
+    ("tempo-distributed", 1, 0, 0),
+    ("tempo-operator", 0, 0, 0),
+    ("victoria-metrics-cluster", 1, 0, 0),
+    ("victoria-metrics-k8s-stack", 3, 0, 0),
+    ("victoria-metrics-single", 1, 0, 0),
+    ("zipkin", 0, 0, 0),
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,9 +144,10 @@ fn normalize(url: &str) -> String {
         None => (rest, ""),
     };
     let authority = authority.to_ascii_lowercase();
-    let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| {
-        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-    }) {
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         authority
     } else {
         let port = match scheme.as_str() {
@@ -241,7 +277,10 @@ fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Pa
     for sd in &detections {
         for v in &sd.verdicts {
             if let Err(e) = &v.outcome {
-                panic!("{name}: {}: detector {} failed: {e}", sd.service, v.detector);
+                panic!(
+                    "{name}: {}: detector {} failed: {e}",
+                    sd.service, v.detector
+                );
             }
         }
     }
@@ -271,14 +310,29 @@ fn coverage_problems(f: &Family) -> Vec<String> {
     for k in &f.canon.canonical {
         listed.insert(k.service.clone());
         listed.extend(k.alternatives.iter().map(|a| a.service.clone()));
-        assert!(!k.why.trim().is_empty(), "{}: {} has no reason", f.name, k.url);
+        assert!(
+            !k.why.trim().is_empty(),
+            "{}: {} has no reason",
+            f.name,
+            k.url
+        );
         for a in &k.alternatives {
-            assert!(!a.why.trim().is_empty(), "{}: {} has no reason", f.name, a.url);
+            assert!(
+                !a.why.trim().is_empty(),
+                "{}: {} has no reason",
+                f.name,
+                a.url
+            );
         }
     }
     for a in &f.canon.acceptable {
         listed.insert(a.service.clone());
-        assert!(!a.why.trim().is_empty(), "{}: {} has no reason", f.name, a.url);
+        assert!(
+            !a.why.trim().is_empty(),
+            "{}: {} has no reason",
+            f.name,
+            a.url
+        );
     }
     let mut problems = Vec::new();
     for (svc, why) in &f.canon.nothing {
@@ -295,7 +349,10 @@ fn coverage_problems(f: &Family) -> Vec<String> {
     }
     for svc in &f.services {
         if !listed.contains(svc) {
-            problems.push(format!("{}: {svc} is not judged in the canonical file", f.name));
+            problems.push(format!(
+                "{}: {svc} is not judged in the canonical file",
+                f.name
+            ));
         }
     }
     for svc in &listed {
@@ -331,7 +388,9 @@ fn table(rows: &[(String, Score)]) -> String {
         total.canonical += s.canonical;
         total.found.extend(s.found.iter().cloned());
         total.missed.extend(s.missed.iter().cloned());
-        total.false_toolsets.extend(s.false_toolsets.iter().cloned());
+        total
+            .false_toolsets
+            .extend(s.false_toolsets.iter().cloned());
         total.duplicates.extend(s.duplicates.iter().cloned());
         total.acceptable.extend(s.acceptable.iter().cloned());
     }
@@ -384,27 +443,33 @@ fn real_fixtures_score_at_least_the_recorded_floors() {
         problems.join("\n")
     );
 
-    let floors: BTreeMap<&str, (usize, usize)> =
-        FLOORS.iter().map(|(f, a, b)| (*f, (*a, *b))).collect();
+    let floors: BTreeMap<&str, (usize, usize, usize)> = FLOORS
+        .iter()
+        .map(|(f, a, b, c)| (*f, (*a, *b, *c)))
+        .collect();
     let mut regressions = Vec::new();
     for (name, s) in &rows {
         match floors.get(name.as_str()) {
             None => regressions.push(format!(
-                "{name}: no floor recorded (measured found {}, false {})",
+                "{name}: no floor recorded (measured found {}, false {}, duplicate {})",
                 s.found.len(),
-                s.false_toolsets.len()
+                s.false_toolsets.len(),
+                s.duplicates.len()
             )),
-            Some((found, false_max)) => {
+            Some((found, false_max, dup_max)) => {
                 if s.found.len() < *found {
-                    regressions.push(format!(
-                        "{name}: found {} < floor {found}",
-                        s.found.len()
-                    ));
+                    regressions.push(format!("{name}: found {} < floor {found}", s.found.len()));
                 }
                 if s.false_toolsets.len() > *false_max {
                     regressions.push(format!(
                         "{name}: false {} > ceiling {false_max}",
                         s.false_toolsets.len()
+                    ));
+                }
+                if s.duplicates.len() > *dup_max {
+                    regressions.push(format!(
+                        "{name}: duplicate {} > ceiling {dup_max}",
+                        s.duplicates.len()
                     ));
                 }
             }
@@ -455,7 +520,10 @@ fn scorer_counts_a_deliberate_miss_and_a_false_toolset() {
                 "prometheus/metrics",
                 "m/prom",
                 "http://prom.m.svc.cluster.local:9090",
-                &[("m/prom-operated", "http://prom-operated.m.svc.cluster.local:9090")],
+                &[(
+                    "m/prom-operated",
+                    "http://prom-operated.m.svc.cluster.local:9090",
+                )],
             ),
             canonical(
                 "jaeger/traces",
@@ -485,9 +553,17 @@ fn scorer_counts_a_deliberate_miss_and_a_false_toolset() {
             "http://prom.m.svc.cluster.local:9090",
         ),
         // Right Service, base path missing: a miss and a false toolset.
-        chosen("jaeger/traces", "t/tracing", "http://tracing.t.svc.cluster.local"),
+        chosen(
+            "jaeger/traces",
+            "t/tracing",
+            "http://tracing.t.svc.cluster.local",
+        ),
         // Neither required nor wrong.
-        chosen("grafana/tempo", "t/tempo", "http://tempo.t.svc.cluster.local:3200"),
+        chosen(
+            "grafana/tempo",
+            "t/tempo",
+            "http://tempo.t.svc.cluster.local:3200",
+        ),
         // A Service that must produce nothing.
         chosen(
             "prometheus/metrics",
@@ -506,7 +582,10 @@ fn scorer_counts_a_deliberate_miss_and_a_false_toolset() {
 
     // Nothing chosen: every canonical endpoint is missed, nothing is false.
     let s = score(&canon, &[]);
-    assert_eq!((s.found.len(), s.missed.len(), s.false_toolsets.len()), (0, 2, 0));
+    assert_eq!(
+        (s.found.len(), s.missed.len(), s.false_toolsets.len()),
+        (0, 2, 0)
+    );
 }
 
 #[test]
@@ -569,5 +648,8 @@ fn url_normalization() {
     assert_eq!(normalize("http://a.b:80/"), "http://a.b:80");
     assert_eq!(normalize("http://a.b"), "http://a.b:80");
     assert_eq!(normalize("https://A.b/x/"), "https://a.b:443/x");
-    assert_ne!(normalize("http://a.b:80/prometheus"), normalize("http://a.b:80"));
+    assert_ne!(
+        normalize("http://a.b:80/prometheus"),
+        normalize("http://a.b:80")
+    );
 }
