@@ -52,6 +52,7 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("istio-addons", 3, 0, 0),
     ("istio-skywalking", 0, 0, 0),
     ("istio-zipkin", 0, 0, 0),
+    ("jaeger", 1, 0, 0),
     ("jaeger-operator", 1, 0, 0),
     ("kube-prometheus", 3, 0, 2),
     ("kube-prometheus-stack", 3, 0, 0),
