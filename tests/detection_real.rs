@@ -66,8 +66,10 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("tempo", 1, 0, 0),
     ("tempo-distributed", 1, 0, 0),
     ("tempo-operator", 0, 0, 0),
+    ("tempo-operator-stack", 1, 0, 0),
     ("victoria-metrics-cluster", 1, 0, 0),
     ("victoria-metrics-k8s-stack", 3, 0, 0),
+    ("victoria-metrics-operator-cluster", 1, 0, 0),
     ("victoria-metrics-single", 1, 0, 0),
     ("zipkin", 0, 0, 0),
 ];
