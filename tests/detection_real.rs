@@ -61,6 +61,7 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("loki-simple-scalable", 1, 0, 0),
     ("opensearch", 2, 0, 0),
     ("opensearch-operator", 0, 0, 0),
+    ("opentelemetry-collector", 0, 0, 0),
     ("openshift-monitoring", 0, 7, 0),
     ("prometheus", 2, 0, 0),
     ("tempo", 1, 0, 0),
