@@ -25,11 +25,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use dynamic_toolset::cli::RuntimeArgs;
 use dynamic_toolset::manifest::{self, ReadOptions};
 use dynamic_toolset::pipeline;
 use dynamic_toolset_core::gate::Policy;
 use dynamic_toolset_core::select;
-use dynamic_toolset_runtime::{DetectorSet, RuntimeConfig};
+use dynamic_toolset_runtime::DetectorSet;
 use serde::Deserialize;
 
 /// Floors measured on the bundled detectors (see SCORE.md): (family, canonical endpoints
@@ -231,16 +232,14 @@ fn families() -> Vec<(String, PathBuf, PathBuf)> {
     out
 }
 
+/// The bundled detectors, loaded as `discover` loads them (no third-party directory).
 fn detector_set() -> DetectorSet {
-    let cfg = RuntimeConfig {
+    let args = RuntimeArgs {
+        detectors_dir: None,
         cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
-        ..RuntimeConfig::default()
     };
-    let (set, errors) = DetectorSet::load(&cfg, None).expect("runtime starts");
-    assert!(
-        errors.is_empty(),
-        "bundled detectors failed to load: {errors:?}"
-    );
+    let (set, errors) = pipeline::load_detectors(&args).expect("runtime starts");
+    assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
     set
 }
 
@@ -370,6 +369,18 @@ fn coverage_problems(f: &Family) -> Vec<String> {
     problems
 }
 
+fn table_row(name: &str, s: &Score) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} |",
+        s.canonical,
+        s.found.len(),
+        s.missed.len(),
+        s.false_toolsets.len(),
+        s.duplicates.len(),
+        s.acceptable.len()
+    )
+}
+
 fn table(rows: &[(String, Score)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -379,16 +390,7 @@ fn table(rows: &[(String, Score)]) -> String {
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     let mut total = Score::default();
     for (name, s) in rows {
-        let _ = writeln!(
-            out,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
-            s.canonical,
-            s.found.len(),
-            s.missed.len(),
-            s.false_toolsets.len(),
-            s.duplicates.len(),
-            s.acceptable.len()
-        );
+        let _ = writeln!(out, "{}", table_row(name, s));
         total.canonical += s.canonical;
         total.found.extend(s.found.iter().cloned());
         total.missed.extend(s.missed.iter().cloned());
@@ -398,26 +400,17 @@ fn table(rows: &[(String, Score)]) -> String {
         total.duplicates.extend(s.duplicates.iter().cloned());
         total.acceptable.extend(s.acceptable.iter().cloned());
     }
-    let _ = writeln!(
-        out,
-        "| **total** | {} | {} | {} | {} | {} | {} |",
-        total.canonical,
-        total.found.len(),
-        total.missed.len(),
-        total.false_toolsets.len(),
-        total.duplicates.len(),
-        total.acceptable.len()
-    );
+    let _ = writeln!(out, "{}", table_row("**total**", &total));
     let _ = writeln!(out);
     for (name, s) in rows {
-        for m in &s.missed {
-            let _ = writeln!(out, "- {name}: missed {m}");
-        }
-        for m in &s.false_toolsets {
-            let _ = writeln!(out, "- {name}: false {m}");
-        }
-        for m in &s.duplicates {
-            let _ = writeln!(out, "- {name}: duplicate {m}");
+        for (kind, items) in [
+            ("missed", &s.missed),
+            ("false", &s.false_toolsets),
+            ("duplicate", &s.duplicates),
+        ] {
+            for m in items {
+                let _ = writeln!(out, "- {name}: {kind} {m}");
+            }
         }
     }
     out
