@@ -60,6 +60,7 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("loki-distributed", 1, 0, 0),
     ("loki-monolithic", 1, 0, 0),
     ("loki-simple-scalable", 1, 0, 0),
+    ("mimir-jsonnet", 0, 0, 0),
     ("opensearch", 2, 0, 0),
     ("opensearch-operator", 0, 0, 0),
     ("openshift-monitoring", 0, 7, 0),
