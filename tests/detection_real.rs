@@ -55,6 +55,7 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("istio-zipkin", 0, 0, 0),
     ("jaeger", 1, 0, 0),
     ("jaeger-operator", 1, 0, 0),
+    ("jaeger-operator-openshift", 0, 0, 0),
     ("kube-prometheus", 3, 0, 2),
     ("kube-prometheus-stack", 3, 0, 0),
     ("loki-distributed", 1, 0, 0),
