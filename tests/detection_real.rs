@@ -1,0 +1,654 @@
+//! Detection scored on Services from real upstream sources (`tests/fixtures/real/`: rendered
+//! charts, committed manifests and Services transcribed from operators' source, each citing
+//! its repository, path and commit; see `tests/fixtures/real/SOURCES.md`).
+//!
+//! Every `<family>.yaml` goes through discovery as `discover --no-health-check` runs it
+//! (bundled detectors, validation gate with the baseline policy, selection; no probing),
+//! and the chosen toolsets are compared with `<family>.canonical.yaml`, a person's judgement
+//! of the endpoints HolmesGPT should get:
+//!
+//! - `canonical`: toolset, Service and full URL (scheme, port, base path), with acceptable
+//!   `alternatives` (another Service or URL reaching the same API);
+//! - `acceptable`: toolsets that are neither required nor wrong (e.g. a second, redundant view);
+//! - `nothing`: every other Service of the fixture, which must produce no toolset.
+//!
+//! Per family: canonical endpoints found / missed, and false toolsets (a chosen toolset
+//! whose URL is neither canonical nor an alternative nor acceptable: a Service that must
+//! not be a toolset, or a canonical Service with a wrong scheme, port or base path). A
+//! second chosen instance reaching an already-found canonical endpoint is counted as a
+//! duplicate. The test prints the table (`tests/fixtures/real/SCORE.md` records it) and
+//! asserts only floors that hold today: found >= N, false <= M and duplicate <= D per family.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use dynamic_toolset::cli::RuntimeArgs;
+use dynamic_toolset::manifest::{self, ReadOptions};
+use dynamic_toolset::pipeline;
+use dynamic_toolset_core::gate::Policy;
+use dynamic_toolset_core::select;
+use dynamic_toolset_runtime::DetectorSet;
+use serde::Deserialize;
+
+/// Floors measured on the bundled detectors (see SCORE.md): (family, canonical endpoints
+/// found at least, false toolsets at most, duplicate instances at most). Raise `found` /
+/// lower the others when detection improves.
+const FLOORS: &[(&str, usize, usize, usize)] = &[
+    ("bitnami-apps", 0, 0, 0),
+    ("bitnami-grafana-loki", 0, 0, 0),
+    ("bitnami-grafana-mimir", 0, 0, 0),
+    ("bitnami-grafana-tempo", 0, 0, 0),
+    ("bitnami-jaeger", 1, 0, 0),
+    ("bitnami-kube-prometheus", 2, 0, 0),
+    ("bitnami-thanos", 1, 0, 0),
+    ("bitnami-zipkin", 0, 0, 0),
+    ("cortex", 0, 0, 0),
+    ("eck", 2, 0, 0),
+    ("grafana", 1, 0, 0),
+    ("grafana-operator", 0, 0, 0),
+    ("infra-unrelated", 0, 0, 0),
+    ("istio-addons", 3, 0, 0),
+    ("istio-skywalking", 0, 0, 0),
+    ("istio-zipkin", 0, 0, 0),
+    ("jaeger", 1, 0, 0),
+    ("jaeger-operator", 1, 0, 0),
+    ("jaeger-operator-openshift", 0, 0, 0),
+    ("kube-prometheus", 3, 0, 2),
+    ("kube-prometheus-stack", 3, 0, 0),
+    ("loki-distributed", 1, 0, 0),
+    ("loki-monolithic", 1, 0, 0),
+    ("loki-simple-scalable", 1, 0, 0),
+    ("mimir-jsonnet", 0, 0, 0),
+    ("opensearch", 2, 0, 0),
+    ("opensearch-operator", 0, 0, 0),
+    ("openshift-monitoring", 0, 7, 0),
+    ("opentelemetry-collector", 0, 0, 0),
+    ("prometheus", 2, 0, 0),
+    ("tempo", 1, 0, 0),
+    ("tempo-distributed", 1, 0, 0),
+    ("tempo-operator", 0, 0, 0),
+    ("tempo-operator-stack", 1, 0, 0),
+    ("victoria-metrics-cluster", 1, 0, 0),
+    ("victoria-metrics-k8s-stack", 3, 0, 0),
+    ("victoria-metrics-operator-cluster", 1, 0, 0),
+    ("victoria-metrics-single", 1, 0, 0),
+    ("zipkin", 0, 0, 0),
+];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanonicalFile {
+    /// Namespace the fixture was installed into (`helm template -n`), for objects
+    /// without `metadata.namespace` (like `discover --default-namespace`).
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    canonical: Vec<Canonical>,
+    #[serde(default)]
+    acceptable: Vec<Acceptable>,
+    /// Service (`namespace/name`) -> why it must produce nothing.
+    #[serde(default)]
+    nothing: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Canonical {
+    toolset: String,
+    service: String,
+    url: String,
+    why: String,
+    #[serde(default)]
+    alternatives: Vec<Alternative>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Alternative {
+    service: String,
+    url: String,
+    why: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Acceptable {
+    toolset: String,
+    service: String,
+    url: String,
+    why: String,
+}
+
+/// One chosen toolset instance: what HolmesGPT would be configured with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Chosen {
+    toolset: String,
+    service: String,
+    endpoint: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Score {
+    canonical: usize,
+    found: Vec<String>,
+    missed: Vec<String>,
+    false_toolsets: Vec<String>,
+    duplicates: Vec<String>,
+    acceptable: Vec<String>,
+}
+
+/// `scheme://host:port/path` with the default port made explicit, lowercase scheme and
+/// host, no trailing slash: so `http://a:80/` and `http://a` compare equal.
+fn normalize(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let scheme = scheme.to_ascii_lowercase();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let authority = authority.to_ascii_lowercase();
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        authority
+    } else {
+        let port = match scheme.as_str() {
+            "https" => "443",
+            _ => "80",
+        };
+        format!("{authority}:{port}")
+    };
+    let path = path.trim_end_matches('/');
+    format!("{scheme}://{authority}{path}")
+}
+
+/// Compares the chosen toolsets with the canonical file. Pure, so the scorer itself can be
+/// tested (see `scorer_counts_a_deliberate_miss_and_a_false_toolset`).
+fn score(canon: &CanonicalFile, chosen: &[Chosen]) -> Score {
+    let mut s = Score {
+        canonical: canon.canonical.len(),
+        ..Score::default()
+    };
+    let mut hit = vec![false; canon.canonical.len()];
+    for c in chosen {
+        let url = normalize(&c.endpoint);
+        let matched = canon.canonical.iter().position(|k| {
+            k.toolset == c.toolset
+                && (normalize(&k.url) == url
+                    || k.alternatives.iter().any(|a| normalize(&a.url) == url))
+        });
+        let label = format!("{} {} ({})", c.toolset, c.endpoint, c.service);
+        match matched {
+            Some(i) if !hit[i] => {
+                hit[i] = true;
+                s.found.push(label);
+            }
+            Some(_) => s.duplicates.push(label),
+            None => {
+                if canon
+                    .acceptable
+                    .iter()
+                    .any(|a| a.toolset == c.toolset && normalize(&a.url) == url)
+                {
+                    s.acceptable.push(label);
+                } else {
+                    s.false_toolsets.push(label);
+                }
+            }
+        }
+    }
+    for (k, hit) in canon.canonical.iter().zip(&hit) {
+        if !hit {
+            s.missed
+                .push(format!("{} {} ({})", k.toolset, k.url, k.service));
+        }
+    }
+    s
+}
+
+fn real_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real")
+}
+
+/// Every `<family>.yaml` with its `<family>.canonical.yaml`, sorted by family.
+fn families() -> Vec<(String, PathBuf, PathBuf)> {
+    let mut out: Vec<_> = std::fs::read_dir(real_dir())
+        .expect("tests/fixtures/real exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml")
+                && !p.to_string_lossy().ends_with(".canonical.yaml")
+        })
+        .map(|p| {
+            let family = p.file_stem().unwrap().to_string_lossy().to_string();
+            let canon = p.with_extension("canonical.yaml");
+            (family, p, canon)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The bundled detectors, loaded as `discover` loads them (no third-party directory).
+fn detector_set() -> DetectorSet {
+    let args = RuntimeArgs {
+        detectors_dir: None,
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
+    };
+    let (set, errors) = pipeline::load_detectors(&args).expect("runtime starts");
+    assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
+    set
+}
+
+struct Family {
+    name: String,
+    canon: CanonicalFile,
+    services: BTreeSet<String>,
+    chosen: Vec<Chosen>,
+}
+
+/// Reads one family and runs it through detect + gate + select, as `discover` does.
+fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Path) -> Family {
+    let canon_text = std::fs::read_to_string(canon_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
+    let canon: CanonicalFile = serde_yaml::from_str(&canon_text)
+        .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let opts = ReadOptions {
+        default_namespace: canon
+            .namespace
+            .clone()
+            .unwrap_or_else(|| ReadOptions::default().default_namespace),
+    };
+    let loaded = manifest::parse_str(name, &text, &opts);
+    assert!(loaded.errors.is_empty(), "{name}: {:?}", loaded.errors);
+    let services: Vec<_> = loaded.services.into_iter().map(|(_, s)| s).collect();
+    let keys: BTreeSet<String> = services
+        .iter()
+        .map(|s| format!("{}/{}", s.namespace, s.name))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        services.len(),
+        "{name}: a Service appears twice in the fixture"
+    );
+    let policy = Policy::baseline("cluster.local");
+    let detections = pipeline::detect_all(set, &policy, &services);
+    for sd in &detections {
+        for v in &sd.verdicts {
+            if let Err(e) = &v.outcome {
+                panic!(
+                    "{name}: {}: detector {} failed: {e}",
+                    sd.service, v.detector
+                );
+            }
+        }
+    }
+    let selection = select::select(&detections);
+    let mut chosen: Vec<Chosen> = selection
+        .groups
+        .iter()
+        .map(|g| Chosen {
+            toolset: g.key.toolset.clone(),
+            service: g.chosen.service.to_string(),
+            endpoint: g.chosen.fragment.endpoint.clone(),
+        })
+        .collect();
+    chosen.sort();
+    Family {
+        name: name.to_string(),
+        canon,
+        services: keys,
+        chosen,
+    }
+}
+
+/// The canonical file names every Service of the fixture exactly once (canonical,
+/// alternative, acceptable or nothing) and no Service the fixture lacks.
+fn coverage_problems(f: &Family) -> Vec<String> {
+    let mut listed = BTreeSet::new();
+    for k in &f.canon.canonical {
+        listed.insert(k.service.clone());
+        listed.extend(k.alternatives.iter().map(|a| a.service.clone()));
+        assert!(
+            !k.why.trim().is_empty(),
+            "{}: {} has no reason",
+            f.name,
+            k.url
+        );
+        for a in &k.alternatives {
+            assert!(
+                !a.why.trim().is_empty(),
+                "{}: {} has no reason",
+                f.name,
+                a.url
+            );
+        }
+    }
+    for a in &f.canon.acceptable {
+        listed.insert(a.service.clone());
+        assert!(
+            !a.why.trim().is_empty(),
+            "{}: {} has no reason",
+            f.name,
+            a.url
+        );
+    }
+    let mut problems = Vec::new();
+    for (svc, why) in &f.canon.nothing {
+        if why.trim().is_empty() {
+            problems.push(format!("{}: nothing.{svc} has no reason", f.name));
+        }
+        if listed.contains(svc) {
+            problems.push(format!(
+                "{}: {svc} is both an endpoint and in `nothing`",
+                f.name
+            ));
+        }
+        listed.insert(svc.clone());
+    }
+    for svc in &f.services {
+        if !listed.contains(svc) {
+            problems.push(format!(
+                "{}: {svc} is not judged in the canonical file",
+                f.name
+            ));
+        }
+    }
+    for svc in &listed {
+        if !f.services.contains(svc) {
+            problems.push(format!(
+                "{}: the canonical file names {svc}, which the fixture does not contain",
+                f.name
+            ));
+        }
+    }
+    problems
+}
+
+fn table_row(name: &str, s: &Score) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} |",
+        s.canonical,
+        s.found.len(),
+        s.missed.len(),
+        s.false_toolsets.len(),
+        s.duplicates.len(),
+        s.acceptable.len()
+    )
+}
+
+fn table(rows: &[(String, Score)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| family | canonical | found | missed | false | duplicate | acceptable |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let mut total = Score::default();
+    for (name, s) in rows {
+        let _ = writeln!(out, "{}", table_row(name, s));
+        total.canonical += s.canonical;
+        total.found.extend(s.found.iter().cloned());
+        total.missed.extend(s.missed.iter().cloned());
+        total
+            .false_toolsets
+            .extend(s.false_toolsets.iter().cloned());
+        total.duplicates.extend(s.duplicates.iter().cloned());
+        total.acceptable.extend(s.acceptable.iter().cloned());
+    }
+    let _ = writeln!(out, "{}", table_row("**total**", &total));
+    let _ = writeln!(out);
+    for (name, s) in rows {
+        for (kind, items) in [
+            ("missed", &s.missed),
+            ("false", &s.false_toolsets),
+            ("duplicate", &s.duplicates),
+        ] {
+            for m in items {
+                let _ = writeln!(out, "- {name}: {kind} {m}");
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn real_fixtures_score_at_least_the_recorded_floors() {
+    let families = families();
+    assert!(
+        families.len() >= 15,
+        "expected the real fixtures, found {}",
+        families.len()
+    );
+    let mut set = detector_set();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (name, fixture, canon) in &families {
+        let f = run_family(&mut set, name, fixture, canon);
+        problems.extend(coverage_problems(&f));
+        rows.push((name.clone(), score(&f.canon, &f.chosen)));
+    }
+    let printed = table(&rows);
+    eprintln!("{printed}");
+    assert!(
+        problems.is_empty(),
+        "canonical files out of step with their fixtures:\n{}",
+        problems.join("\n")
+    );
+
+    let floors: BTreeMap<&str, (usize, usize, usize)> = FLOORS
+        .iter()
+        .map(|(f, a, b, c)| (*f, (*a, *b, *c)))
+        .collect();
+    let mut regressions = Vec::new();
+    for (name, s) in &rows {
+        match floors.get(name.as_str()) {
+            None => regressions.push(format!(
+                "{name}: no floor recorded (measured found {}, false {}, duplicate {})",
+                s.found.len(),
+                s.false_toolsets.len(),
+                s.duplicates.len()
+            )),
+            Some((found, false_max, dup_max)) => {
+                if s.found.len() < *found {
+                    regressions.push(format!("{name}: found {} < floor {found}", s.found.len()));
+                }
+                if s.false_toolsets.len() > *false_max {
+                    regressions.push(format!(
+                        "{name}: false {} > ceiling {false_max}",
+                        s.false_toolsets.len()
+                    ));
+                }
+                if s.duplicates.len() > *dup_max {
+                    regressions.push(format!(
+                        "{name}: duplicate {} > ceiling {dup_max}",
+                        s.duplicates.len()
+                    ));
+                }
+            }
+        }
+    }
+    for name in floors.keys() {
+        if !rows.iter().any(|(n, _)| n == name) {
+            regressions.push(format!("{name}: floor recorded for a missing family"));
+        }
+    }
+    assert!(
+        regressions.is_empty(),
+        "detection regressed on real fixtures:\n{}",
+        regressions.join("\n")
+    );
+}
+
+fn canonical(toolset: &str, service: &str, url: &str, alts: &[(&str, &str)]) -> Canonical {
+    Canonical {
+        toolset: toolset.into(),
+        service: service.into(),
+        url: url.into(),
+        why: "test".into(),
+        alternatives: alts
+            .iter()
+            .map(|(s, u)| Alternative {
+                service: (*s).into(),
+                url: (*u).into(),
+                why: "test".into(),
+            })
+            .collect(),
+    }
+}
+
+fn chosen(toolset: &str, service: &str, endpoint: &str) -> Chosen {
+    Chosen {
+        toolset: toolset.into(),
+        service: service.into(),
+        endpoint: endpoint.into(),
+    }
+}
+
+#[test]
+fn scorer_counts_a_deliberate_miss_and_a_false_toolset() {
+    let canon = CanonicalFile {
+        canonical: vec![
+            canonical(
+                "prometheus/metrics",
+                "m/prom",
+                "http://prom.m.svc.cluster.local:9090",
+                &[(
+                    "m/prom-operated",
+                    "http://prom-operated.m.svc.cluster.local:9090",
+                )],
+            ),
+            canonical(
+                "jaeger/traces",
+                "t/tracing",
+                "http://tracing.t.svc.cluster.local:80/jaeger",
+                &[],
+            ),
+        ],
+        acceptable: vec![Acceptable {
+            toolset: "grafana/tempo".into(),
+            service: "t/tempo".into(),
+            url: "http://tempo.t.svc.cluster.local:3200".into(),
+            why: "test".into(),
+        }],
+        ..CanonicalFile::default()
+    };
+    let picked = [
+        // The alternative counts as found; the second instance of it is a duplicate.
+        chosen(
+            "prometheus/metrics",
+            "m/prom-operated",
+            "HTTP://prom-operated.m.svc.cluster.local:9090/",
+        ),
+        chosen(
+            "prometheus/metrics",
+            "m/prom",
+            "http://prom.m.svc.cluster.local:9090",
+        ),
+        // Right Service, base path missing: a miss and a false toolset.
+        chosen(
+            "jaeger/traces",
+            "t/tracing",
+            "http://tracing.t.svc.cluster.local",
+        ),
+        // Neither required nor wrong.
+        chosen(
+            "grafana/tempo",
+            "t/tempo",
+            "http://tempo.t.svc.cluster.local:3200",
+        ),
+        // A Service that must produce nothing.
+        chosen(
+            "prometheus/metrics",
+            "m/node-exporter",
+            "http://node-exporter.m.svc.cluster.local:9100",
+        ),
+    ];
+    let s = score(&canon, &picked);
+    assert_eq!(s.canonical, 2);
+    assert_eq!(s.found.len(), 1, "{s:?}");
+    assert_eq!(s.duplicates.len(), 1, "{s:?}");
+    assert_eq!(s.missed.len(), 1, "{s:?}");
+    assert!(s.missed[0].contains("/jaeger"), "{s:?}");
+    assert_eq!(s.false_toolsets.len(), 2, "{s:?}");
+    assert_eq!(s.acceptable.len(), 1, "{s:?}");
+
+    // Nothing chosen: every canonical endpoint is missed, nothing is false.
+    let s = score(&canon, &[]);
+    assert_eq!(
+        (s.found.len(), s.missed.len(), s.false_toolsets.len()),
+        (0, 2, 0)
+    );
+}
+
+#[test]
+fn scorer_on_a_real_family_sees_a_removed_endpoint_and_an_unlisted_one() {
+    // kube-prometheus: perturb the judgement, not the detectors, and check the score moves.
+    let dir = real_dir();
+    let mut set = detector_set();
+    let f = run_family(
+        &mut set,
+        "kube-prometheus",
+        &dir.join("kube-prometheus.yaml"),
+        &dir.join("kube-prometheus.canonical.yaml"),
+    );
+    let base = score(&f.canon, &f.chosen);
+    let found_before = base.found.len();
+    let false_before = base.false_toolsets.len();
+
+    // A deliberate miss: a canonical endpoint no detector can produce.
+    let mut canon = f.canon.clone();
+    canon.canonical.push(canonical(
+        "grafana/loki",
+        "monitoring/loki",
+        "http://loki.monitoring.svc.cluster.local:3100",
+        &[],
+    ));
+    let s = score(&canon, &f.chosen);
+    assert_eq!(s.missed.len(), base.missed.len() + 1);
+    assert_eq!(s.found.len(), found_before);
+
+    // A deliberate false positive: drop a found canonical endpoint from the judgement; the
+    // chosen toolset that matched it is now unlisted, hence false.
+    if let Some(i) = canon.canonical.iter().position(|k| {
+        f.chosen.iter().any(|c| {
+            c.toolset == k.toolset
+                && (normalize(&c.endpoint) == normalize(&k.url)
+                    || k.alternatives
+                        .iter()
+                        .any(|a| normalize(&a.url) == normalize(&c.endpoint)))
+        })
+    }) {
+        canon.canonical.remove(i);
+        let s = score(&canon, &f.chosen);
+        assert_eq!(s.found.len(), found_before - 1);
+        assert!(s.false_toolsets.len() > false_before);
+    } else {
+        // Nothing found today: a fabricated chosen toolset must count as false.
+        let mut picked = f.chosen.clone();
+        picked.push(chosen(
+            "prometheus/metrics",
+            "monitoring/node-exporter",
+            "https://node-exporter.monitoring.svc.cluster.local:9100",
+        ));
+        let s = score(&f.canon, &picked);
+        assert_eq!(s.false_toolsets.len(), false_before + 1);
+    }
+}
+
+#[test]
+fn url_normalization() {
+    assert_eq!(normalize("http://a.b:80/"), "http://a.b:80");
+    assert_eq!(normalize("http://a.b"), "http://a.b:80");
+    assert_eq!(normalize("https://A.b/x/"), "https://a.b:443/x");
+    assert_ne!(
+        normalize("http://a.b:80/prometheus"),
+        normalize("http://a.b:80")
+    );
+}
