@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use dynamic_toolset::cli::RuntimeArgs;
 use dynamic_toolset::manifest::{self, ReadOptions};
 use dynamic_toolset::pipeline;
 use dynamic_toolset_core::gate::Policy;
@@ -236,11 +235,11 @@ fn families() -> Vec<(String, PathBuf, PathBuf)> {
 
 /// The bundled detectors, loaded as `discover` loads them (no third-party directory).
 fn detector_set() -> DetectorSet {
-    let args = RuntimeArgs {
-        detectors_dir: None,
-        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
-    };
-    let (set, errors) = pipeline::load_detectors(&args).expect("runtime starts");
+    let setup = pipeline::DetectorSetup::new(
+        None,
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
+    );
+    let (set, errors) = pipeline::load_detectors(&setup).expect("runtime starts");
     assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
     set
 }
