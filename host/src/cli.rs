@@ -82,6 +82,10 @@ pub enum Command {
     /// content is never written (the last good file stays); a failed reload (HolmesGPT down,
     /// restarting, 401, 500) is retried with capped exponential backoff and ±25 % jitter.
     Deliver(crate::deliver::DeliverArgs),
+    /// List what a running controller discovered, through its REST API: toolsets (with the
+    /// Services, health and overrides behind them), services (every detector's verdict and
+    /// why a Service was not chosen) or detectors (with live call statistics).
+    Get(crate::api::client::GetArgs),
     /// Settings file tools.
     #[command(subcommand)]
     Config(ConfigCommand),

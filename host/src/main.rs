@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
         Command::Run(args) => dynamic_toolset::controller::cmd::run(&args),
         Command::Deliver(args) => dynamic_toolset::deliver::run(&args),
+        Command::Get(args) => dynamic_toolset::api::client::run(&args),
         Command::Config(ConfigCommand::Check(args)) => {
             dynamic_toolset::config::check(&args.file, args.no_env).map_err(Into::into)
         }

@@ -7,10 +7,12 @@
 //! - [`server`]: routes and handlers over the [`model::View`] the controller publishes, and
 //!   `/openapi.json` generated from them.
 //!
-//! Not yet here: the controller publishing its View and serving discover requests, and the
-//! `get` command.
+//! - [`client`]: `dynamic-toolset get`, the API's command-line reader.
+//!
+//! Not yet here: the controller publishing its View and serving discover requests.
 
 pub mod auth;
+pub mod client;
 pub mod model;
 pub mod page;
 pub mod query;
