@@ -40,6 +40,8 @@ use tokio::sync::watch;
 
 use dynamic_toolset_core::render::{GENERATED_AT_ANNOTATION, TOOLSETS_KEY};
 
+use crate::metrics::{self, DeliveryMetrics};
+
 /// HolmesGPT's admin reload path (`holmes/admin/admin_api.py`, mounted under `/api/admin`).
 pub const RELOAD_PATH: &str = "/api/admin/reload/toolsets";
 /// The header HolmesGPT's server checks first (`holmes/utils/auth.py` `extract_api_key`:
@@ -244,15 +246,7 @@ pub struct Failure {
 }
 
 /// Failure reasons (the `reason` label of `toolset_delivery_failures_total`).
-pub const REASONS: &[&str] = &[
-    "invalid_configmap",
-    "write_failed",
-    "holmes_unreachable",
-    "unauthorized",
-    "reload_error",
-    "unexpected_status",
-    "credential_unreadable",
-];
+pub use crate::metrics::DELIVERY_FAILURE_REASONS as REASONS;
 
 /// Classifies a reload answer.
 pub fn classify(status: u16, body: &str) -> Result<(), Failure> {
@@ -277,14 +271,9 @@ pub fn classify(status: u16, body: &str) -> Result<(), Failure> {
 // ---------------------------------------------------------------------------------------------
 // State and metrics
 
-/// What the sidecar did, for /metrics and /status.
+/// The delivery state, for /status (the counters are in [`DeliveryMetrics`]).
 #[derive(Debug, Clone, Default)]
 pub struct Status {
-    /// Successful deliveries (file written and HolmesGPT reloaded, or written with --no-reload).
-    pub deliveries: u64,
-    pub reload_attempts: u64,
-    /// Failures by reason (see [`REASONS`]).
-    pub failures: std::collections::BTreeMap<&'static str, u64>,
     pub configmap_present: bool,
     /// Newer valid content than what HolmesGPT serves is waiting to be delivered.
     pub pending: bool,
@@ -298,7 +287,6 @@ pub struct Status {
 
 impl Status {
     fn fail(&mut self, f: &Failure) {
-        *self.failures.entry(f.reason).or_default() += 1;
         self.last_failure = Some(format!("{}: {}", f.reason, f.detail));
     }
 
@@ -323,86 +311,6 @@ impl Status {
             (false, _) => format!("up to date; {served}"),
         }
     }
-}
-
-/// The sidecar's status in the Prometheus text format.
-pub fn render_metrics(s: &Status) -> Result<String, prometheus::Error> {
-    use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-    let registry = Registry::new();
-    let gauge = |name: &str, help: &str, v: i64| -> Result<(), prometheus::Error> {
-        let g = IntGauge::new(name, help)?;
-        g.set(v);
-        registry.register(Box::new(g))
-    };
-    let counter = |name: &str, help: &str, v: u64| -> Result<(), prometheus::Error> {
-        let c = IntCounter::new(name, help)?;
-        c.inc_by(v);
-        registry.register(Box::new(c))
-    };
-    counter(
-        "toolset_delivery_deliveries_total",
-        "Contents delivered: file written atomically and HolmesGPT's reload answered 2xx",
-        s.deliveries,
-    )?;
-    counter(
-        "toolset_delivery_reload_attempts_total",
-        "Calls of HolmesGPT's reload endpoint",
-        s.reload_attempts,
-    )?;
-    let failures = IntCounterVec::new(
-        Opts::new(
-            "toolset_delivery_failures_total",
-            "Delivery failures by reason (invalid ConfigMap refused, write failed, HolmesGPT unreachable, unauthorized, reload error, ...)",
-        ),
-        &["reason"],
-    )?;
-    for r in REASONS {
-        failures
-            .with_label_values(&[r])
-            .inc_by(s.failures.get(r).copied().unwrap_or(0));
-    }
-    registry.register(Box::new(failures))?;
-    gauge(
-        "toolset_delivery_configmap_present",
-        "1 while the watched ConfigMap exists",
-        i64::from(s.configmap_present),
-    )?;
-    gauge(
-        "toolset_delivery_pending",
-        "1 while newer valid content waits to be served by HolmesGPT",
-        i64::from(s.pending),
-    )?;
-    gauge(
-        "toolset_delivery_consecutive_failures",
-        "Failed attempts since the last successful delivery",
-        i64::from(s.consecutive_failures),
-    )?;
-    let age = Gauge::new(
-        "toolset_delivery_served_content_age_seconds",
-        "Seconds since the content HolmesGPT last reloaded was generated (-1: nothing delivered yet)",
-    )?;
-    age.set(match s.served_generated_at {
-        Some(t) => SystemTime::now()
-            .duration_since(t)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-        None => -1.0,
-    });
-    registry.register(Box::new(age))?;
-    let last = Gauge::new(
-        "toolset_delivery_last_success_timestamp_seconds",
-        "Unix time of the last successful delivery (0: none)",
-    )?;
-    last.set(
-        s.last_success
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-    );
-    registry.register(Box::new(last))?;
-    let mut buf = Vec::new();
-    prometheus::TextEncoder::new().encode(&registry.gather(), &mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,11 +430,33 @@ fn generated_at(cm: &ConfigMap) -> SystemTime {
         .unwrap_or_else(SystemTime::now)
 }
 
-type Shared = Arc<RwLock<Status>>;
+/// The state and the metrics, shared by the watch, the deliverer and the endpoints.
+#[derive(Clone)]
+struct Shared {
+    status: Arc<RwLock<Status>>,
+    metrics: Arc<DeliveryMetrics>,
+}
 
-fn update(status: &Shared, f: impl FnOnce(&mut Status)) {
-    if let Ok(mut s) = status.write() {
-        f(&mut s);
+impl Shared {
+    /// Changes the state; the gauges follow it.
+    fn update(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.write() {
+            f(&mut s);
+            let m = &self.metrics;
+            m.configmap_present.set(i64::from(s.configmap_present));
+            m.pending.set(i64::from(s.pending));
+            m.consecutive_failures
+                .set(i64::from(s.consecutive_failures));
+        }
+    }
+
+    /// One failed attempt: counted by reason, and the last failure in the state.
+    fn fail(&self, f: &Failure, then: impl FnOnce(&mut Status)) {
+        self.metrics.failure(f.reason);
+        self.update(|s| {
+            s.fail(f);
+            then(s);
+        });
     }
 }
 
@@ -547,7 +477,7 @@ async fn watch_configmap(
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => cm,
             Ok(watcher::Event::Delete(_)) => {
                 tracing::warn!(configmap = %name, "ConfigMap deleted; HolmesGPT keeps the last delivered file");
-                update(&status, |s| s.configmap_present = false);
+                status.update(|s| s.configmap_present = false);
                 continue;
             }
             Ok(watcher::Event::Init) => {
@@ -557,7 +487,7 @@ async fn watch_configmap(
             Ok(watcher::Event::InitDone) => {
                 if !seen {
                     tracing::warn!(configmap = %name, "ConfigMap not found; waiting for it (the file is left as is)");
-                    update(&status, |s| s.configmap_present = false);
+                    status.update(|s| s.configmap_present = false);
                 }
                 continue;
             }
@@ -567,7 +497,7 @@ async fn watch_configmap(
             }
         };
         seen = true;
-        update(&status, |s| s.configmap_present = true);
+        status.update(|s| s.configmap_present = true);
         let content = cm
             .data
             .as_ref()
@@ -584,12 +514,13 @@ async fn watch_configmap(
             let rv = cm.metadata.resource_version.clone().unwrap_or_default();
             if last_refused.as_deref() != Some(rv.as_str()) {
                 tracing::error!(configmap = %name, resource_version = %rv, "refusing invalid content ({why}); keeping the last good file");
-                update(&status, |s| {
-                    s.fail(&Failure {
+                status.fail(
+                    &Failure {
                         reason: "invalid_configmap",
                         detail: why.clone(),
-                    })
-                });
+                    },
+                    |_| {},
+                );
                 last_refused = Some(rv);
             }
             continue;
@@ -600,7 +531,7 @@ async fn watch_configmap(
                 content,
                 generated_at: generated_at(&cm),
             };
-            update(&status, |s| s.pending = true);
+            status.update(|s| s.pending = true);
             let _ = tx.send(Some(desired));
         }
     }
@@ -639,7 +570,7 @@ impl Deliverer {
         let Some(url) = &self.reload_url else {
             return Ok(());
         };
-        update(&self.status, |s| s.reload_attempts += 1);
+        self.status.metrics.reload_attempts.inc();
         let answer = reload(&self.http, url, &self.credential).await?;
         tracing::debug!(answer = %answer, "HolmesGPT reloaded");
         Ok(())
@@ -664,12 +595,15 @@ impl Deliverer {
                 match self.attempt(&desired).await {
                     Ok(()) => {
                         let took = started.elapsed();
-                        update(&self.status, |s| {
-                            s.deliveries += 1;
+                        let now = SystemTime::now();
+                        self.status
+                            .metrics
+                            .delivered(desired.generated_at, now);
+                        self.status.update(|s| {
                             s.consecutive_failures = 0;
                             s.last_failure = None;
                             s.served_generated_at = Some(desired.generated_at);
-                            s.last_success = Some(SystemTime::now());
+                            s.last_success = Some(now);
                             s.pending = false;
                         });
                         tracing::info!(
@@ -685,8 +619,7 @@ impl Deliverer {
                         let delay = backoff.next_delay();
                         let consecutive = {
                             let mut n = 0;
-                            update(&self.status, |s| {
-                                s.fail(&f);
+                            self.status.fail(&f, |s| {
                                 s.consecutive_failures += 1;
                                 n = s.consecutive_failures;
                             });
@@ -764,7 +697,10 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
         .timeout(args.reload_timeout)
         .build()
         .context("cannot build the HTTP client")?;
-    let status: Shared = Arc::default();
+    let status = Shared {
+        status: Arc::default(),
+        metrics: Arc::new(DeliveryMetrics::new().context("cannot register the metrics")?),
+    };
     let (tx, rx) = watch::channel(None);
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let watch_task = tokio::spawn(watch_configmap(
@@ -789,10 +725,11 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
             Some(addr) => {
                 use axum::routing::get;
                 let app = axum::Router::new()
-                    .route("/metrics", get(metrics))
+                    .route("/metrics", get(metrics::handler::<DeliveryMetrics>))
+                    .with_state(status.metrics.clone())
                     .route("/healthz", get(|| async { "ok" }))
                     .route("/status", get(status_text))
-                    .with_state(status.clone());
+                    .with_state(status.status.clone());
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
@@ -813,17 +750,9 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn metrics(
-    axum::extract::State(status): axum::extract::State<Shared>,
-) -> (axum::http::StatusCode, String) {
-    let s = status.read().map(|s| s.clone()).unwrap_or_default();
-    match render_metrics(&s) {
-        Ok(t) => (axum::http::StatusCode::OK, t),
-        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn status_text(axum::extract::State(status): axum::extract::State<Shared>) -> String {
+async fn status_text(
+    axum::extract::State(status): axum::extract::State<Arc<RwLock<Status>>>,
+) -> String {
     status
         .read()
         .map(|s| s.describe())
@@ -833,6 +762,7 @@ async fn status_text(axum::extract::State(status): axum::extract::State<Shared>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Exported;
 
     #[test]
     fn validation_refuses_what_holmesgpt_cannot_load() {
@@ -926,16 +856,13 @@ mod tests {
 
     #[test]
     fn metrics_show_deliveries_failures_and_age() {
-        let mut s = Status {
-            deliveries: 3,
-            served_generated_at: Some(SystemTime::now() - Duration::from_secs(5)),
-            ..Status::default()
-        };
-        s.fail(&Failure {
-            reason: "reload_error",
-            detail: "x".into(),
-        });
-        let text = render_metrics(&s).unwrap();
+        let m = DeliveryMetrics::new().unwrap();
+        let generated_at = SystemTime::now() - Duration::from_secs(5);
+        for _ in 0..3 {
+            m.delivered(generated_at, SystemTime::now());
+        }
+        m.failure("reload_error");
+        let text = m.encode().unwrap();
         assert!(
             text.contains("toolset_delivery_deliveries_total 3"),
             "{text}"

@@ -1,6 +1,6 @@
 //! The controller's pure decisions: health hysteresis, the desired ConfigMap content,
 //! whether (and what) to write, the size budget, leader fencing, readiness and liveness.
-//! No I/O and no clock: the loop in `mod.rs` feeds these (times are passed in).
+//! No I/O and no clock: the loop (`reconcile.rs`) feeds these (times are passed in).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -117,11 +117,7 @@ impl HealthTracker {
 }
 
 /// The generated part of the ConfigMap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generated {
-    pub toolsets_yaml: String,
-    pub discovery_json: String,
-}
+pub use dynamic_toolset_core::render::Generated;
 
 /// What to do with the ConfigMap.
 #[derive(Debug, Clone, PartialEq, Eq)]
