@@ -596,9 +596,7 @@ impl Deliverer {
                     Ok(()) => {
                         let took = started.elapsed();
                         let now = SystemTime::now();
-                        self.status
-                            .metrics
-                            .delivered(desired.generated_at, now);
+                        self.status.metrics.delivered(desired.generated_at, now);
                         self.status.update(|s| {
                             s.consecutive_failures = 0;
                             s.last_failure = None;

@@ -109,10 +109,7 @@ pub async fn handler<M: Exported>(
 ) -> (axum::http::StatusCode, String) {
     match metrics.encode() {
         Ok(text) => (axum::http::StatusCode::OK, text),
-        Err(e) => (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        ),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -168,8 +165,8 @@ pub const DETECTOR_FAILURE_KINDS: &[&str] = &["timeout", "out_of_memory", "trap"
 /// Buckets of the detector call histogram: a call normally takes microseconds to a few
 /// milliseconds; the runtime's deadline is around a second.
 const CALL_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
 ];
 /// Buckets of discovery passes and probe rounds.
 const PASS_BUCKETS: &[f64] = &[
@@ -368,9 +365,8 @@ impl ControllerMetrics {
     pub fn detector_stats(&self, before: &mut Vec<DetectorStats>, now: Vec<DetectorStats>) {
         for s in &now {
             let prev = before.iter().find(|p| p.detector == s.detector);
-            let delta = |f: fn(&DetectorStats) -> u64| {
-                f(s).saturating_sub(prev.map(f).unwrap_or_default())
-            };
+            let delta =
+                |f: fn(&DetectorStats) -> u64| f(s).saturating_sub(prev.map(f).unwrap_or_default());
             let d = s.detector.as_str();
             let calls = delta(|s| s.calls);
             if calls == 0 {
@@ -393,7 +389,9 @@ impl ControllerMetrics {
                 ("invalid_output", delta(|s| s.failures.invalid_output)),
             ] {
                 if n > 0 {
-                    self.detector_failures.with_label_values(&[d, kind]).inc_by(n);
+                    self.detector_failures
+                        .with_label_values(&[d, kind])
+                        .inc_by(n);
                 }
             }
             let time = s
@@ -619,7 +617,9 @@ mod tests {
         let text = m.encode().unwrap();
         for r in DELIVERY_FAILURE_REASONS {
             assert!(
-                text.contains(&format!(r#"toolset_delivery_failures_total{{reason="{r}"}} 0"#)),
+                text.contains(&format!(
+                    r#"toolset_delivery_failures_total{{reason="{r}"}} 0"#
+                )),
                 "{text}"
             );
         }

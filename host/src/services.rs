@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = snapshot(&svc(serde_json::json!({"metadata": {}})), "d").unwrap_err();
-        assert_eq!((e.field.as_str(), e.message.as_str()), ("metadata.name", "missing"));
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("metadata.name", "missing")
+        );
         let e = snapshot(
             &svc(serde_json::json!({"metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}, {"port": 70000}]}})),
             "d",
@@ -111,8 +114,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field, "spec.ports[1].port");
         assert!(e.message.contains("70000"), "{}", e.message);
-        let e = snapshot(&svc(serde_json::json!({"metadata": {"name": "Not_A_Name"}})), "d")
-            .unwrap_err();
+        let e = snapshot(
+            &svc(serde_json::json!({"metadata": {"name": "Not_A_Name"}})),
+            "d",
+        )
+        .unwrap_err();
         assert_eq!(e.field, "metadata.name");
     }
 }

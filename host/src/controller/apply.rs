@@ -125,8 +125,8 @@ pub async fn write(
     match req.action {
         Action::Create(data) => {
             let seed = data.get(OVERRIDES_KEY).map(String::as_str);
-            let cm: ConfigMap = serde_json::from_value(object(seed, None))
-                .context("building the ConfigMap")?;
+            let cm: ConfigMap =
+                serde_json::from_value(object(seed, None)).context("building the ConfigMap")?;
             request(opts, "creating", api.create(&post_params(), &cm)).await
         }
         Action::Update(keys) => {
@@ -175,9 +175,11 @@ async fn request(
         )
     };
     match tokio::time::timeout(WRITE_TIMEOUT, call).await {
-        Err(_) => Err(anyhow::anyhow!("timed out after {} s", WRITE_TIMEOUT.as_secs())
-            .context(context())
-            .into()),
+        Err(_) => Err(
+            anyhow::anyhow!("timed out after {} s", WRITE_TIMEOUT.as_secs())
+                .context(context())
+                .into(),
+        ),
         Ok(Ok(cm)) => Ok(cm),
         Ok(Err(kube::Error::Api(s))) if s.code == 409 => Err(WriteError::Conflict(s.message)),
         Ok(Err(e)) => Err(anyhow::Error::from(e).context(context()).into()),
@@ -238,16 +240,16 @@ mod tests {
         ControllerOptions {
             configmap_name: "cm".into(),
             configmap_namespace: "holmes".into(),
-            owner: owner.then(|| {
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            owner: owner.then(
+                || k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
                     api_version: "apps/v1".into(),
                     kind: "Deployment".into(),
                     name: "dynamic-toolset".into(),
                     uid: "u-1".into(),
                     controller: Some(true),
                     block_owner_deletion: Some(true),
-                }
-            }),
+                },
+            ),
             namespaces: Arc::new(|_: &str| true),
             watch_namespaces: None,
             label_selector: None,
@@ -280,23 +282,30 @@ mod tests {
     fn applied_object_is_render_configmaps_without_overrides() {
         let (document, discovery, generated) = rendered();
         let o = opts(false);
-        let applied = object(&o, &generated, None, &Leadership::sole("me"), AT, Some("42"));
+        let applied = object(
+            &o,
+            &generated,
+            None,
+            &Leadership::sole("me"),
+            AT,
+            Some("42"),
+        );
         let target = ConfigMapTarget {
             name: "cm".into(),
             ..ConfigMapTarget::new("holmes", AT)
         };
         let mut want = render::render_configmap(&target, &document, None, &discovery).unwrap();
-        want["data"]
-            .as_object_mut()
-            .unwrap()
-            .remove(OVERRIDES_KEY);
+        want["data"].as_object_mut().unwrap().remove(OVERRIDES_KEY);
         want["metadata"]["annotations"][WRITER_ANNOTATION] = json!("me");
         want["metadata"]["resourceVersion"] = json!("42");
         assert_eq!(applied, want);
         // Owns only the generated keys, never the admin's overrides.
         let keys: Vec<&String> = applied["data"].as_object().unwrap().keys().collect();
         assert_eq!(keys, [TOOLSETS_KEY, DISCOVERY_KEY]);
-        assert_eq!(applied["metadata"]["annotations"][GENERATED_AT_ANNOTATION], AT);
+        assert_eq!(
+            applied["metadata"]["annotations"][GENERATED_AT_ANNOTATION],
+            AT
+        );
     }
 
     #[test]
@@ -304,7 +313,14 @@ mod tests {
         let (document, discovery, generated) = rendered();
         let o = opts(true);
         let mine = "toolsets: {}\n";
-        let created = object(&o, &generated, Some(mine), &Leadership::sole("me"), AT, None);
+        let created = object(
+            &o,
+            &generated,
+            Some(mine),
+            &Leadership::sole("me"),
+            AT,
+            None,
+        );
         let target = ConfigMapTarget {
             name: "cm".into(),
             ..ConfigMapTarget::new("holmes", AT)

@@ -80,7 +80,7 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
     let mut opts = options(&settings, &id);
     let client = super::client(args.kubeconfig.as_deref()).await?;
     if let Some(dep) = &settings.configmap.owner_deployment {
-        match super::kube_io::owner_reference(&client, &opts.configmap_namespace, dep).await {
+        match super::apply::owner_reference(&client, &opts.configmap_namespace, dep).await {
             Ok(owner) => opts.owner = Some(owner),
             Err(e) => tracing::warn!("no owner reference on the ConfigMap: {e:#}"),
         }

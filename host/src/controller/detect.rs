@@ -156,7 +156,8 @@ pub async fn worker(
             if batch.is_empty() {
                 break;
             }
-            let (Some(mut job), Ok(permit)) = (detectors.take(), bound.clone().acquire_owned().await)
+            let (Some(mut job), Ok(permit)) =
+                (detectors.take(), bound.clone().acquire_owned().await)
             else {
                 tracing::error!("detection stopped: the detectors or their bound are gone");
                 return;

@@ -100,7 +100,10 @@ pub enum Change<V> {
 
 impl<V> Change<V> {
     /// Converts one watch event's object with `convert`.
-    pub fn of<K: kube::Resource>(event: watcher::Event<K>, convert: impl Fn(&K) -> Option<V>) -> Self {
+    pub fn of<K: kube::Resource>(
+        event: watcher::Event<K>,
+        convert: impl Fn(&K) -> Option<V>,
+    ) -> Self {
         match event {
             watcher::Event::Init => Change::Init,
             watcher::Event::InitApply(obj) => Change::Listed(key_of(&obj), convert(&obj)),

@@ -23,13 +23,13 @@
 
 pub mod apply;
 pub mod cmd;
-pub mod detect;
-pub mod events;
+mod detect;
+mod events;
 pub mod lease;
 pub mod mirror;
 mod reconcile;
 pub mod state;
-pub mod watch;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -274,7 +274,12 @@ pub fn start_with(
 
 /// [`start_with`] on a new set of metrics.
 pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorSet) -> Handle {
-    start_with(client, opts, detectors, Arc::new(ControllerMetrics::default()))
+    start_with(
+        client,
+        opts,
+        detectors,
+        Arc::new(ControllerMetrics::default()),
+    )
 }
 
 /// Builds a client from a kubeconfig path, or in-cluster / KUBECONFIG when None.

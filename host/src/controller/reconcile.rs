@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use dynamic_toolset_core::ServiceDetections;
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{Discovery, Generated, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
-use dynamic_toolset_core::ServiceDetections;
 use dynamic_toolset_runtime::DetectorSet;
 use k8s_openapi::api::core::v1::ConfigMap;
 use tokio::sync::{Semaphore, mpsc, watch as signal};
@@ -67,8 +67,9 @@ pub(super) async fn main_loop(
     readiness: Arc<RwLock<Readiness>>,
     metrics: Arc<ControllerMetrics>,
 ) {
-    let (services_changed, mut services_rx) = mpsc::channel::<()>(1);
-    let (watch_changed, watch_rx) = mpsc::channel::<()>(1);
+    // watch -> detection worker: snapshots are pending; worker -> loop: detected.
+    let (pending_tx, pending_rx) = mpsc::channel::<()>(1);
+    let (detected_tx, mut detected_rx) = mpsc::channel::<()>(1);
     let (configmap_changed, mut configmap_rx) = mpsc::channel::<()>(1);
     let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeResults>();
     let services: mirror::Shared<Watched> = Arc::default();
@@ -76,16 +77,15 @@ pub(super) async fn main_loop(
     // Dropped (aborted) with this future, also when the controller task is aborted.
     let mut watches = tokio::task::JoinSet::new();
 
-    let mut services_watch =
-        watch::services(&client, &opts, services.clone(), watch_changed.clone());
+    let mut services_watch = watch::services(&client, &opts, services.clone(), pending_tx.clone());
     watches.spawn(detect::worker(
         detectors,
         opts.policy.clone(),
         services.clone(),
         metrics.clone(),
         Arc::new(Semaphore::new(detect::DETECT_CONCURRENCY)),
-        watch_rx,
-        services_changed.clone(),
+        pending_rx,
+        detected_tx,
     ));
     watches.spawn(watch::configmap(
         &client,
@@ -179,7 +179,7 @@ pub(super) async fn main_loop(
         tokio::select! {
             // A dropped Handle (Err) stops the controller too.
             _ = shutdown.changed() => break,
-            Some(()) = services_rx.recv() => {
+            Some(()) = detected_rx.recv() => {
                 debounce_until.get_or_insert_with(|| Instant::now() + lp.opts.debounce);
                 continue;
             }
@@ -198,7 +198,7 @@ pub(super) async fn main_loop(
                 // A full resync is a relist from the API server: a new watch whose
                 // complete list replaces the mirror at once and is detected anew.
                 services_watch = watch::services(
-                    &lp.client, &lp.opts, lp.services.clone(), watch_changed.clone(),
+                    &lp.client, &lp.opts, lp.services.clone(), pending_tx.clone(),
                 );
                 continue;
             }
@@ -623,4 +623,3 @@ fn toolset_sizes(document: &serde_json::Value) -> Vec<(String, usize)> {
         })
         .unwrap_or_default()
 }
-

@@ -32,9 +32,9 @@ pub enum Watched {
 
 /// What the watch keeps of a Service: its slim snapshot, or None when it is filtered out
 /// (namespace) or refused (logged, naming the field).
-fn watched(opts_filter: &super::NamespaceFilter, svc: &Service) -> Option<Watched> {
+fn watched(filter: &super::NamespaceFilter, svc: &Service) -> Option<Watched> {
     let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
-    if !opts_filter(ns) {
+    if !filter(ns) {
         return None;
     }
     let mut snapshot = match crate::services::snapshot(svc, ns) {
@@ -103,7 +103,8 @@ pub fn services(
         }
     };
     let filter = opts.namespaces.clone();
-    let changes = stream.map(move |(scope, e)| (scope, e.map(|e| Change::of(e, |svc| watched(&filter, svc)))));
+    let changes = stream
+        .map(move |(scope, e)| (scope, e.map(|e| Change::of(e, |svc| watched(&filter, svc)))));
     AbortOnDrop::new(tokio::spawn(mirror::run(
         "services", changes, shared, changed,
     )))
@@ -121,7 +122,12 @@ pub fn configmap(
         watcher::Config::default().fields(&format!("metadata.name={}", opts.configmap_name)),
     )
     .default_backoff()
-    .map(|e| (None, e.map(|e| Change::of(e, |cm: &ConfigMap| Some(slim_configmap(cm.clone()))))));
+    .map(|e| {
+        (
+            None,
+            e.map(|e| Change::of(e, |cm: &ConfigMap| Some(slim_configmap(cm.clone())))),
+        )
+    });
     mirror::run("configmap", stream, shared, changed)
 }
 
@@ -130,4 +136,40 @@ pub fn configmap(
 pub fn slim_configmap(mut cm: ConfigMap) -> ConfigMap {
     cm.metadata.managed_fields = None;
     cm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(ns: &str, name: &str) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                "kubernaut.io/toolset": "true",
+            }},
+            "spec": {"ports": [{"port": 80}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_watch_keeps_slim_snapshots_of_wanted_namespaces() {
+        let filter: super::super::NamespaceFilter = Arc::new(|ns: &str| ns == "mon");
+        let Some(Watched::Pending(s)) = watched(&filter, &svc("mon", "prom")) else {
+            panic!("kept as pending");
+        };
+        assert_eq!((s.namespace.as_str(), s.name.as_str()), ("mon", "prom"));
+        assert_eq!(
+            s.annotations.keys().collect::<Vec<_>>(),
+            ["kubernaut.io/toolset"]
+        );
+        assert!(watched(&filter, &svc("other", "prom")).is_none());
+        // Refused by the conversion (port out of range): skipped.
+        let mut bad = svc("mon", "bad");
+        if let Some(p) = bad.spec.as_mut().and_then(|s| s.ports.as_mut()) {
+            p[0].port = 0;
+        }
+        assert!(watched(&filter, &bad).is_none());
+    }
 }
