@@ -56,15 +56,6 @@ impl Builder {
         self.register(IntCounterVec::new(Opts::new(name, help), labels)?)
     }
 
-    fn gauges(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntGaugeVec, prometheus::Error> {
-        self.register(IntGaugeVec::new(Opts::new(name, help), labels)?)
-    }
-
     fn histogram(
         &self,
         name: &str,
@@ -255,11 +246,13 @@ impl ControllerMetrics {
                 "Time of one health probe batch",
                 PASS_BUCKETS.to_vec(),
             )?,
-            toolset_health: b.gauges(
-                "toolset_health",
-                "Health of each chosen installation of a toolset (1 healthy, 0 not; absent when not probed)",
+            toolset_health: b.register(IntGaugeVec::new(
+                Opts::new(
+                    "toolset_health",
+                    "Health of each chosen installation of a toolset (1 healthy, 0 not; absent when not probed)",
+                ),
                 &["toolset", "instance"],
-            )?,
+            )?)?,
             detector_calls: b.counters(
                 "dynamic_toolset_detector_calls_total",
                 "Detector calls, by detector",

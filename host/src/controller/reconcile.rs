@@ -57,6 +57,8 @@ struct Loop {
     leadership: Option<Leadership>,
     /// Last overrides error reported (to report each distinct one once).
     reported_overrides_error: Option<String>,
+    /// The installations' health as last exported to the metrics.
+    exported_health: Vec<(InstanceKey, bool)>,
 }
 
 pub(super) async fn main_loop(
@@ -148,6 +150,7 @@ pub(super) async fn main_loop(
         parsed_overrides: None,
         reported_overrides_error: None,
         leadership: None,
+        exported_health: Vec::new(),
     };
 
     lp.leadership = leader_rx.borrow().clone();
@@ -391,22 +394,26 @@ impl Loop {
         self.metrics.health_round(took);
     }
 
-    /// The health gauge of every chosen installation that was probed.
-    fn export_health(&self) {
-        let verdicts: Vec<(&InstanceKey, bool)> = self
+    /// The health gauge of every chosen installation that was probed (set again only
+    /// when a verdict changed).
+    fn export_health(&mut self) {
+        let verdicts: Vec<(InstanceKey, bool)> = self
             .selection
             .groups
             .iter()
             .filter_map(|g| {
                 let healthy = matches!(self.tracker.state(&g.key)?, state::Tracked::Healthy { .. });
-                Some((&g.key, healthy))
+                Some((g.key.clone(), healthy))
             })
             .collect();
-        self.metrics.set_health(
-            verdicts
-                .iter()
-                .map(|(k, h)| (k.toolset.as_str(), k.instance.as_str(), *h)),
-        );
+        if verdicts != self.exported_health {
+            self.metrics.set_health(
+                verdicts
+                    .iter()
+                    .map(|(k, h)| (k.toolset.as_str(), k.instance.as_str(), *h)),
+            );
+            self.exported_health = verdicts;
+        }
     }
 
     async fn warn(&mut self, reason: &str, action: &str, note: &str) {
