@@ -15,10 +15,11 @@
 //! 4. [`apply`]: when leader ([`lease`]), the generated keys are written by server-side
 //!    apply.
 //!
-//! The loop wakes on the detection worker's signal (selecting `debounce` after the
-//! first one), on ConfigMap events, on probe results, on leadership changes and on timers: a full resync (a relist from the
-//! API server) every `discovery_interval`, a probe round every `health_check_interval`,
-//! and a reconciliation every `reconciliation_interval`. Progress and readiness are in
+//! The loop wakes on the detection worker's signal (it selects `debounce` after the
+//! first one), on ConfigMap events, on probe results, on leadership changes and on
+//! timers: a full resync (a relist from the API server, every Service detected anew)
+//! every `discovery_interval`, a probe round every `health_check_interval`, and a
+//! reconciliation every `reconciliation_interval`. Progress and readiness are in
 //! [`Readiness`]; counters in the metrics ([`ControllerMetrics`]).
 
 pub mod apply;

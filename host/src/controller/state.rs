@@ -124,7 +124,9 @@ pub use dynamic_toolset_core::render::Generated;
 pub enum Action {
     /// It does not exist: create it with these data keys.
     Create(BTreeMap<String, String>),
-    /// It exists and differs: set these data keys (other keys are left as they are).
+    /// It exists and these data keys differ: the generated ones are applied (all of
+    /// them, see `apply.rs`), an absent `overrides.yaml` is seeded; other keys are left
+    /// as they are.
     Update(BTreeMap<String, String>),
     /// Up to date.
     Nothing,
