@@ -283,9 +283,9 @@ fn prometheus_rule_uses_metrics_the_binary_exports() {
     let objs = docs(&render(Some(&values), None));
     let rule = find(&objs, "PrometheusRule", RELEASE, NAMESPACE).expect("PrometheusRule");
     let text = serde_yaml::to_string(&rule["spec"]).unwrap();
-    // Every metric the rules read is one render_metrics exports (or Prometheus' `up`, or
+    // Every metric the rules read is one the binary registers (or Prometheus' `up`, or
     // kube-state-metrics for the crash-loop alert).
-    let exported = std::fs::read_to_string(root().join("host/src/controller/cmd.rs")).unwrap();
+    let exported = std::fs::read_to_string(root().join("host/src/metrics.rs")).unwrap();
     let mut checked = 0;
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if (word.starts_with("toolset_") || word.starts_with("dynamic_toolset_")) && word.len() > 8

@@ -1053,7 +1053,7 @@ async fn invalid_overrides_at_start_keep_published_output_then_converge() {
 /// A controller on its own single-threaded runtime, so that the test can freeze it all
 /// (lease renewals, watches, the loop) as a paused process would be.
 struct Pausable {
-    status: Arc<std::sync::RwLock<Status>>,
+    status: controller::StatusSource,
     cmd: tokio::sync::mpsc::UnboundedSender<Option<Duration>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -1330,7 +1330,7 @@ spec:
             "{k} names the attacker"
         );
     }
-    let metrics = dynamic_toolset::controller::cmd::render_metrics(&h.status()).unwrap();
+    let metrics = dynamic_toolset::metrics::Exported::encode(&*h.metrics()).unwrap();
     assert!(
         metrics.contains(
             r#"dynamic_toolset_gate_refusals_total{detector="custom",reason="endpoint"}"#

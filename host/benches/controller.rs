@@ -577,7 +577,10 @@ async fn memory_and_cpu(server: &kube_harness::ApiServer, client: &kube::Client)
     let cold_hwm_kib = proc_status_kib(pid, "VmHWM:")?;
     let cold_writes = metrics(&http, metrics_port)
         .await
-        .and_then(|m| m.get("toolset_configmap_updates_total").copied())
+        .and_then(|m| {
+            m.get(r#"toolset_configmap_updates_total{status="success"}"#)
+                .copied()
+        })
         .unwrap_or(-1.0);
     drop(child);
     Ok(Memory {

@@ -10,5 +10,7 @@ pub mod deliver;
 pub mod discover;
 pub mod import;
 pub mod manifest;
+pub mod metrics;
 pub mod pipeline;
 pub mod probe;
+pub mod services;

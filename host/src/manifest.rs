@@ -8,9 +8,8 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use dynamic_toolset_core::{ServicePort, ServiceSnapshot, k8s_names, limits};
+use dynamic_toolset_core::{ServiceSnapshot, limits};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Where a Service came from: enough for an error message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,13 +442,13 @@ fn object_into(origin: Origin, value: serde_yaml::Value, opts: &ReadOptions, out
         return;
     }
     match serde_path_to_error::deserialize::<_, Service>(value) {
-        Ok(svc) => match snapshot(&svc, &opts.default_namespace) {
+        Ok(svc) => match crate::services::snapshot(&svc, &opts.default_namespace) {
             Ok(snap) => out.services.push((origin, snap)),
-            Err((field, message)) => out.errors.push(ManifestError {
+            Err(e) => out.errors.push(ManifestError {
                 origin,
                 object,
-                field: Some(field),
-                message,
+                field: Some(e.field),
+                message: e.message,
             }),
         },
         Err(e) => {
@@ -472,67 +471,6 @@ fn service_label(map: &serde_yaml::Mapping, default_ns: &str) -> Option<String> 
         .and_then(|n| n.as_str())
         .unwrap_or(default_ns);
     Some(format!("Service {ns}/{name}"))
-}
-
-/// Converts a Kubernetes Service into what detectors see. The error names the field.
-pub fn snapshot(
-    svc: &Service,
-    default_namespace: &str,
-) -> Result<ServiceSnapshot, (String, String)> {
-    let name = svc
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ("metadata.name".to_string(), "missing".to_string()))?;
-    let namespace = svc
-        .metadata
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| default_namespace.to_string());
-    let spec = svc.spec.as_ref();
-    let mut ports = Vec::new();
-    for (i, p) in spec
-        .and_then(|s| s.ports.as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let port = u16::try_from(p.port)
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| {
-                (
-                    format!("spec.ports[{i}].port"),
-                    format!("{} is not a port number (1-65535)", p.port),
-                )
-            })?;
-        ports.push(ServicePort {
-            name: p.name.clone().filter(|n| !n.is_empty()),
-            port,
-            target_port: p.target_port.as_ref().map(|t| match t {
-                IntOrString::Int(n) => n.to_string(),
-                IntOrString::String(s) => s.clone(),
-            }),
-            protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
-            app_protocol: p.app_protocol.clone(),
-        });
-    }
-    let snapshot = ServiceSnapshot {
-        name,
-        namespace,
-        labels: svc.metadata.labels.clone().unwrap_or_default(),
-        annotations: svc.metadata.annotations.clone().unwrap_or_default(),
-        service_type: spec
-            .and_then(|s| s.type_.clone())
-            .unwrap_or_else(|| "ClusterIP".to_string()),
-        cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
-        ports,
-    };
-    // What the apiserver would refuse, and more labels or annotations than we take.
-    k8s_names::validate_service(&snapshot).map_err(|e| (e.field, e.message))?;
-    Ok(snapshot)
 }
 
 #[cfg(test)]

@@ -302,6 +302,26 @@ pub fn configmap_labels() -> BTreeMap<&'static str, &'static str> {
     ])
 }
 
+/// The data keys the generator owns, rendered: everything of the ConfigMap but the
+/// admin's `overrides.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// [`TOOLSETS_KEY`]: [`render_yaml`] of the merged document.
+    pub toolsets_yaml: String,
+    /// [`DISCOVERY_KEY`]: [`render_discovery`].
+    pub discovery_json: String,
+}
+
+impl Generated {
+    /// Renders the merged HolmesGPT `document` and its provenance.
+    pub fn render(document: &Value, discovery: &Discovery) -> Result<Self, RenderError> {
+        Ok(Generated {
+            toolsets_yaml: render_yaml(document)?,
+            discovery_json: render_discovery(discovery)?,
+        })
+    }
+}
+
 /// The ConfigMap object (as JSON, ready for the API server or for YAML output).
 ///
 /// `document` is the merged HolmesGPT configuration; `overrides_text` the admin file as
@@ -312,13 +332,39 @@ pub fn render_configmap(
     overrides_text: Option<&str>,
     discovery: &Discovery,
 ) -> Result<Value, RenderError> {
-    let toolsets_yaml = render_yaml(document)?;
-    let discovery_json = render_discovery(discovery)?;
+    let generated = Generated::render(document, discovery)?;
+    Ok(configmap_object(
+        target,
+        &generated,
+        Some(overrides_text.unwrap_or(OVERRIDES_EXAMPLE)),
+    ))
+}
+
+/// The ConfigMap object of already rendered keys: what [`render_configmap`] builds, and
+/// what a controller applies (with `overrides: None`, leaving the admin's
+/// `overrides.yaml` out of the object it owns).
+pub fn configmap_object(
+    target: &ConfigMapTarget,
+    generated: &Generated,
+    overrides: Option<&str>,
+) -> Value {
     let labels: Map<String, Value> = configmap_labels()
         .into_iter()
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
-    Ok(json!({
+    let mut data = Map::new();
+    data.insert(
+        TOOLSETS_KEY.to_string(),
+        Value::String(generated.toolsets_yaml.clone()),
+    );
+    if let Some(text) = overrides {
+        data.insert(OVERRIDES_KEY.to_string(), Value::String(text.to_string()));
+    }
+    data.insert(
+        DISCOVERY_KEY.to_string(),
+        Value::String(generated.discovery_json.clone()),
+    );
+    json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -327,12 +373,8 @@ pub fn render_configmap(
             "labels": labels,
             "annotations": { GENERATED_AT_ANNOTATION: target.generated_at },
         },
-        "data": {
-            TOOLSETS_KEY: toolsets_yaml,
-            OVERRIDES_KEY: overrides_text.unwrap_or(OVERRIDES_EXAMPLE),
-            DISCOVERY_KEY: discovery_json,
-        },
-    }))
+        "data": data,
+    })
 }
 
 /// [`render_configmap`] as YAML text.

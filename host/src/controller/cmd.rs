@@ -10,9 +10,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::{ControllerOptions, HealthOptions, LeaderOptions, Status, state};
+use super::{ControllerOptions, HealthOptions, LeaderOptions, Readiness, state};
 use crate::cli::RunArgs;
 use crate::config::Settings;
+use crate::metrics::{self, ControllerMetrics};
 use crate::pipeline::DetectorSetup;
 use crate::probe::ProbeSettings;
 
@@ -81,7 +82,7 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
     let mut opts = options(&settings, &id);
     let client = super::client(args.kubeconfig.as_deref()).await?;
     if let Some(dep) = &settings.configmap.owner_deployment {
-        match super::kube_io::owner_reference(&client, &opts.configmap_namespace, dep).await {
+        match super::apply::owner_reference(&client, &opts.configmap_namespace, dep).await {
             Ok(owner) => opts.owner = Some(owner),
             Err(e) => tracing::warn!("no owner reference on the ConfigMap: {e:#}"),
         }
@@ -116,19 +117,17 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
         health_checks = opts.health.is_some(),
         "starting controller"
     );
-    let handle = super::start(client, opts, detectors);
-    if let Ok(mut s) = handle.status.write() {
-        s.detector_load_errors = bundled_failures;
-    }
+    let metrics = Arc::new(ControllerMetrics::new().context("cannot register the metrics")?);
+    let handle = super::start_with(client, opts, detectors, metrics);
+    handle.set_detector_load_errors(bundled_failures);
 
-    let status = handle.status.clone();
     let health_app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(status.clone());
+        .with_state(handle.readiness());
     let metrics_app = Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(status.clone());
+        .route("/metrics", get(metrics::handler::<ControllerMetrics>))
+        .with_state(handle.metrics());
     let health_listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
@@ -173,8 +172,8 @@ pub(crate) async fn shutdown_signal() {
 }
 
 /// Ready: synced, every bundled detector loaded, and the published output not stale.
-async fn readyz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, String) {
-    let why = match status.read() {
+async fn readyz(State(readiness): State<Arc<RwLock<Readiness>>>) -> (StatusCode, String) {
+    let why = match readiness.read() {
         Ok(s) => state::not_ready(s.synced, s.stale.as_deref(), &s.detector_load_errors),
         Err(_) => Some("status lock poisoned".into()),
     };
@@ -185,8 +184,8 @@ async fn readyz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, Strin
 }
 
 /// Alive: the main loop made progress within [`state::LIVENESS_BOUND`].
-async fn healthz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, String) {
-    let why = match status.read() {
+async fn healthz(State(readiness): State<Arc<RwLock<Readiness>>>) -> (StatusCode, String) {
+    let why = match readiness.read() {
         Ok(s) => state::not_alive(
             s.heartbeat,
             std::time::Instant::now(),
@@ -200,136 +199,39 @@ async fn healthz(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, Stri
     }
 }
 
-async fn metrics(State(status): State<Arc<RwLock<Status>>>) -> (StatusCode, String) {
-    let s = status.read().map(|s| s.clone()).unwrap_or_default();
-    match render_metrics(&s) {
-        Ok(text) => (StatusCode::OK, text),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// The controller's status in the Prometheus text format.
-pub fn render_metrics(s: &Status) -> Result<String, prometheus::Error> {
-    use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
-    let registry = Registry::new();
-    let gauge = |name: &str, help: &str, v: i64| -> Result<(), prometheus::Error> {
-        let g = IntGauge::new(name, help)?;
-        g.set(v);
-        registry.register(Box::new(g))
-    };
-    let counter = |name: &str, help: &str, v: u64| -> Result<(), prometheus::Error> {
-        let c = IntCounter::new(name, help)?;
-        c.inc_by(v);
-        registry.register(Box::new(c))
-    };
-    gauge(
-        "toolset_synced",
-        "1 once the initial Service and ConfigMap lists have synced",
-        i64::from(s.synced),
-    )?;
-    gauge(
-        "toolset_leader",
-        "1 while this replica holds the leader lease (only the leader writes)",
-        i64::from(s.leader),
-    )?;
-    gauge(
-        "toolset_services_watched",
-        "Services watched after namespace filtering",
-        s.services as i64,
-    )?;
-    gauge(
-        "toolset_toolsets_published",
-        "Toolset entries in the last computed configuration",
-        s.toolsets as i64,
-    )?;
-    counter(
-        "toolset_configmap_updates_total",
-        "ConfigMap writes that succeeded",
-        s.writes,
-    )?;
-    counter(
-        "toolset_configmap_update_failures_total",
-        "ConfigMap writes that failed (retried on the next pass)",
-        s.write_failures,
-    )?;
-    counter(
-        "toolset_configmap_conflicts_total",
-        "409 conflicts retried while writing the ConfigMap",
-        s.conflicts,
-    )?;
-    gauge(
-        "dynamic_toolset_output_stale",
-        "1 while the published ConfigMap lags behind the computed configuration (refused as too large, invalid overrides at start, or write failures)",
-        i64::from(s.stale.is_some()),
-    )?;
-    counter(
-        "dynamic_toolset_configmap_refused_writes_total",
-        "ConfigMap writes refused because the data would exceed its size budget",
-        s.refused_writes,
-    )?;
-    counter(
-        "dynamic_toolset_fenced_writes_total",
-        "ConfigMap writes refused by leader fencing (lease possibly expired, or a newer leader wrote)",
-        s.fenced_writes,
-    )?;
-    gauge(
-        "dynamic_toolset_detectors_failed",
-        "Bundled detectors that failed to load",
-        s.detector_load_errors.len() as i64,
-    )?;
-    let refusals = prometheus::IntCounterVec::new(
-        prometheus::Opts::new(
-            "dynamic_toolset_gate_refusals_total",
-            "Detector fragments refused by the validation gate, by detector and reason (external_name, toolset, commands, template, endpoint, health, config, instance)",
-        ),
-        &["detector", "reason"],
-    )?;
-    for ((detector, reason), n) in &s.gate_refusals {
-        refusals.with_label_values(&[detector, reason]).inc_by(*n);
-    }
-    registry.register(Box::new(refusals))?;
-    counter(
-        "toolset_overrides_invalid_total",
-        "Distinct invalid overrides.yaml contents seen (last good configuration kept)",
-        s.invalid_overrides,
-    )?;
-    let mut buf = Vec::new();
-    TextEncoder::new().encode(&registry.gather(), &mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn metrics_render_counters_and_gauges() {
-        let text = render_metrics(&Status {
-            synced: true,
-            leader: true,
-            services: 42,
-            toolsets: 5,
-            writes: 3,
-            write_failures: 1,
-            conflicts: 2,
-            invalid_overrides: 1,
-            last_error: None,
-            ..Status::default()
-        })
-        .unwrap();
+        use crate::metrics::{Exported, WriteStatus};
+        let m = ControllerMetrics::new().unwrap();
+        m.set_synced(true);
+        m.set_leader(true);
+        m.services_watched.set(42);
+        m.toolsets_published.set(5);
+        for _ in 0..3 {
+            m.write(WriteStatus::Success);
+        }
+        m.write(WriteStatus::Failed);
+        m.configmap_conflicts.inc_by(2);
+        m.overrides_invalid.inc();
+        let text = m.encode().unwrap();
         assert!(text.contains("toolset_services_watched 42"), "{text}");
-        assert!(text.contains("toolset_configmap_updates_total 3"), "{text}");
+        assert!(
+            text.contains(r#"toolset_configmap_updates_total{status="success"} 3"#),
+            "{text}"
+        );
         assert!(
             text.contains("# TYPE toolset_overrides_invalid_total counter"),
             "{text}"
         );
         assert!(text.contains("dynamic_toolset_output_stale 0"), "{text}");
-        let stale = render_metrics(&Status {
-            stale: Some("too large".into()),
-            refused_writes: 2,
-            ..Status::default()
-        })
-        .unwrap();
+        let stale = ControllerMetrics::new().unwrap();
+        stale.set_stale(true);
+        stale.refused_writes.inc_by(2);
+        let stale = stale.encode().unwrap();
         assert!(stale.contains("dynamic_toolset_output_stale 1"), "{stale}");
         assert!(
             stale.contains("dynamic_toolset_configmap_refused_writes_total 2"),

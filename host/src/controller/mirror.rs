@@ -1,6 +1,7 @@
 //! A watch-fed mirror of some objects, safe against relists: objects listed after a
 //! (re)start are buffered and swapped in atomically when the list is complete, so a
-//! restarted watch never shows an empty or partial view. Readers wait for `synced`.
+//! restarted watch never shows an empty or partial view. Readers wait for `synced`. The
+//! mirror stores what the watch converted ([`Change`]); it never converts.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -37,7 +38,7 @@ impl<V> Default for Mirror<V> {
 
 pub type Shared<V> = Arc<RwLock<Mirror<V>>>;
 
-fn key_of<K: kube::Resource>(obj: &K) -> (String, String) {
+fn key_of<K: kube::Resource>(obj: &K) -> Key {
     let meta = obj.meta();
     (
         meta.namespace.clone().unwrap_or_default(),
@@ -79,6 +80,40 @@ impl<V> Mirror<V> {
     }
 }
 
+/// `(namespace, name)` of an object.
+pub type Key = (String, String);
+
+/// A watch event whose object is already converted (`None`: filtered out), so the mirror
+/// stores what the watch made of it and never calls back into it.
+#[derive(Debug)]
+pub enum Change<V> {
+    /// A (re)list starts.
+    Init,
+    /// An object of the list in progress.
+    Listed(Key, Option<V>),
+    /// The list is complete: it replaces the view (of its scope).
+    InitDone,
+    /// An object was created or changed.
+    Applied(Key, Option<V>),
+    Deleted(Key),
+}
+
+impl<V> Change<V> {
+    /// Converts one watch event's object with `convert`.
+    pub fn of<K: kube::Resource>(
+        event: watcher::Event<K>,
+        convert: impl Fn(&K) -> Option<V>,
+    ) -> Self {
+        match event {
+            watcher::Event::Init => Change::Init,
+            watcher::Event::InitApply(obj) => Change::Listed(key_of(&obj), convert(&obj)),
+            watcher::Event::InitDone => Change::InitDone,
+            watcher::Event::Apply(obj) => Change::Applied(key_of(&obj), convert(&obj)),
+            watcher::Event::Delete(obj) => Change::Deleted(key_of(&obj)),
+        }
+    }
+}
+
 /// Applies one watch event. `convert` returns None for objects to ignore (filtered out).
 pub fn apply<K, V>(
     mirror: &mut Mirror<V>,
@@ -91,9 +126,7 @@ where
     apply_scoped(mirror, None, event, convert)
 }
 
-/// [`apply`] for an event of the namespaced watch of `scope` (None: a watch whose list
-/// replaces the whole mirror). A completed list of a namespaced watch replaces only the
-/// objects of its namespace.
+/// [`apply`] for an event of the namespaced watch of `scope`.
 pub fn apply_scoped<K, V>(
     mirror: &mut Mirror<V>,
     scope: Option<&str>,
@@ -103,23 +136,31 @@ pub fn apply_scoped<K, V>(
 where
     K: kube::Resource,
 {
+    apply_change(mirror, scope, Change::of(event, convert))
+}
+
+/// Applies one change of the watch of `scope` (None: a watch whose list replaces the
+/// whole mirror; a completed list of a namespaced watch replaces only the objects of its
+/// namespace). True when a consumer should look (the view changed, or an object was
+/// listed).
+pub fn apply_change<V>(mirror: &mut Mirror<V>, scope: Option<&str>, change: Change<V>) -> bool {
     let scope = scope.map(str::to_string);
-    match event {
-        watcher::Event::Init => {
+    match change {
+        Change::Init => {
             mirror.buffers.insert(scope, BTreeMap::new());
             false
         }
-        watcher::Event::InitApply(obj) => {
+        Change::Listed(key, value) => {
             // Signalled (the view is unchanged): a consumer may process listed objects
             // while the list goes on, e.g. the detection worker, so a large list is never
             // held whole in its unprocessed form.
-            if let (Some(buf), Some(v)) = (mirror.buffers.get_mut(&scope), convert(&obj)) {
-                buf.insert(key_of(&obj), v);
+            if let (Some(buf), Some(v)) = (mirror.buffers.get_mut(&scope), value) {
+                buf.insert(key, v);
                 return true;
             }
             false
         }
-        watcher::Event::InitDone => {
+        Change::InitDone => {
             if let Some(buf) = mirror.buffers.remove(&scope) {
                 match &scope {
                     None => mirror.objects = buf,
@@ -134,9 +175,8 @@ where
             mirror.generation += 1;
             true
         }
-        watcher::Event::Apply(obj) => {
-            let key = key_of(&obj);
-            match convert(&obj) {
+        Change::Applied(key, value) => {
+            match value {
                 Some(v) => {
                     mirror.objects.insert(key, v);
                 }
@@ -147,47 +187,27 @@ where
             mirror.generation += 1;
             true
         }
-        watcher::Event::Delete(obj) => {
-            mirror.objects.remove(&key_of(&obj));
+        Change::Deleted(key) => {
+            mirror.objects.remove(&key);
             mirror.generation += 1;
             true
         }
     }
 }
 
-/// Drives a watch stream into `shared`, signalling `changed` after each applied change.
-/// Errors are logged; the stream (with backoff) goes on.
-pub async fn run<K, V, S>(
-    what: &'static str,
-    stream: S,
-    shared: Shared<V>,
-    changed: mpsc::Sender<()>,
-    convert: impl Fn(&K) -> Option<V>,
-) where
-    K: kube::Resource,
-    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-{
-    run_scoped(what, stream.map(|i| (None, i)), shared, changed, convert).await;
-}
-
-/// [`run`] for several namespaced watches merged into one stream, each event tagged with
-/// its watch's namespace (see [`apply_scoped`]).
-pub async fn run_scoped<K, V, S>(
-    what: &'static str,
-    stream: S,
-    shared: Shared<V>,
-    changed: mpsc::Sender<()>,
-    convert: impl Fn(&K) -> Option<V>,
-) where
-    K: kube::Resource,
-    S: Stream<Item = (Option<String>, Result<watcher::Event<K>, watcher::Error>)>,
+/// Stores a stream of converted changes in `shared`, each tagged with the namespace of
+/// its watch (None: a single watch), signalling `changed` after each change a consumer
+/// should see. Errors are logged; the stream (with backoff) goes on.
+pub async fn run<V, S>(what: &'static str, stream: S, shared: Shared<V>, changed: mpsc::Sender<()>)
+where
+    S: Stream<Item = (Option<String>, Result<Change<V>, watcher::Error>)>,
 {
     let mut stream = std::pin::pin!(stream);
     while let Some((scope, item)) = stream.next().await {
         match item {
-            Ok(event) => {
+            Ok(change) => {
                 let notify = match shared.write() {
-                    Ok(mut m) => apply_scoped(&mut m, scope.as_deref(), event, &convert),
+                    Ok(mut m) => apply_change(&mut m, scope.as_deref(), change),
                     Err(_) => {
                         tracing::error!(what, "mirror lock poisoned");
                         return;

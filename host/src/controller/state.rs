@@ -1,6 +1,6 @@
 //! The controller's pure decisions: health hysteresis, the desired ConfigMap content,
 //! whether (and what) to write, the size budget, leader fencing, readiness and liveness.
-//! No I/O and no clock: the loop in `mod.rs` feeds these (times are passed in).
+//! No I/O and no clock: the loop (`reconcile.rs`) feeds these (times are passed in).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -117,18 +117,16 @@ impl HealthTracker {
 }
 
 /// The generated part of the ConfigMap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generated {
-    pub toolsets_yaml: String,
-    pub discovery_json: String,
-}
+pub use dynamic_toolset_core::render::Generated;
 
 /// What to do with the ConfigMap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// It does not exist: create it with these data keys.
     Create(BTreeMap<String, String>),
-    /// It exists and differs: set these data keys (other keys are left as they are).
+    /// It exists and these data keys differ: the generated ones are applied (all of
+    /// them, see `apply.rs`), an absent `overrides.yaml` is seeded; other keys are left
+    /// as they are.
     Update(BTreeMap<String, String>),
     /// Up to date.
     Nothing,

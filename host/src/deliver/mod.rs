@@ -24,8 +24,7 @@
 //!   so a rotated Secret is picked up) is sent as HolmesGPT's `X-API-Key` header and never
 //!   logged.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -39,6 +38,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
 use dynamic_toolset_core::render::{GENERATED_AT_ANNOTATION, TOOLSETS_KEY};
+
+use crate::metrics::{self, DeliveryMetrics};
+
+mod content;
 
 /// HolmesGPT's admin reload path (`holmes/admin/admin_api.py`, mounted under `/api/admin`).
 pub const RELOAD_PATH: &str = "/api/admin/reload/toolsets";
@@ -118,173 +121,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s, false).map_err(|e| e.to_string())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Pure parts
-
-/// Why `content` must not be delivered (None: deliverable). Checks what HolmesGPT needs to load
-/// the file at all: YAML, a top-level mapping whose `toolsets` is a mapping of mappings (a list
-/// is HolmesGPT's rejected "old format"), `mcp_servers` a mapping when present.
-pub fn invalid_reason(content: &str) -> Option<String> {
-    let doc: serde_yaml::Value = match serde_yaml::from_str(content) {
-        Ok(d) => d,
-        Err(e) => return Some(format!("not YAML: {e}")),
-    };
-    let Some(map) = doc.as_mapping() else {
-        return Some("not a mapping at the top".into());
-    };
-    let Some(toolsets) = map.get("toolsets") else {
-        return Some("no `toolsets:` key".into());
-    };
-    let Some(toolsets) = toolsets.as_mapping() else {
-        return Some("`toolsets:` is not a map (name -> entry)".into());
-    };
-    if toolsets.is_empty() {
-        return Some("`toolsets:` is empty".into());
-    }
-    for (name, entry) in toolsets {
-        if !entry.is_mapping() {
-            let name = name.as_str().unwrap_or("?");
-            return Some(format!("toolset {name:?} is not a map"));
-        }
-    }
-    if let Some(mcp) = map.get("mcp_servers")
-        && !mcp.is_mapping()
-        && !mcp.is_null()
-    {
-        return Some("`mcp_servers:` is not a map".into());
-    }
-    None
-}
-
-/// Exponential backoff with ±25 % jitter, capped.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-    seed: u64,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9e37_79b9)
-            ^ u64::from(std::process::id()).rotate_left(32);
-        Self {
-            initial,
-            max: max.max(initial),
-            next: initial,
-            seed: seed | 1,
-        }
-    }
-
-    /// The next delay: the current step ±25 %, never above the cap; the step then doubles.
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        // xorshift64*: jitter only, no security use.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let unit = (self.seed >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-        let factor = 0.75 + 0.5 * unit;
-        base.mul_f64(factor).min(self.max)
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.initial;
-    }
-}
-
-/// Writes `content` to `path` so that a reader sees the old file or the new one, never a
-/// partial one: a temp file in the same directory, fsync, rename over `path`, fsync the dir.
-pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "toolsets.yaml".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        }
-        f.write_all(content)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Why a delivery attempt failed: the metric label and the detail for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub reason: &'static str,
-    pub detail: String,
-}
-
-/// Failure reasons (the `reason` label of `toolset_delivery_failures_total`).
-pub const REASONS: &[&str] = &[
-    "invalid_configmap",
-    "write_failed",
-    "holmes_unreachable",
-    "unauthorized",
-    "reload_error",
-    "unexpected_status",
-    "credential_unreadable",
-];
-
-/// Classifies a reload answer.
-pub fn classify(status: u16, body: &str) -> Result<(), Failure> {
-    let detail: String = body.chars().take(500).collect();
-    match status {
-        200..=299 => Ok(()),
-        401 | 403 => Err(Failure {
-            reason: "unauthorized",
-            detail: format!("HTTP {status} (check {API_KEY_ENV} / --api-key-file): {detail}"),
-        }),
-        500..=599 => Err(Failure {
-            reason: "reload_error",
-            detail: format!("HTTP {status}: {detail}"),
-        }),
-        _ => Err(Failure {
-            reason: "unexpected_status",
-            detail: format!("HTTP {status}: {detail}"),
-        }),
-    }
-}
+pub use content::{Backoff, Failure, REASONS, classify, invalid_reason, write_atomic};
 
 // ---------------------------------------------------------------------------------------------
 // State and metrics
 
-/// What the sidecar did, for /metrics and /status.
+/// The delivery state, for /status (the counters are in [`DeliveryMetrics`]).
 #[derive(Debug, Clone, Default)]
 pub struct Status {
-    /// Successful deliveries (file written and HolmesGPT reloaded, or written with --no-reload).
-    pub deliveries: u64,
-    pub reload_attempts: u64,
-    /// Failures by reason (see [`REASONS`]).
-    pub failures: std::collections::BTreeMap<&'static str, u64>,
     pub configmap_present: bool,
     /// Newer valid content than what HolmesGPT serves is waiting to be delivered.
     pub pending: bool,
@@ -298,7 +142,6 @@ pub struct Status {
 
 impl Status {
     fn fail(&mut self, f: &Failure) {
-        *self.failures.entry(f.reason).or_default() += 1;
         self.last_failure = Some(format!("{}: {}", f.reason, f.detail));
     }
 
@@ -323,86 +166,6 @@ impl Status {
             (false, _) => format!("up to date; {served}"),
         }
     }
-}
-
-/// The sidecar's status in the Prometheus text format.
-pub fn render_metrics(s: &Status) -> Result<String, prometheus::Error> {
-    use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-    let registry = Registry::new();
-    let gauge = |name: &str, help: &str, v: i64| -> Result<(), prometheus::Error> {
-        let g = IntGauge::new(name, help)?;
-        g.set(v);
-        registry.register(Box::new(g))
-    };
-    let counter = |name: &str, help: &str, v: u64| -> Result<(), prometheus::Error> {
-        let c = IntCounter::new(name, help)?;
-        c.inc_by(v);
-        registry.register(Box::new(c))
-    };
-    counter(
-        "toolset_delivery_deliveries_total",
-        "Contents delivered: file written atomically and HolmesGPT's reload answered 2xx",
-        s.deliveries,
-    )?;
-    counter(
-        "toolset_delivery_reload_attempts_total",
-        "Calls of HolmesGPT's reload endpoint",
-        s.reload_attempts,
-    )?;
-    let failures = IntCounterVec::new(
-        Opts::new(
-            "toolset_delivery_failures_total",
-            "Delivery failures by reason (invalid ConfigMap refused, write failed, HolmesGPT unreachable, unauthorized, reload error, ...)",
-        ),
-        &["reason"],
-    )?;
-    for r in REASONS {
-        failures
-            .with_label_values(&[r])
-            .inc_by(s.failures.get(r).copied().unwrap_or(0));
-    }
-    registry.register(Box::new(failures))?;
-    gauge(
-        "toolset_delivery_configmap_present",
-        "1 while the watched ConfigMap exists",
-        i64::from(s.configmap_present),
-    )?;
-    gauge(
-        "toolset_delivery_pending",
-        "1 while newer valid content waits to be served by HolmesGPT",
-        i64::from(s.pending),
-    )?;
-    gauge(
-        "toolset_delivery_consecutive_failures",
-        "Failed attempts since the last successful delivery",
-        i64::from(s.consecutive_failures),
-    )?;
-    let age = Gauge::new(
-        "toolset_delivery_served_content_age_seconds",
-        "Seconds since the content HolmesGPT last reloaded was generated (-1: nothing delivered yet)",
-    )?;
-    age.set(match s.served_generated_at {
-        Some(t) => SystemTime::now()
-            .duration_since(t)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-        None => -1.0,
-    });
-    registry.register(Box::new(age))?;
-    let last = Gauge::new(
-        "toolset_delivery_last_success_timestamp_seconds",
-        "Unix time of the last successful delivery (0: none)",
-    )?;
-    last.set(
-        s.last_success
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-    );
-    registry.register(Box::new(last))?;
-    let mut buf = Vec::new();
-    prometheus::TextEncoder::new().encode(&registry.gather(), &mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,11 +285,33 @@ fn generated_at(cm: &ConfigMap) -> SystemTime {
         .unwrap_or_else(SystemTime::now)
 }
 
-type Shared = Arc<RwLock<Status>>;
+/// The state and the metrics, shared by the watch, the deliverer and the endpoints.
+#[derive(Clone)]
+struct Shared {
+    status: Arc<RwLock<Status>>,
+    metrics: Arc<DeliveryMetrics>,
+}
 
-fn update(status: &Shared, f: impl FnOnce(&mut Status)) {
-    if let Ok(mut s) = status.write() {
-        f(&mut s);
+impl Shared {
+    /// Changes the state; the gauges follow it.
+    fn update(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.write() {
+            f(&mut s);
+            let m = &self.metrics;
+            m.configmap_present.set(i64::from(s.configmap_present));
+            m.pending.set(i64::from(s.pending));
+            m.consecutive_failures
+                .set(i64::from(s.consecutive_failures));
+        }
+    }
+
+    /// One failed attempt: counted by reason, and the last failure in the state.
+    fn fail(&self, f: &Failure, then: impl FnOnce(&mut Status)) {
+        self.metrics.failure(f.reason);
+        self.update(|s| {
+            s.fail(f);
+            then(s);
+        });
     }
 }
 
@@ -547,7 +332,7 @@ async fn watch_configmap(
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => cm,
             Ok(watcher::Event::Delete(_)) => {
                 tracing::warn!(configmap = %name, "ConfigMap deleted; HolmesGPT keeps the last delivered file");
-                update(&status, |s| s.configmap_present = false);
+                status.update(|s| s.configmap_present = false);
                 continue;
             }
             Ok(watcher::Event::Init) => {
@@ -557,7 +342,7 @@ async fn watch_configmap(
             Ok(watcher::Event::InitDone) => {
                 if !seen {
                     tracing::warn!(configmap = %name, "ConfigMap not found; waiting for it (the file is left as is)");
-                    update(&status, |s| s.configmap_present = false);
+                    status.update(|s| s.configmap_present = false);
                 }
                 continue;
             }
@@ -567,7 +352,7 @@ async fn watch_configmap(
             }
         };
         seen = true;
-        update(&status, |s| s.configmap_present = true);
+        status.update(|s| s.configmap_present = true);
         let content = cm
             .data
             .as_ref()
@@ -584,12 +369,13 @@ async fn watch_configmap(
             let rv = cm.metadata.resource_version.clone().unwrap_or_default();
             if last_refused.as_deref() != Some(rv.as_str()) {
                 tracing::error!(configmap = %name, resource_version = %rv, "refusing invalid content ({why}); keeping the last good file");
-                update(&status, |s| {
-                    s.fail(&Failure {
+                status.fail(
+                    &Failure {
                         reason: "invalid_configmap",
                         detail: why.clone(),
-                    })
-                });
+                    },
+                    |_| {},
+                );
                 last_refused = Some(rv);
             }
             continue;
@@ -600,7 +386,7 @@ async fn watch_configmap(
                 content,
                 generated_at: generated_at(&cm),
             };
-            update(&status, |s| s.pending = true);
+            status.update(|s| s.pending = true);
             let _ = tx.send(Some(desired));
         }
     }
@@ -639,7 +425,7 @@ impl Deliverer {
         let Some(url) = &self.reload_url else {
             return Ok(());
         };
-        update(&self.status, |s| s.reload_attempts += 1);
+        self.status.metrics.reload_attempts.inc();
         let answer = reload(&self.http, url, &self.credential).await?;
         tracing::debug!(answer = %answer, "HolmesGPT reloaded");
         Ok(())
@@ -664,12 +450,13 @@ impl Deliverer {
                 match self.attempt(&desired).await {
                     Ok(()) => {
                         let took = started.elapsed();
-                        update(&self.status, |s| {
-                            s.deliveries += 1;
+                        let now = SystemTime::now();
+                        self.status.metrics.delivered(desired.generated_at, now);
+                        self.status.update(|s| {
                             s.consecutive_failures = 0;
                             s.last_failure = None;
                             s.served_generated_at = Some(desired.generated_at);
-                            s.last_success = Some(SystemTime::now());
+                            s.last_success = Some(now);
                             s.pending = false;
                         });
                         tracing::info!(
@@ -685,8 +472,7 @@ impl Deliverer {
                         let delay = backoff.next_delay();
                         let consecutive = {
                             let mut n = 0;
-                            update(&self.status, |s| {
-                                s.fail(&f);
+                            self.status.fail(&f, |s| {
                                 s.consecutive_failures += 1;
                                 n = s.consecutive_failures;
                             });
@@ -764,7 +550,10 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
         .timeout(args.reload_timeout)
         .build()
         .context("cannot build the HTTP client")?;
-    let status: Shared = Arc::default();
+    let status = Shared {
+        status: Arc::default(),
+        metrics: Arc::new(DeliveryMetrics::new().context("cannot register the metrics")?),
+    };
     let (tx, rx) = watch::channel(None);
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let watch_task = tokio::spawn(watch_configmap(
@@ -789,10 +578,11 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
             Some(addr) => {
                 use axum::routing::get;
                 let app = axum::Router::new()
-                    .route("/metrics", get(metrics))
+                    .route("/metrics", get(metrics::handler::<DeliveryMetrics>))
+                    .with_state(status.metrics.clone())
                     .route("/healthz", get(|| async { "ok" }))
                     .route("/status", get(status_text))
-                    .with_state(status.clone());
+                    .with_state(status.status.clone());
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
@@ -813,17 +603,9 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn metrics(
-    axum::extract::State(status): axum::extract::State<Shared>,
-) -> (axum::http::StatusCode, String) {
-    let s = status.read().map(|s| s.clone()).unwrap_or_default();
-    match render_metrics(&s) {
-        Ok(t) => (axum::http::StatusCode::OK, t),
-        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn status_text(axum::extract::State(status): axum::extract::State<Shared>) -> String {
+async fn status_text(
+    axum::extract::State(status): axum::extract::State<Arc<RwLock<Status>>>,
+) -> String {
     status
         .read()
         .map(|s| s.describe())
@@ -833,75 +615,7 @@ async fn status_text(axum::extract::State(status): axum::extract::State<Shared>)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validation_refuses_what_holmesgpt_cannot_load() {
-        assert_eq!(
-            invalid_reason("toolsets:\n  kubernetes/core: {enabled: true}\n"),
-            None
-        );
-        assert_eq!(
-            invalid_reason("toolsets:\n  a: {enabled: true}\nmcp_servers: {}\n"),
-            None
-        );
-        for (bad, why) in [
-            ("toolsets: [a]\n", "not a map"),
-            ("toolsets:\n  a: {enabled: true\n", "not YAML"),
-            ("mcp_servers: {}\n", "no `toolsets:`"),
-            ("- a\n", "top"),
-            ("toolsets: {}\n", "empty"),
-            ("toolsets:\n  a: yes\n", "not a map"),
-            ("toolsets:\n  a: {}\nmcp_servers: [x]\n", "mcp_servers"),
-        ] {
-            let r = invalid_reason(bad).unwrap_or_else(|| panic!("accepted {bad:?}"));
-            assert!(r.contains(why), "{bad:?}: {r}");
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let steps = [100u64, 200, 400, 800, 1600, 2000, 2000, 2000];
-        for base in steps {
-            let d = b.next_delay().as_millis() as u64;
-            assert!(
-                d >= base * 3 / 4 && d <= (base * 5 / 4).min(2000),
-                "{d} vs {base}"
-            );
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(125));
-        // Jitter actually varies.
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
-        let ds: std::collections::BTreeSet<_> = (0..20).map(|_| b.next_delay()).collect();
-        assert!(ds.len() > 5, "{ds:?}");
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("toolsets.yaml");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two two").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two two");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-        // A directory that does not exist: an error, nothing written.
-        assert!(write_atomic(&dir.path().join("no/such.yaml"), b"x").is_err());
-    }
-
-    #[test]
-    fn reload_answers_are_classified() {
-        assert!(classify(200, "{}").is_ok());
-        assert_eq!(classify(401, "").unwrap_err().reason, "unauthorized");
-        let f = classify(500, r#"{"detail":"boom"}"#).unwrap_err();
-        assert_eq!(f.reason, "reload_error");
-        assert!(f.detail.contains("boom"));
-        assert_eq!(classify(404, "").unwrap_err().reason, "unexpected_status");
-    }
+    use crate::metrics::Exported;
 
     #[test]
     fn credential_debug_never_shows_the_key() {
@@ -926,16 +640,13 @@ mod tests {
 
     #[test]
     fn metrics_show_deliveries_failures_and_age() {
-        let mut s = Status {
-            deliveries: 3,
-            served_generated_at: Some(SystemTime::now() - Duration::from_secs(5)),
-            ..Status::default()
-        };
-        s.fail(&Failure {
-            reason: "reload_error",
-            detail: "x".into(),
-        });
-        let text = render_metrics(&s).unwrap();
+        let m = DeliveryMetrics::new().unwrap();
+        let generated_at = SystemTime::now() - Duration::from_secs(5);
+        for _ in 0..3 {
+            m.delivered(generated_at, SystemTime::now());
+        }
+        m.failure("reload_error");
+        let text = m.encode().unwrap();
         assert!(
             text.contains("toolset_delivery_deliveries_total 3"),
             "{text}"
