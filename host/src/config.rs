@@ -1232,7 +1232,7 @@ impl Resolver {
             for (i, ns) in list.iter().enumerate() {
                 if let Err(msg) = k8s_names::dns1123_label(ns) {
                     let src = self.item_source(path, i);
-                    self.error(format!("{path}[{i}]"), src, msg);
+                    self.error(format!("{path}[{i}]"), src, msg.to_string());
                 }
             }
         }
@@ -1243,6 +1243,7 @@ impl Resolver {
                     &name.to_ascii_lowercase(),
                     k8s_names::SUBDOMAIN_MAX,
                 )
+                .map_err(|e| e.to_string())
                 .and_then(|()| {
                     if port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0) {
                         Ok(())
@@ -1259,11 +1260,11 @@ impl Resolver {
         if let Some(sel) = &sd.label_selector
             && let Err(msg) = k8s_names::label_selector(sel)
         {
-            self.error(SD_SELECTOR, self.source(SD_SELECTOR), msg);
+            self.error(SD_SELECTOR, self.source(SD_SELECTOR), msg.to_string());
         }
         if let Err(msg) = k8s_names::dns1123_subdomain(&sd.cluster_domain, k8s_names::SUBDOMAIN_MAX)
         {
-            self.error(SD_DOMAIN, self.source(SD_DOMAIN), msg);
+            self.error(SD_DOMAIN, self.source(SD_DOMAIN), msg.to_string());
         }
         let names: [(&str, Option<&str>, bool); 5] = [
             (CM_NAME, Some(s.configmap.name.as_str()), false),
@@ -1280,7 +1281,7 @@ impl Resolver {
                 k8s_names::dns1123_subdomain(value, k8s_names::SUBDOMAIN_MAX)
             };
             if let Err(msg) = res {
-                self.error(path, self.source(path), msg);
+                self.error(path, self.source(path), msg.to_string());
             }
         }
         if ok(self, &[SRV_LISTEN, SRV_METRICS])
@@ -1645,7 +1646,7 @@ fn check_namespace_pattern(p: &str) -> Result<(), String> {
         return Err(format!("{p:?} is longer than a namespace (63 characters)"));
     }
     if !is_wildcard(p) {
-        k8s_names::dns1123_label(p)?;
+        k8s_names::dns1123_label(p).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
