@@ -132,18 +132,8 @@ fn single_instance_toolset_prefers_monitoring_namespace_then_rank() {
 #[test]
 fn custom_toolsets_get_distinct_names_and_tool_names() {
     let input = vec![
-        matched_sd(
-            "tracing",
-            "jaeger-query",
-            "jaeger",
-            vec![jaeger("tracing", "jaeger-query", 100)],
-        ),
-        matched_sd(
-            "apps",
-            "jaeger",
-            "jaeger",
-            vec![jaeger("apps", "jaeger", 100)],
-        ),
+        jaeger_sd("tracing", "jaeger-query", 100),
+        jaeger_sd("apps", "jaeger", 100),
     ];
     let a = assemble(&select(&input), &no_health(), None);
     // Neither namespace is monitoring-like, same rank: instance key order, "apps/jaeger" first.
@@ -228,18 +218,7 @@ fn unhealthy_installations_are_left_out_with_the_reason() {
 
 #[test]
 fn not_checked_is_kept() {
-    let input = vec![matched_sd(
-        "monitoring",
-        "grafana",
-        "grafana",
-        vec![builtin(
-            "grafana/dashboards",
-            "monitoring",
-            "grafana",
-            "monitoring/grafana",
-            100,
-        )],
-    )];
+    let input = vec![grafana_sd()];
     let a = assemble(&select(&input), &no_health(), Some("t"));
     assert!(a.toolsets.contains_key("grafana/dashboards"));
     let i = &a.provenance["grafana/dashboards"].instances[0];
@@ -254,12 +233,7 @@ fn duplicate_custom_tool_names_across_toolsets_are_noted() {
         ..jaeger("monitoring", "am", 100)
     };
     let input = vec![
-        matched_sd(
-            "tracing",
-            "jaeger",
-            "jaeger",
-            vec![jaeger("tracing", "jaeger", 100)],
-        ),
+        jaeger_sd("tracing", "jaeger", 100),
         matched_sd("monitoring", "am", "alertmanager", vec![am]),
     ];
     let a = assemble(&select(&input), &no_health(), None);

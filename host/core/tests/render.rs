@@ -111,12 +111,7 @@ fn detections() -> Vec<ServiceDetections> {
             "loki-write",
             vec![declined("loki", "write path")],
         ),
-        matched_sd(
-            "tracing",
-            "jaeger-query",
-            "jaeger",
-            vec![jaeger("tracing", "jaeger-query", 100)],
-        ),
+        jaeger_sd("tracing", "jaeger-query", 100),
         matched_sd(
             "monitoring",
             "alertmanager",

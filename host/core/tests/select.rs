@@ -82,18 +82,7 @@ fn only_matched_fragments_are_candidates() {
 fn distinct_instances_and_toolsets_are_distinct_groups_in_key_order() {
     let input = vec![
         prom_sd("team-b", "prom", "team-b/prom", 100),
-        matched_sd(
-            "monitoring",
-            "grafana",
-            "grafana",
-            vec![builtin(
-                "grafana/dashboards",
-                "monitoring",
-                "grafana",
-                "monitoring/grafana",
-                100,
-            )],
-        ),
+        grafana_sd(),
         prom_sd("team-a", "prom", "team-a/prom", 100),
     ];
     let sel = select(&input);
@@ -112,18 +101,7 @@ fn distinct_instances_and_toolsets_are_distinct_groups_in_key_order() {
 fn probes_are_keyed_by_instance_and_only_for_declared_health() {
     let input = vec![
         prom_sd("monitoring", "prom", "monitoring/prom", 100),
-        matched_sd(
-            "monitoring",
-            "grafana",
-            "grafana",
-            vec![builtin(
-                "grafana/dashboards",
-                "monitoring",
-                "grafana",
-                "monitoring/grafana",
-                100,
-            )],
-        ),
+        grafana_sd(),
     ];
     let probes = select(&input).probes();
     assert_eq!(probes.len(), 1);

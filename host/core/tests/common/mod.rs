@@ -158,3 +158,38 @@ pub fn matched_sd(
 pub fn prom_sd(ns: &str, name: &str, instance: &str, rank: u32) -> ServiceDetections {
     matched_sd(ns, name, "prometheus", vec![prom(ns, name, instance, rank)])
 }
+
+/// Service `ns/name` on which the jaeger detector matched one [`jaeger`] fragment.
+pub fn jaeger_sd(ns: &str, name: &str, rank: u32) -> ServiceDetections {
+    matched_sd(ns, name, "jaeger", vec![jaeger(ns, name, rank)])
+}
+
+/// Service `ns/name` on which the detector named after the toolset's backend matched one
+/// [`builtin`] fragment.
+pub fn builtin_sd(
+    toolset: &str,
+    ns: &str,
+    name: &str,
+    instance: &str,
+    rank: u32,
+) -> ServiceDetections {
+    let detector = toolset.split('/').next().unwrap_or(toolset);
+    matched_sd(
+        ns,
+        name,
+        detector,
+        vec![builtin(toolset, ns, name, instance, rank)],
+    )
+}
+
+/// The `monitoring/grafana` Service, matched by the grafana detector as a
+/// `grafana/dashboards` installation of rank 100 (no health probe).
+pub fn grafana_sd() -> ServiceDetections {
+    builtin_sd(
+        "grafana/dashboards",
+        "monitoring",
+        "grafana",
+        "monitoring/grafana",
+        100,
+    )
+}
