@@ -345,4 +345,23 @@ mod tests {
             assert!(label_selector(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn errors_are_typed_and_read_as_sentences() {
+        let e = label_selector("a=b, x > y").unwrap_err();
+        assert!(
+            matches!(&e, Error::Selector { reason, .. } if matches!(**reason, Error::NotAnInteger { op: ">", .. })),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            r#""a=b, x > y": "x > y": > needs an integer, found "y""#
+        );
+        assert_eq!(dns1123_label(""), Err(Error::Empty));
+        assert_eq!(
+            label_key("Bad.Prefix/x").unwrap_err().to_string(),
+            "label key \"Bad.Prefix/x\": prefix \"Bad.Prefix\" is not a valid DNS name (dot-separated \
+             parts of lowercase letters, digits and '-')"
+        );
+    }
 }
