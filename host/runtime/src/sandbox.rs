@@ -176,7 +176,7 @@ pub(crate) fn pre_instantiate(
     let mut linker = base.clone();
     linker.define_unknown_imports_as_traps(component)?;
     let pre = linker.instantiate_pre(component)?;
-    Ok(DetectorWorldPre::new(pre)?)
+    DetectorWorldPre::new(pre)
 }
 
 /// A live instance: its store and export bindings.
