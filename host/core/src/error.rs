@@ -150,6 +150,12 @@ impl fmt::Display for TextError {
 
 impl std::error::Error for TextError {}
 
+impl From<serde_yaml::Error> for TextError {
+    fn from(err: serde_yaml::Error) -> Self {
+        crate::limits::yaml_error_parts(&err)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,10 +81,14 @@ pub fn too_large(size: Option<usize>, max: usize) -> LimitError {
 
 /// A serde_yaml error as its location (1-based line and column, within the text parsed)
 /// and its message without the " at line L column C" serde_yaml appends.
-pub fn yaml_error_parts(err: &serde_yaml::Error) -> (Option<(usize, usize)>, String) {
+pub fn yaml_error_parts(err: &serde_yaml::Error) -> TextError {
     let mut message = err.to_string();
     let Some(loc) = err.location() else {
-        return (None, message);
+        return TextError {
+            line: None,
+            column: None,
+            message,
+        };
     };
     for suffix in [
         format!(" at line {} column {}", loc.line(), loc.column()),
@@ -95,7 +99,11 @@ pub fn yaml_error_parts(err: &serde_yaml::Error) -> (Option<(usize, usize)>, Str
             break;
         }
     }
-    (Some((loc.line(), loc.column())), message)
+    TextError {
+        line: Some(loc.line()),
+        column: Some(loc.column()),
+        message,
+    }
 }
 
 /// Checks one YAML text (any number of documents) against the limits.

@@ -58,17 +58,6 @@ pub const ENTRY_KEYS: &[&str] = &[
 /// A parse or validation error in the overrides file (see [`TextError`]).
 pub type OverridesError = TextError;
 
-impl From<serde_yaml::Error> for OverridesError {
-    fn from(err: serde_yaml::Error) -> Self {
-        let (location, message) = limits::yaml_error_parts(&err);
-        OverridesError {
-            line: location.map(|l| l.0),
-            column: location.map(|l| l.1),
-            message,
-        }
-    }
-}
-
 /// A validated overrides document (top-level map, keys in file order).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Overrides {
