@@ -438,10 +438,7 @@ fn replace_reflect2(k8s_root: &Path) -> Result<()> {
             copied += 1;
         }
     }
-    println!(
-        "[kube build]   {copied} reflect2 1.0.2 files copied into {}",
-        vendored.display()
-    );
+    println!("[kube build]   {copied} reflect2 1.0.2 files copied into {}", vendored.display());
     Ok(())
 }
 
