@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use dynamic_toolset_core::{ServiceSnapshot, limits};
+use dynamic_toolset_core::{ServiceSnapshot, TextError, limits};
 use k8s_openapi::api::core::v1::Service;
 
 /// Where a Service came from: enough for an error message a person can act on.
@@ -357,11 +357,15 @@ fn parse_into(source: &str, text: &str, opts: &ReadOptions, out: &mut Loaded) {
 /// `not valid YAML (line L, column C): ...`, with the line counted in the whole file.
 fn yaml_error(e: &serde_yaml::Error, first_line: usize) -> String {
     match limits::yaml_error_parts(e) {
-        (Some((line, column)), message) => format!(
+        TextError {
+            line: Some(line),
+            column: Some(column),
+            message,
+        } => format!(
             "not valid YAML (line {}, column {column}): {message}",
             first_line + line - 1
         ),
-        (None, message) => format!("not valid YAML: {message}"),
+        TextError { message, .. } => format!("not valid YAML: {message}"),
     }
 }
 

@@ -12,7 +12,7 @@ use dynamic_toolset_core::gate::{self, Grants, Policy};
 use dynamic_toolset_core::overrides::{self, MergeReport, Overrides};
 use dynamic_toolset_core::select::{InstanceKey, Selection};
 use dynamic_toolset_core::{GateNote, ServiceDetections, ServiceRef, ServiceSnapshot};
-use dynamic_toolset_runtime::{DetectorSet, LoadError, RuntimeConfig};
+use dynamic_toolset_runtime::{DetectorSet, Error as LoadError, RuntimeConfig};
 
 use crate::probe::{ProbeOutcome, ProbeTarget};
 

@@ -126,7 +126,7 @@ impl Prober {
             Err(reason) => {
                 return ProbeOutcome::Unhealthy {
                     url: target.endpoint.clone(),
-                    reason,
+                    reason: reason.to_string(),
                     attempts: 0,
                 };
             }

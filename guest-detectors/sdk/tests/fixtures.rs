@@ -8,8 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use detector_sdk::{Detection, Detector, Service, ServicePort};
+use detector_sdk::{Detection, Service, ServicePort};
+use native::detectors;
 use serde::Deserialize;
+
+mod native;
 
 #[derive(Deserialize)]
 struct Svc {
@@ -96,29 +99,22 @@ fn to_service(s: Svc) -> Service {
     }
 }
 
-type DetectFn = fn(&Service) -> Detection;
-
-fn detectors() -> Vec<(&'static str, DetectFn)> {
-    vec![
-        ("prometheus", detector_prometheus::Prometheus::detect),
-        ("thanos", detector_thanos::Thanos::detect),
-        (
-            "victoriametrics",
-            detector_victoriametrics::VictoriaMetrics::detect,
-        ),
-        ("alertmanager", detector_alertmanager::Alertmanager::detect),
-        ("grafana", detector_grafana::Grafana::detect),
-        ("loki", detector_loki::Loki::detect),
-        ("tempo", detector_tempo::Tempo::detect),
-        ("jaeger", detector_jaeger::Jaeger::detect),
-        (
-            "elasticsearch",
-            detector_elasticsearch::Elasticsearch::detect,
-        ),
-        ("opensearch", detector_opensearch::OpenSearch::detect),
-        ("victorialogs", detector_victorialogs::VictoriaLogs::detect),
-        ("custom", detector_custom::Custom::detect),
-    ]
+/// The list covers every bundled detector: each directory of `guest-detectors/` but the SDK.
+#[test]
+fn native_list_names_every_bundled_detector() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut bundled: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file() && !p.ends_with("sdk"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    bundled.sort();
+    let native: Vec<&str> = detectors().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        bundled, native,
+        "add the new detector to tests/native/mod.rs"
+    );
 }
 
 fn charts_dir() -> PathBuf {

@@ -175,9 +175,9 @@ pub fn explain(
                 .map(|v| {
                     let detector = v.detector.clone();
                     match &v.outcome {
-                        Err(error) => VerdictExplanation::Failed {
+                        Err(failure) => VerdictExplanation::Failed {
                             detector,
-                            error: error.clone(),
+                            error: failure.to_string(),
                         },
                         Ok(Detection::Unrelated) => VerdictExplanation::Unrelated { detector },
                         Ok(Detection::Declined(reason)) => VerdictExplanation::Declined {

@@ -4,8 +4,10 @@
 //! One owner for this grammar: the settings (`host/src/config/`), offline
 //! `discover` and the controller (both through `host/src/manifest.rs`) call it.
 //!
-//! Errors are plain sentences naming the value; callers add where it came from.
+//! Errors ([`Error`]) read as plain sentences naming the value; callers add where it came
+//! from.
 
+use crate::error::{Error, Result};
 use crate::limits;
 use crate::model::ServiceSnapshot;
 
@@ -19,88 +21,79 @@ pub const IANA_SVC_NAME_MAX: usize = 15;
 pub const ANNOTATIONS_TOTAL_MAX: usize = 256 * 1024;
 
 /// RFC 1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63): namespaces.
-pub fn dns1123_label(s: &str) -> Result<(), String> {
+pub fn dns1123_label(s: &str) -> Result<()> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(Error::Empty);
     }
     if s.len() > LABEL_MAX {
-        return Err(format!("{s:?} is longer than 63 characters"));
+        return Err(too_long(s, LABEL_MAX));
     }
     let ok_chars = s
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok_chars || s.starts_with('-') || s.ends_with('-') {
-        return Err(format!(
-            "{s:?} is not a valid name (lowercase letters, digits and '-', starting and ending \
-             with a letter or digit)"
-        ));
+        return Err(Error::Dns1123Label(s.to_string()));
     }
     Ok(())
 }
 
 /// RFC 1035 label (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63): Service names.
-pub fn dns1035_label(s: &str) -> Result<(), String> {
+pub fn dns1035_label(s: &str) -> Result<()> {
     dns1123_label(s)?;
     if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(format!(
-            "{s:?} is not a valid Service name (DNS-1035 label: lowercase letters, digits and \
-             '-', starting with a letter and ending with a letter or digit)"
-        ));
+        return Err(Error::Dns1035Label(s.to_string()));
     }
     Ok(())
 }
 
 /// RFC 1123 subdomain (dot-separated labels, at most `max`): object names, DNS domains.
-pub fn dns1123_subdomain(s: &str, max: usize) -> Result<(), String> {
+pub fn dns1123_subdomain(s: &str, max: usize) -> Result<()> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(Error::Empty);
     }
     if s.len() > max {
-        return Err(format!("{s:?} is longer than {max} characters"));
+        return Err(too_long(s, max));
     }
     if s.split('.').any(|l| dns1123_label(l).is_err()) {
-        return Err(format!(
-            "{s:?} is not a valid DNS name (dot-separated parts of lowercase letters, digits and \
-             '-')"
-        ));
+        return Err(Error::Dns1123Subdomain(s.to_string()));
     }
     Ok(())
 }
 
+fn too_long(s: &str, max: usize) -> Error {
+    Error::TooLong {
+        value: s.to_string(),
+        max,
+    }
+}
+
 /// A qualified name (`[prefix/]name`): label keys. The prefix is a DNS-1123 subdomain, the
 /// name at most 63 of `[-A-Za-z0-9_.]`, starting and ending with a letter or digit.
-pub fn label_key(k: &str) -> Result<(), String> {
+pub fn label_key(k: &str) -> Result<()> {
     let (prefix, name) = match k.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, k),
     };
     if let Some(p) = prefix {
-        dns1123_subdomain(p, SUBDOMAIN_MAX).map_err(|e| format!("label key {k:?}: prefix {e}"))?;
+        dns1123_subdomain(p, SUBDOMAIN_MAX).map_err(|e| Error::LabelKeyPrefix {
+            key: k.to_string(),
+            reason: Box::new(e),
+        })?;
     }
     if name.is_empty() {
-        return Err(format!("label key {k:?} is empty"));
+        return Err(Error::EmptyLabelKey(k.to_string()));
     }
-    label_value(name).map_err(|_| {
-        format!(
-            "{k:?} is not a label key (at most 63 of a-z, A-Z, 0-9, '-', '_', '.', starting \
-             and ending with a letter or digit, after an optional DNS prefix and '/')"
-        )
-    })
+    label_value(name).map_err(|_| Error::LabelKey(k.to_string()))
 }
 
 /// An annotation key: a qualified name, checked in lowercase as the apiserver does.
-pub fn annotation_key(k: &str) -> Result<(), String> {
-    label_key(&k.to_ascii_lowercase()).map_err(|_| {
-        format!(
-            "{k:?} is not an annotation key (at most 63 of a-z, A-Z, 0-9, '-', '_', '.', \
-             starting and ending with a letter or digit, after an optional DNS prefix and '/')"
-        )
-    })
+pub fn annotation_key(k: &str) -> Result<()> {
+    label_key(&k.to_ascii_lowercase()).map_err(|_| Error::AnnotationKey(k.to_string()))
 }
 
 /// A label value: empty, or at most 63 of `[-A-Za-z0-9_.]` starting and ending with a letter
 /// or digit.
-pub fn label_value(v: &str) -> Result<(), String> {
+pub fn label_value(v: &str) -> Result<()> {
     if v.is_empty() {
         return Ok(());
     }
@@ -112,17 +105,14 @@ pub fn label_value(v: &str) -> Result<(), String> {
         || !edge(v.chars().next())
         || !edge(v.chars().last())
     {
-        return Err(format!(
-            "{v:?} is not a label value (at most 63 of a-z, A-Z, 0-9, '-', '_', '.', starting \
-             and ending with a letter or digit)"
-        ));
+        return Err(Error::LabelValue(v.to_string()));
     }
     Ok(())
 }
 
 /// An IANA service name (port names): 1-15 of `[-a-z0-9]`, at least one letter, no leading,
 /// trailing or double '-'.
-pub fn iana_svc_name(s: &str) -> Result<(), String> {
+pub fn iana_svc_name(s: &str) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= IANA_SVC_NAME_MAX
         && s.chars()
@@ -134,16 +124,17 @@ pub fn iana_svc_name(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{s:?} is not a valid port name (IANA service name: at most 15 of a-z, 0-9 and '-', \
-             with at least one letter, no '-' at either end and no '--')"
-        ))
+        Err(Error::IanaSvcName(s.to_string()))
     }
 }
 
 /// A Kubernetes label selector: comma-separated `k`, `!k`, `k=v`, `k==v`, `k!=v`,
 /// `k in (a,b)`, `k notin (a,b)`, `k>1`, `k<1`.
-pub fn label_selector(sel: &str) -> Result<(), String> {
+pub fn label_selector(sel: &str) -> Result<()> {
+    let in_selector = |reason: Error| Error::Selector {
+        selector: sel.to_string(),
+        reason: Box::new(reason),
+    };
     let mut parts = Vec::new();
     let (mut depth, mut start) = (0i32, 0usize);
     for (i, c) in sel.char_indices() {
@@ -152,7 +143,7 @@ pub fn label_selector(sel: &str) -> Result<(), String> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("{sel:?}: unbalanced ')'"));
+                    return Err(in_selector(Error::UnbalancedParen));
                 }
             }
             ',' if depth == 0 => {
@@ -163,18 +154,18 @@ pub fn label_selector(sel: &str) -> Result<(), String> {
         }
     }
     if depth != 0 {
-        return Err(format!("{sel:?}: missing ')'"));
+        return Err(in_selector(Error::MissingParen));
     }
     parts.push(&sel[start..]);
     for part in parts {
-        requirement(part.trim()).map_err(|e| format!("{sel:?}: {e}"))?;
+        requirement(part.trim()).map_err(in_selector)?;
     }
     Ok(())
 }
 
-fn requirement(req: &str) -> Result<(), String> {
+fn requirement(req: &str) -> Result<()> {
     if req.is_empty() {
-        return Err("empty requirement (stray comma?)".into());
+        return Err(Error::EmptyRequirement);
     }
     if let Some(k) = req.strip_prefix('!') {
         return label_key(k.trim());
@@ -199,7 +190,11 @@ fn requirement(req: &str) -> Result<(), String> {
             return v
                 .parse::<i64>()
                 .map(|_| ())
-                .map_err(|_| format!("{req:?}: {op} needs an integer, found {v:?}"));
+                .map_err(|_| Error::NotAnInteger {
+                    requirement: req.to_string(),
+                    op,
+                    value: v.to_string(),
+                });
         }
     }
     for op in ["notin", "in"] {
@@ -208,9 +203,15 @@ fn requirement(req: &str) -> Result<(), String> {
             let inner = v
                 .strip_prefix('(')
                 .and_then(|v| v.strip_suffix(')'))
-                .ok_or_else(|| format!("{req:?}: {op} needs a list in parentheses, e.g. (a,b)"))?;
+                .ok_or_else(|| Error::ListExpected {
+                    requirement: req.to_string(),
+                    op,
+                })?;
             if inner.trim().is_empty() {
-                return Err(format!("{req:?}: {op} needs at least one value"));
+                return Err(Error::EmptyList {
+                    requirement: req.to_string(),
+                    op,
+                });
             }
             for value in inner.split(',') {
                 label_value(value.trim())?;
@@ -218,12 +219,13 @@ fn requirement(req: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err(format!(
-        "{req:?}: expected =, ==, !=, in (...), notin (...) after the key"
-    ))
+    Err(Error::UnknownOperator {
+        requirement: req.to_string(),
+    })
 }
 
-/// A Service that fails a check: the field at fault (`metadata.labels["a/b"]`) and why.
+/// A Service that fails a check: the field at fault (`metadata.labels["a/b"]`) and why
+/// (the [`Error`]'s text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
@@ -231,10 +233,10 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    fn new(field: impl Into<String>, reason: Error) -> Self {
         Self {
             field: field.into(),
-            message: message.into(),
+            message: reason.to_string(),
         }
     }
 }
@@ -248,11 +250,7 @@ pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
     if s.labels.len() > limits::MAX_LABELS {
         return Err(FieldError::new(
             "metadata.labels",
-            format!(
-                "{} labels, the limit is {} per Service",
-                s.labels.len(),
-                limits::MAX_LABELS
-            ),
+            Error::TooManyLabels(s.labels.len()),
         ));
     }
     for (k, v) in &s.labels {
@@ -262,11 +260,7 @@ pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
     if s.annotations.len() > limits::MAX_ANNOTATIONS {
         return Err(FieldError::new(
             "metadata.annotations",
-            format!(
-                "{} annotations, the limit is {} per Service",
-                s.annotations.len(),
-                limits::MAX_ANNOTATIONS
-            ),
+            Error::TooManyAnnotations(s.annotations.len()),
         ));
     }
     let mut total = 0usize;
@@ -278,9 +272,7 @@ pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
     if total > ANNOTATIONS_TOTAL_MAX {
         return Err(FieldError::new(
             "metadata.annotations",
-            format!(
-                "annotations total {total} bytes, the limit is {ANNOTATIONS_TOTAL_MAX} (256 KiB)"
-            ),
+            Error::AnnotationsTooLarge(total),
         ));
     }
     // As the apiserver's validateServicePort: a port name is a DNS-1123 label (unique in
@@ -291,16 +283,13 @@ pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
             dns1123_label(name).map_err(|_| {
                 FieldError::new(
                     format!("spec.ports[{i}].name"),
-                    format!(
-                        "{name:?} is not a valid port name (DNS-1123 label: at most 63 of a-z, \
-                         0-9 and '-', starting and ending with a letter or digit)"
-                    ),
+                    Error::PortName(name.clone()),
                 )
             })?;
             if !names.insert(name.as_str()) {
                 return Err(FieldError::new(
                     format!("spec.ports[{i}].name"),
-                    format!("duplicate port name {name:?}"),
+                    Error::DuplicatePortName(name.clone()),
                 ));
             }
         }
@@ -309,12 +298,7 @@ pub fn validate_service(s: &ServiceSnapshot) -> Result<(), FieldError> {
             match target.parse::<i64>() {
                 // 0 (or none) means "the same as port" once the apiserver has defaulted it.
                 Ok(n) if (0..=65535).contains(&n) => {}
-                Ok(n) => {
-                    return Err(FieldError::new(
-                        field(),
-                        format!("{n} is not a port number (1-65535)"),
-                    ));
-                }
+                Ok(n) => return Err(FieldError::new(field(), Error::PortNumber(n))),
                 Err(_) => iana_svc_name(target).map_err(|m| FieldError::new(field(), m))?,
             }
         }
@@ -360,5 +344,24 @@ mod tests {
         ] {
             assert!(label_selector(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_are_typed_and_read_as_sentences() {
+        let e = label_selector("a=b, x > y").unwrap_err();
+        assert!(
+            matches!(&e, Error::Selector { reason, .. } if matches!(**reason, Error::NotAnInteger { op: ">", .. })),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            r#""a=b, x > y": "x > y": > needs an integer, found "y""#
+        );
+        assert_eq!(dns1123_label(""), Err(Error::Empty));
+        assert_eq!(
+            label_key("Bad.Prefix/x").unwrap_err().to_string(),
+            "label key \"Bad.Prefix/x\": prefix \"Bad.Prefix\" is not a valid DNS name (dot-separated \
+             parts of lowercase letters, digits and '-')"
+        );
     }
 }

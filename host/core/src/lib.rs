@@ -16,6 +16,7 @@
 
 pub mod assemble;
 pub mod catalog;
+pub mod error;
 pub mod explain;
 pub mod gate;
 pub mod k8s_names;
@@ -27,14 +28,4 @@ pub mod select;
 
 pub use model::*;
 
-/// Errors of the core crate.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("overrides: {0}")]
-    Overrides(#[from] overrides::OverridesError),
-    #[error(transparent)]
-    Render(#[from] render::RenderError),
-}
-
-/// Result alias of the core crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use error::{Error, Result, TextError};

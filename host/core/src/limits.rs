@@ -13,7 +13,8 @@
 //! tool writes (e.g. dozens of unclosed `[` inside a plain scalar in flow context).
 
 use std::collections::HashMap;
-use std::fmt;
+
+use crate::error::TextError;
 
 /// Bounds for one YAML text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,22 +53,8 @@ pub const MAX_LABELS: usize = 256;
 /// [`crate::k8s_names::ANNOTATIONS_TOTAL_MAX`]).
 pub const MAX_ANNOTATIONS: usize = 256;
 
-/// A text over one of the bounds. Line and column are 1-based, where known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitError {
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for LimitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "line {l} column {c}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
+/// A text over one of the bounds (see [`TextError`]).
+pub type LimitError = TextError;
 
 /// `n` bytes in words: `256 KiB`, `16 MiB`, `1000 bytes`.
 pub fn human_bytes(n: usize) -> String {
@@ -94,10 +81,14 @@ pub fn too_large(size: Option<usize>, max: usize) -> LimitError {
 
 /// A serde_yaml error as its location (1-based line and column, within the text parsed)
 /// and its message without the " at line L column C" serde_yaml appends.
-pub fn yaml_error_parts(err: &serde_yaml::Error) -> (Option<(usize, usize)>, String) {
+pub fn yaml_error_parts(err: &serde_yaml::Error) -> TextError {
     let mut message = err.to_string();
     let Some(loc) = err.location() else {
-        return (None, message);
+        return TextError {
+            line: None,
+            column: None,
+            message,
+        };
     };
     for suffix in [
         format!(" at line {} column {}", loc.line(), loc.column()),
@@ -108,7 +99,11 @@ pub fn yaml_error_parts(err: &serde_yaml::Error) -> (Option<(usize, usize)>, Str
             break;
         }
     }
-    (Some((loc.line(), loc.column())), message)
+    TextError {
+        line: Some(loc.line()),
+        column: Some(loc.column()),
+        message,
+    }
 }
 
 /// Checks one YAML text (any number of documents) against the limits.

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+
 /// Identifies a Service: `<namespace>/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ServiceRef {
@@ -90,11 +92,14 @@ pub struct HealthProbe {
 impl HealthProbe {
     /// The URL to probe for `endpoint`: the endpoint's host with this probe's scheme, port
     /// and path (so an endpoint on another host, e.g. from an annotation, is probed there).
-    pub fn url_for(&self, endpoint: &str) -> Result<String, String> {
-        let base = url::Url::parse(endpoint).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
+    pub fn url_for(&self, endpoint: &str) -> Result<String, Error> {
+        let base = url::Url::parse(endpoint).map_err(|error| Error::EndpointUrl {
+            endpoint: endpoint.to_string(),
+            error,
+        })?;
         let host = base
             .host_str()
-            .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
+            .ok_or_else(|| Error::EndpointHost(endpoint.to_string()))?;
         let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
         } else {
@@ -109,7 +114,7 @@ impl HealthProbe {
         );
         url::Url::parse(&text)
             .map(String::from)
-            .map_err(|e| format!("probe URL {text:?}: {e}"))
+            .map_err(|error| Error::ProbeUrl { url: text, error })
     }
 
     /// Whether an HTTP status counts as healthy for this probe.
@@ -173,13 +178,69 @@ pub struct DetectorInfo {
     pub backends: Vec<String>,
 }
 
+/// Why a detector call produced no detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The call outlived its deadline.
+    Timeout,
+    /// The instance wanted more memory than its limit.
+    OutOfMemory,
+    /// Any other trap (panic, unreachable, stack overflow, a denied WASI import...).
+    Trap,
+    /// The answer broke a limit or the contract.
+    InvalidOutput,
+}
+
+impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FailureKind; 4] = [
+        FailureKind::Timeout,
+        FailureKind::OutOfMemory,
+        FailureKind::Trap,
+        FailureKind::InvalidOutput,
+    ];
+
+    /// Stable text (metric label, logs); the first words of a verdict's failure message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out of memory",
+            FailureKind::Trap => "trap",
+            FailureKind::InvalidOutput => "invalid output",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a detector call failed: the kind, decided where the failure happened (the sandbox
+/// or the output checks) and carried as a value, and the sentence a person reads. In a
+/// [`Verdict`] the runtime's message starts with the kind and names the detector, e.g.
+/// ``timeout: detector `x` exceeded its 100ms deadline``; that sentence is the display.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DetectorFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl fmt::Display for DetectorFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// One detector's verdict on one Service, or why it has none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Detector name.
     pub detector: String,
-    /// The detection, or the failure (trap, timeout, invalid output) as text.
-    pub outcome: Result<Detection, String>,
+    /// The detection, or the failure (trap, timeout, invalid output).
+    pub outcome: Result<Detection, DetectorFailure>,
 }
 
 /// Every detector's verdict on one Service, after the validation gate

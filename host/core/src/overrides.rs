@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::assemble::is_builtin;
-use crate::limits::{self, LimitError};
+use crate::error::TextError;
+use crate::limits;
 
 /// Keys HolmesGPT 0.45.0 accepts in a toolset entry (`holmes/core/tools.py` `Toolset`,
 /// `ToolsetYamlFromConfig`), minus `name` (the loader passes it separately, a second one
@@ -54,47 +55,8 @@ pub const ENTRY_KEYS: &[&str] = &[
     "url",
 ];
 
-/// A parse or validation error in the overrides file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct OverridesError {
-    /// 1-based, when known.
-    pub line: Option<usize>,
-    /// 1-based, when known.
-    pub column: Option<usize>,
-    /// Key path and message, e.g. `toolsets.x.enabled: invalid type: ...`.
-    pub message: String,
-}
-
-impl fmt::Display for OverridesError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "line {l} column {c}: {}", self.message),
-            (Some(l), None) => write!(f, "line {l}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
-
-impl From<serde_yaml::Error> for OverridesError {
-    fn from(err: serde_yaml::Error) -> Self {
-        let (location, message) = limits::yaml_error_parts(&err);
-        OverridesError {
-            line: location.map(|l| l.0),
-            column: location.map(|l| l.1),
-            message,
-        }
-    }
-}
-
-impl From<LimitError> for OverridesError {
-    fn from(err: LimitError) -> Self {
-        OverridesError {
-            line: err.line,
-            column: err.column,
-            message: err.message,
-        }
-    }
-}
+/// A parse or validation error in the overrides file (see [`TextError`]).
+pub type OverridesError = TextError;
 
 /// A validated overrides document (top-level map, keys in file order).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]

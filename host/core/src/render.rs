@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 use crate::assemble::{Assembly, EntryForm, InstanceProvenance, ToolsetProvenance};
+use crate::error::Error;
 use crate::overrides::MergeReport;
 
 /// Default name of the generated ConfigMap.
@@ -96,42 +97,33 @@ pub fn canonical(value: &Value) -> Value {
     }
 }
 
-/// Rendering failure (serialisation of an unrepresentable value).
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    #[error("rendering {what} as YAML: {source}")]
-    Yaml {
-        what: &'static str,
-        source: serde_yaml::Error,
-    },
-    #[error("rendering {what} as JSON: {source}")]
-    Json {
-        what: &'static str,
-        source: serde_json::Error,
-    },
+fn to_yaml(what: &'static str, value: &Value) -> Result<String, Error> {
+    serde_yaml::to_string(value).map_err(|source| Error::RenderYaml {
+        what,
+        message: source.to_string(),
+    })
 }
 
-fn to_yaml(what: &'static str, value: &Value) -> Result<String, RenderError> {
-    serde_yaml::to_string(value).map_err(|source| RenderError::Yaml { what, source })
-}
-
-fn to_json(what: &'static str, value: &impl Serialize) -> Result<String, RenderError> {
+fn to_json(what: &'static str, value: &impl Serialize) -> Result<String, Error> {
     serde_json::to_string_pretty(value)
         .map(|mut s| {
             s.push('\n');
             s
         })
-        .map_err(|source| RenderError::Json { what, source })
+        .map_err(|source| Error::RenderJson {
+            what,
+            message: source.to_string(),
+        })
 }
 
 /// The HolmesGPT file (`toolsets.yaml`): header comment plus canonical YAML.
-pub fn render_yaml(document: &Value) -> Result<String, RenderError> {
+pub fn render_yaml(document: &Value) -> Result<String, Error> {
     let body = to_yaml("the HolmesGPT configuration", &canonical(document))?;
     Ok(format!("{YAML_HEADER}{body}"))
 }
 
 /// The HolmesGPT configuration as canonical pretty JSON.
-pub fn render_json(document: &Value) -> Result<String, RenderError> {
+pub fn render_json(document: &Value) -> Result<String, Error> {
     to_json("the HolmesGPT configuration", &canonical(document))
 }
 
@@ -257,19 +249,19 @@ fn instance_row(i: &InstanceProvenance) -> Value {
 }
 
 /// `discovery.json` text: compact JSON (canonical key order) and a final newline.
-pub fn render_discovery(discovery: &Discovery) -> Result<String, RenderError> {
-    let value = serde_json::to_value(discovery).map_err(|source| RenderError::Json {
+pub fn render_discovery(discovery: &Discovery) -> Result<String, Error> {
+    let value = serde_json::to_value(discovery).map_err(|source| Error::RenderJson {
         what: "discovery.json",
-        source,
+        message: source.to_string(),
     })?;
     serde_json::to_string(&canonical(&value))
         .map(|mut s| {
             s.push('\n');
             s
         })
-        .map_err(|source| RenderError::Json {
+        .map_err(|source| Error::RenderJson {
             what: "discovery.json",
-            source,
+            message: source.to_string(),
         })
 }
 
@@ -314,7 +306,7 @@ pub struct Generated {
 
 impl Generated {
     /// Renders the merged HolmesGPT `document` and its provenance.
-    pub fn render(document: &Value, discovery: &Discovery) -> Result<Self, RenderError> {
+    pub fn render(document: &Value, discovery: &Discovery) -> Result<Self, Error> {
         Ok(Generated {
             toolsets_yaml: render_yaml(document)?,
             discovery_json: render_discovery(discovery)?,
@@ -331,7 +323,7 @@ pub fn render_configmap(
     document: &Value,
     overrides_text: Option<&str>,
     discovery: &Discovery,
-) -> Result<Value, RenderError> {
+) -> Result<Value, Error> {
     let generated = Generated::render(document, discovery)?;
     Ok(configmap_object(
         target,
@@ -383,7 +375,7 @@ pub fn render_configmap_yaml(
     document: &Value,
     overrides_text: Option<&str>,
     discovery: &Discovery,
-) -> Result<String, RenderError> {
+) -> Result<String, Error> {
     let cm = render_configmap(target, document, overrides_text, discovery)?;
     to_yaml("the ConfigMap", &cm)
 }

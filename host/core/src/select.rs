@@ -139,7 +139,7 @@ pub struct ProbeRequest {
 impl ProbeRequest {
     /// URL to probe: the endpoint's host with the probe's scheme, port and path
     /// (see [`HealthProbe::url_for`]).
-    pub fn url(&self) -> Result<String, String> {
+    pub fn url(&self) -> Result<String, crate::Error> {
         self.probe.url_for(&self.endpoint)
     }
 }

@@ -28,14 +28,7 @@ fn always_on_toolsets_even_with_nothing_found() {
 
 #[test]
 fn one_installation_gives_flat_config() {
-    let input = vec![sd(
-        "monitoring",
-        "prom",
-        vec![matched(
-            "prometheus",
-            vec![prom("monitoring", "prom", "monitoring/prom", 100)],
-        )],
-    )];
+    let input = vec![prom_sd("monitoring", "prom", "monitoring/prom", 100)];
     let mut health = BTreeMap::new();
     health.insert(
         InstanceKey::new("prometheus/metrics", "monitoring/prom"),
@@ -60,27 +53,8 @@ fn one_installation_gives_flat_config() {
 #[test]
 fn several_installations_use_the_instances_form() {
     let input = vec![
-        sd(
-            "team-b",
-            "prom",
-            vec![matched(
-                "prometheus",
-                vec![prom("team-b", "prom", "team-b/prom", 100)],
-            )],
-        ),
-        sd(
-            "monitoring",
-            "kps",
-            vec![matched(
-                "prometheus",
-                vec![prom(
-                    "monitoring",
-                    "kps",
-                    "monitoring/kube-prometheus-stack",
-                    100,
-                )],
-            )],
-        ),
+        prom_sd("team-b", "prom", "team-b/prom", 100),
+        prom_sd("monitoring", "kps", "monitoring/kube-prometheus-stack", 100),
     ];
     let a = assemble(&select(&input), &no_health(), None);
     assert_eq!(
@@ -98,18 +72,7 @@ fn several_installations_use_the_instances_form() {
 
 #[test]
 fn colliding_instance_names_get_suffixes() {
-    let input = vec![
-        sd(
-            "a",
-            "p",
-            vec![matched("prometheus", vec![prom("a", "p", "a/b", 100)])],
-        ),
-        sd(
-            "a",
-            "q",
-            vec![matched("prometheus", vec![prom("a", "q", "a-b", 100)])],
-        ),
-    ];
+    let input = vec![prom_sd("a", "p", "a/b", 100), prom_sd("a", "q", "a-b", 100)];
     let a = assemble(&select(&input), &no_health(), None);
     let names: Vec<_> = a.toolsets["prometheus/metrics"]["config"]["instances"]
         .as_array()
@@ -124,26 +87,23 @@ fn colliding_instance_names_get_suffixes() {
 fn single_instance_toolset_prefers_monitoring_namespace_then_rank() {
     let t = "kubernetes/kube-prometheus-stack";
     let input = vec![
-        sd(
+        matched_sd(
             "apps",
             "x",
-            vec![matched("d", vec![builtin(t, "apps", "x", "apps/x", 500)])],
+            "d",
+            vec![builtin(t, "apps", "x", "apps/x", 500)],
         ),
-        sd(
+        matched_sd(
             "monitoring",
             "y",
-            vec![matched(
-                "d",
-                vec![builtin(t, "monitoring", "y", "monitoring/y", 10)],
-            )],
+            "d",
+            vec![builtin(t, "monitoring", "y", "monitoring/y", 10)],
         ),
-        sd(
+        matched_sd(
             "monitoring",
             "z",
-            vec![matched(
-                "d",
-                vec![builtin(t, "monitoring", "z", "monitoring/z", 20)],
-            )],
+            "d",
+            vec![builtin(t, "monitoring", "z", "monitoring/z", 20)],
         ),
     ];
     let a = assemble(&select(&input), &no_health(), None);
@@ -172,19 +132,8 @@ fn single_instance_toolset_prefers_monitoring_namespace_then_rank() {
 #[test]
 fn custom_toolsets_get_distinct_names_and_tool_names() {
     let input = vec![
-        sd(
-            "tracing",
-            "jaeger-query",
-            vec![matched(
-                "jaeger",
-                vec![jaeger("tracing", "jaeger-query", 100)],
-            )],
-        ),
-        sd(
-            "apps",
-            "jaeger",
-            vec![matched("jaeger", vec![jaeger("apps", "jaeger", 100)])],
-        ),
+        jaeger_sd("tracing", "jaeger-query", 100),
+        jaeger_sd("apps", "jaeger", 100),
     ];
     let a = assemble(&select(&input), &no_health(), None);
     // Neither namespace is monitoring-like, same rank: instance key order, "apps/jaeger" first.
@@ -221,22 +170,8 @@ fn custom_toolsets_get_distinct_names_and_tool_names() {
 #[test]
 fn unhealthy_installations_are_left_out_with_the_reason() {
     let input = vec![
-        sd(
-            "monitoring",
-            "prom",
-            vec![matched(
-                "prometheus",
-                vec![prom("monitoring", "prom", "monitoring/prom", 100)],
-            )],
-        ),
-        sd(
-            "apps",
-            "prom",
-            vec![matched(
-                "prometheus",
-                vec![prom("apps", "prom", "apps/prom", 100)],
-            )],
-        ),
+        prom_sd("monitoring", "prom", "monitoring/prom", 100),
+        prom_sd("apps", "prom", "apps/prom", 100),
     ];
     let mut health = BTreeMap::new();
     health.insert(
@@ -283,20 +218,7 @@ fn unhealthy_installations_are_left_out_with_the_reason() {
 
 #[test]
 fn not_checked_is_kept() {
-    let input = vec![sd(
-        "monitoring",
-        "grafana",
-        vec![matched(
-            "grafana",
-            vec![builtin(
-                "grafana/dashboards",
-                "monitoring",
-                "grafana",
-                "monitoring/grafana",
-                100,
-            )],
-        )],
-    )];
+    let input = vec![grafana_sd()];
     let a = assemble(&select(&input), &no_health(), Some("t"));
     assert!(a.toolsets.contains_key("grafana/dashboards"));
     let i = &a.provenance["grafana/dashboards"].instances[0];
@@ -311,12 +233,8 @@ fn duplicate_custom_tool_names_across_toolsets_are_noted() {
         ..jaeger("monitoring", "am", 100)
     };
     let input = vec![
-        sd(
-            "tracing",
-            "jaeger",
-            vec![matched("jaeger", vec![jaeger("tracing", "jaeger", 100)])],
-        ),
-        sd("monitoring", "am", vec![matched("alertmanager", vec![am])]),
+        jaeger_sd("tracing", "jaeger", 100),
+        matched_sd("monitoring", "am", "alertmanager", vec![am]),
     ];
     let a = assemble(&select(&input), &no_health(), None);
     assert!(
@@ -333,7 +251,7 @@ fn victoriametrics_only_entries_get_the_subtype_and_search_entries_instructions(
     let vm = |ns: &str, name: &str| {
         let mut f = prom(ns, name, &format!("{ns}/{name}"), 200);
         f.backend = "victoriametrics".into();
-        sd(ns, name, vec![matched("victoriametrics", vec![f])])
+        matched_sd(ns, name, "victoriametrics", vec![f])
     };
     let a = assemble(&select(&[vm("a", "vm"), vm("b", "vm")]), &no_health(), None);
     assert_eq!(
@@ -346,20 +264,13 @@ fn victoriametrics_only_entries_get_the_subtype_and_search_entries_instructions(
     );
 
     // A mix with Prometheus keeps HolmesGPT's default (the subtype is per entry).
-    let p = sd(
-        "c",
-        "prom",
-        vec![matched(
-            "prometheus",
-            vec![prom("c", "prom", "c/prom", 200)],
-        )],
-    );
+    let p = prom_sd("c", "prom", "c/prom", 200);
     let a = assemble(&select(&[vm("a", "vm"), p]), &no_health(), None);
     assert!(a.toolsets["prometheus/metrics"].get("subtype").is_none());
 
     let es = builtin("elasticsearch/data", "logs", "es", "logs/es", 200);
     let a = assemble(
-        &select(&[sd("logs", "es", vec![matched("elasticsearch", vec![es])])]),
+        &select(&[matched_sd("logs", "es", "elasticsearch", vec![es])]),
         &no_health(),
         None,
     );

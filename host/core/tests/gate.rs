@@ -1,37 +1,19 @@
 //! The validation gate: every attack of issue 9 that reaches a fragment is refused with the
 //! exact kind and field, and nothing else is lost.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{matched_sd, snapshot};
 use dynamic_toolset_core::assemble::{self, Health};
 use dynamic_toolset_core::gate::{self, Grants, MAX_RANK, Policy};
 use dynamic_toolset_core::select;
 use dynamic_toolset_core::{
     CustomToolset, Detection, DetectorInfo, Fragment, HealthProbe, NoteKind, Scheme,
-    ServiceDetections, ServicePort, ServiceSnapshot, Tool, Verdict,
+    ServiceDetections, ServiceSnapshot, Tool, Verdict,
 };
 use serde_json::{Map, Value, json};
-
-fn service(ns: &str, name: &str, ports: &[u16]) -> ServiceSnapshot {
-    ServiceSnapshot {
-        name: name.into(),
-        namespace: ns.into(),
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
-        service_type: "ClusterIP".into(),
-        cluster_ip: Some("10.96.0.20".into()),
-        ports: ports
-            .iter()
-            .map(|p| ServicePort {
-                name: Some("http".into()),
-                port: *p,
-                target_port: None,
-                protocol: "TCP".into(),
-                app_protocol: None,
-            })
-            .collect(),
-    }
-}
 
 /// A clean fragment for `svc`: `toolset` of `backend` at `endpoint`, URL key set.
 fn fragment(toolset: &str, backend: &str, endpoint: &str, port: u16) -> Fragment {
@@ -84,15 +66,7 @@ fn detections(
     detector: &str,
     fragments: Vec<Fragment>,
 ) -> ServiceDetections {
-    ServiceDetections {
-        service: svc.service_ref(),
-        verdicts: vec![Verdict {
-            detector: detector.into(),
-            outcome: Ok(Detection::Matched(fragments)),
-        }],
-        trusted: false,
-        gate: Vec::new(),
-    }
+    matched_sd(&svc.namespace, &svc.name, detector, fragments)
 }
 
 fn admitted(d: &ServiceDetections) -> Vec<Fragment> {
@@ -137,7 +111,7 @@ fn refused(svc: &ServiceSnapshot, detector: &str, f: Fragment) -> (NoteKind, Str
 
 #[test]
 fn a_clean_fragment_passes_unchanged() {
-    let svc = service("monitoring", "prom", &[9090]);
+    let svc = snapshot("monitoring", "prom", &[9090]);
     let f = prom(&svc);
     assert_eq!(
         screen_one(&svc, "prometheus", f.clone(), &baseline()),
@@ -147,7 +121,7 @@ fn a_clean_fragment_passes_unchanged() {
 
 #[test]
 fn external_name_services_are_never_backends() {
-    let mut svc = service("team-a", "grafana", &[80]);
+    let mut svc = snapshot("team-a", "grafana", &[80]);
     svc.service_type = "ExternalName".into();
     let f = fragment(
         "grafana/dashboards",
@@ -164,7 +138,7 @@ fn external_name_services_are_never_backends() {
 
 #[test]
 fn foreign_toolsets_and_undeclared_backends_are_refused() {
-    let svc = service("monitoring", "prom", &[9090]);
+    let svc = snapshot("monitoring", "prom", &[9090]);
     let mut bash = prom(&svc);
     bash.toolset = "bash".into();
     let (kind, field, msg) = refused(&svc, "evil", bash);
@@ -198,7 +172,7 @@ fn foreign_toolsets_and_undeclared_backends_are_refused() {
 
 #[test]
 fn commands_from_detectors_are_refused() {
-    let svc = service("monitoring", "am", &[9093]);
+    let svc = snapshot("monitoring", "am", &[9093]);
     let mut f = fragment(
         "alertmanager/alerts",
         "alertmanager",
@@ -220,7 +194,7 @@ fn commands_from_detectors_are_refused() {
 
 #[test]
 fn templates_are_refused_wherever_they_hide() {
-    let svc = service("monitoring", "prom", &[9090]);
+    let svc = snapshot("monitoring", "prom", &[9090]);
     let mut f = prom(&svc);
     f.config
         .insert("verify_ssl".into(), json!("{{ env.OPENAI_API_KEY }}"));
@@ -245,7 +219,7 @@ fn templates_are_refused_wherever_they_hide() {
 
 #[test]
 fn endpoints_must_be_in_cluster() {
-    let svc = service("team-a", "graf", &[80, 3000]);
+    let svc = snapshot("team-a", "graf", &[80, 3000]);
     let at = |url: &str, port: u16| {
         let f = fragment("grafana/dashboards", "grafana", url, port);
         screen_one(&svc, "grafana", f, &baseline())
@@ -327,7 +301,7 @@ fn endpoints_must_be_in_cluster() {
 fn the_usual_form_and_its_near_misses() {
     // `<scheme>://<svc>.<ns>.svc.<domain>:<port>[/path]` is accepted; every near miss is
     // judged by the full URL check, with the same verdicts as any other endpoint.
-    let svc = service("mon", "prom", &[9090]);
+    let svc = snapshot("mon", "prom", &[9090]);
     let at = |url: &str| {
         screen_one(
             &svc,
@@ -357,7 +331,7 @@ fn the_usual_form_and_its_near_misses() {
 
 #[test]
 fn the_admin_can_widen_endpoints() {
-    let svc = service("team-a", "graf", &[80]);
+    let svc = snapshot("team-a", "graf", &[80]);
     let mut policy = baseline();
     policy.endpoint_namespaces.insert("monitoring".into());
     policy.external_hosts.insert("grafana.example.com".into());
@@ -378,7 +352,7 @@ fn the_admin_can_widen_endpoints() {
 
 #[test]
 fn every_endpoint_has_a_probe_on_it() {
-    let svc = service("monitoring", "prom", &[9090]);
+    let svc = snapshot("monitoring", "prom", &[9090]);
     let mut f = prom(&svc);
     f.health = None;
     let (kind, field, _) = refused(&svc, "prometheus", f);
@@ -399,7 +373,7 @@ fn every_endpoint_has_a_probe_on_it() {
 
 #[test]
 fn config_carries_only_the_endpoint_and_verify_ssl() {
-    let svc = service("monitoring", "graf", &[80]);
+    let svc = snapshot("monitoring", "graf", &[80]);
     let url = "http://graf.monitoring.svc.cluster.local:80";
     let with = |k: &str, v: Value| {
         let mut f = fragment("grafana/dashboards", "grafana", url, 80);
@@ -444,7 +418,7 @@ fn config_carries_only_the_endpoint_and_verify_ssl() {
 
 #[test]
 fn ranks_are_clamped_and_noted() {
-    let svc = service("team-a", "prom", &[9090]);
+    let svc = snapshot("team-a", "prom", &[9090]);
     let mut f = prom(&svc);
     f.rank = u32::MAX;
     let mut d = detections(&svc, "evil", vec![f]);
@@ -459,7 +433,7 @@ fn ranks_are_clamped_and_noted() {
 fn credentials_only_for_trusted_namespaces() {
     let mut policy = baseline();
     policy.credential_namespaces.insert("monitoring".into());
-    let trusted = service("monitoring", "graf", &[80]);
+    let trusted = snapshot("monitoring", "graf", &[80]);
     let f = fragment(
         "grafana/dashboards",
         "grafana",
@@ -474,7 +448,7 @@ fn credentials_only_for_trusted_namespaces() {
         Some(&json!("{{ env.GRAFANA_API_KEY }}"))
     );
 
-    let tenant = service("team-a", "graf", &[80]);
+    let tenant = snapshot("team-a", "graf", &[80]);
     let f = fragment(
         "grafana/dashboards",
         "grafana",
@@ -491,7 +465,7 @@ fn credentials_only_for_trusted_namespaces() {
     assert!(d.gate[0].message.contains("team-a"));
 
     // https Elasticsearch gets basic auth in a trusted namespace.
-    let es = service("monitoring", "es", &[9200]);
+    let es = snapshot("monitoring", "es", &[9200]);
     let mut f = fragment(
         "elasticsearch/data",
         "elasticsearch",
@@ -511,7 +485,7 @@ fn credentials_only_for_trusted_namespaces() {
 
 #[test]
 fn one_bad_fragment_loses_nothing_else() {
-    let svc = service("monitoring", "prom", &[9090]);
+    let svc = snapshot("monitoring", "prom", &[9090]);
     let mut bad = prom(&svc);
     bad.endpoint = "https://attacker.example.com".into();
     let good = prom(&svc);
@@ -532,7 +506,7 @@ fn a_tenant_never_takes_a_single_name_from_a_trusted_backend() {
     let mut policy = baseline();
     policy.credential_namespaces.insert("prom".into());
     let am = |ns: &str| {
-        let svc = service(ns, "am", &[9093]);
+        let svc = snapshot(ns, "am", &[9093]);
         let mut f = fragment(
             "alertmanager/alerts",
             "alertmanager",

@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use dynamic_toolset_core::ServiceSnapshot;
 use dynamic_toolset_core::k8s_names::{self, FieldError};
 use dynamic_toolset_core::limits::{self, MANIFEST, OVERRIDES, check_yaml, split_documents};
 use dynamic_toolset_core::overrides::Overrides;
-use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
 
 fn fixtures() -> Vec<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/charts");
@@ -114,21 +116,12 @@ fn human_bytes_words() {
 // ---- Services ------------------------------------------------------------------------
 
 fn svc() -> ServiceSnapshot {
-    ServiceSnapshot {
-        name: "prometheus".into(),
-        namespace: "monitoring".into(),
-        labels: BTreeMap::from([("app.kubernetes.io/name".into(), "prometheus".into())]),
-        annotations: BTreeMap::from([("Example.com/Note".into(), "free text {}".into())]),
-        service_type: "ClusterIP".into(),
-        cluster_ip: None,
-        ports: vec![ServicePort {
-            name: Some("http-web".into()),
-            port: 9090,
-            target_port: None,
-            protocol: "TCP".into(),
-            app_protocol: None,
-        }],
-    }
+    let mut s = common::snapshot("monitoring", "prometheus", &[9090]);
+    s.labels = BTreeMap::from([("app.kubernetes.io/name".into(), "prometheus".into())]);
+    s.annotations = BTreeMap::from([("Example.com/Note".into(), "free text {}".into())]);
+    s.cluster_ip = None;
+    s.ports[0].name = Some("http-web".into());
+    s
 }
 
 fn refused(f: impl FnOnce(&mut ServiceSnapshot)) -> FieldError {

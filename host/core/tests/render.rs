@@ -5,6 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use dynamic_toolset_core::FailureKind;
 use dynamic_toolset_core::assemble::{Health, assemble};
 use dynamic_toolset_core::explain::explain;
 use dynamic_toolset_core::overrides::{Overrides, merge};
@@ -104,24 +105,18 @@ fn detections() -> Vec<ServiceDetections> {
             "grafana",
             vec![unrelated("prometheus"), matched("grafana", vec![grafana])],
         ),
-        sd("logging", "loki-gateway", vec![matched("loki", vec![loki])]),
+        matched_sd("logging", "loki-gateway", "loki", vec![loki]),
         sd(
             "logging",
             "loki-write",
             vec![declined("loki", "write path")],
         ),
-        sd(
-            "tracing",
-            "jaeger-query",
-            vec![matched(
-                "jaeger",
-                vec![jaeger("tracing", "jaeger-query", 100)],
-            )],
-        ),
-        sd(
+        jaeger_sd("tracing", "jaeger-query", 100),
+        matched_sd(
             "monitoring",
             "alertmanager",
-            vec![matched("alertmanager", vec![alertmanager])],
+            "alertmanager",
+            vec![alertmanager],
         ),
         sd(
             "default",
@@ -133,7 +128,7 @@ fn detections() -> Vec<ServiceDetections> {
             "web",
             vec![
                 unrelated("prometheus"),
-                failed("grafana", "timeout after 100ms"),
+                failed("grafana", FailureKind::Timeout, "timeout after 100ms"),
             ],
         ),
     ]

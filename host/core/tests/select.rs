@@ -3,31 +3,13 @@
 mod common;
 
 use common::*;
+use dynamic_toolset_core::FailureKind;
 use dynamic_toolset_core::select::{InstanceKey, SiblingLoss, select};
 
 #[test]
 fn highest_rank_wins_whatever_the_input_order() {
-    let a = sd(
-        "monitoring",
-        "kps-prometheus",
-        vec![matched(
-            "prometheus",
-            vec![prom("monitoring", "kps-prometheus", "monitoring/kps", 100)],
-        )],
-    );
-    let b = sd(
-        "monitoring",
-        "prometheus-operated",
-        vec![matched(
-            "prometheus",
-            vec![prom(
-                "monitoring",
-                "prometheus-operated",
-                "monitoring/kps",
-                10,
-            )],
-        )],
-    );
+    let a = prom_sd("monitoring", "kps-prometheus", "monitoring/kps", 100);
+    let b = prom_sd("monitoring", "prometheus-operated", "monitoring/kps", 10);
     for input in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
         let sel = select(&input);
         assert_eq!(sel.groups.len(), 1);
@@ -54,13 +36,7 @@ fn highest_rank_wins_whatever_the_input_order() {
 
 #[test]
 fn ties_are_broken_by_namespace_then_name() {
-    let mk = |ns: &str, name: &str| {
-        sd(
-            ns,
-            name,
-            vec![matched("prometheus", vec![prom(ns, name, "x/shared", 50)])],
-        )
-    };
+    let mk = |ns: &str, name: &str| prom_sd(ns, name, "x/shared", 50);
     let input = vec![mk("b", "a"), mk("a", "z"), mk("a", "b")];
     let sel = select(&input);
     let g = &sel.groups[0];
@@ -88,7 +64,7 @@ fn only_matched_fragments_are_candidates() {
             vec![
                 unrelated("grafana"),
                 declined("loki", "gateway"),
-                failed("tempo", "trap: unreachable"),
+                failed("tempo", FailureKind::Trap, "trap: unreachable"),
                 matched(
                     "prometheus",
                     vec![prom("monitoring", "prom", "monitoring/prom", 100)],
@@ -105,36 +81,9 @@ fn only_matched_fragments_are_candidates() {
 #[test]
 fn distinct_instances_and_toolsets_are_distinct_groups_in_key_order() {
     let input = vec![
-        sd(
-            "team-b",
-            "prom",
-            vec![matched(
-                "prometheus",
-                vec![prom("team-b", "prom", "team-b/prom", 100)],
-            )],
-        ),
-        sd(
-            "monitoring",
-            "grafana",
-            vec![matched(
-                "grafana",
-                vec![builtin(
-                    "grafana/dashboards",
-                    "monitoring",
-                    "grafana",
-                    "monitoring/grafana",
-                    100,
-                )],
-            )],
-        ),
-        sd(
-            "team-a",
-            "prom",
-            vec![matched(
-                "prometheus",
-                vec![prom("team-a", "prom", "team-a/prom", 100)],
-            )],
-        ),
+        prom_sd("team-b", "prom", "team-b/prom", 100),
+        grafana_sd(),
+        prom_sd("team-a", "prom", "team-a/prom", 100),
     ];
     let sel = select(&input);
     let keys: Vec<String> = sel.groups.iter().map(|g| g.key.to_string()).collect();
@@ -151,28 +100,8 @@ fn distinct_instances_and_toolsets_are_distinct_groups_in_key_order() {
 #[test]
 fn probes_are_keyed_by_instance_and_only_for_declared_health() {
     let input = vec![
-        sd(
-            "monitoring",
-            "prom",
-            vec![matched(
-                "prometheus",
-                vec![prom("monitoring", "prom", "monitoring/prom", 100)],
-            )],
-        ),
-        sd(
-            "monitoring",
-            "grafana",
-            vec![matched(
-                "grafana",
-                vec![builtin(
-                    "grafana/dashboards",
-                    "monitoring",
-                    "grafana",
-                    "monitoring/grafana",
-                    100,
-                )],
-            )],
-        ),
+        prom_sd("monitoring", "prom", "monitoring/prom", 100),
+        grafana_sd(),
     ];
     let probes = select(&input).probes();
     assert_eq!(probes.len(), 1);

@@ -12,38 +12,16 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use detector_sdk::Detector;
 use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
 use dynamic_toolset_runtime::{DetectorSet, RuntimeConfig, bundled::BUNDLED};
 
 const SERVICES: usize = 10_000;
 const DOMAIN: &str = "cluster.local";
 
-type NativeDetect = fn(&detector_sdk::Service) -> detector_sdk::Detection;
-
-/// The same detector crates, linked natively.
-fn native_detectors() -> Vec<(&'static str, NativeDetect)> {
-    vec![
-        ("alertmanager", detector_alertmanager::Alertmanager::detect),
-        ("custom", detector_custom::Custom::detect),
-        (
-            "elasticsearch",
-            detector_elasticsearch::Elasticsearch::detect,
-        ),
-        ("grafana", detector_grafana::Grafana::detect),
-        ("jaeger", detector_jaeger::Jaeger::detect),
-        ("loki", detector_loki::Loki::detect),
-        ("opensearch", detector_opensearch::OpenSearch::detect),
-        ("prometheus", detector_prometheus::Prometheus::detect),
-        ("tempo", detector_tempo::Tempo::detect),
-        ("thanos", detector_thanos::Thanos::detect),
-        ("victorialogs", detector_victorialogs::VictoriaLogs::detect),
-        (
-            "victoriametrics",
-            detector_victoriametrics::VictoriaMetrics::detect,
-        ),
-    ]
-}
+/// The same detector crates, linked natively (the SDK's list of them).
+#[path = "../../../guest-detectors/sdk/tests/native/mod.rs"]
+mod native;
+use native::detectors as native_detectors;
 
 struct Template {
     name: &'static str,
@@ -417,7 +395,7 @@ fn detect_pass(c: &mut Criterion) {
     assert_eq!(
         wasm_names, native_names,
         "bundled detectors and the bench's native list differ: add the new crate to \
-         host/runtime/Cargo.toml [dev-dependencies] and native_detectors()"
+         host/runtime/Cargo.toml [dev-dependencies] and guest-detectors/sdk/tests/native/mod.rs"
     );
     // Warm up (the first thousand calls of a process are slower).
     for s in services.iter().take(2_000) {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use dynamic_toolset_core as core;
 
+use crate::Error;
 use crate::bindings::wit;
 
 /// Output limits of one call.
@@ -57,9 +58,9 @@ pub(crate) fn service_to_wit(svc: &core::ServiceSnapshot, cluster_domain: &str) 
 }
 
 /// Checks a guest's `detector-info`.
-pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInfo, String> {
+pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInfo, Error> {
     if info.name.is_empty() {
-        return Err("metadata().name is empty".to_string());
+        return Err(Error::EmptyName);
     }
     if info.name.len() > 64
         || !info
@@ -67,13 +68,10 @@ pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInf
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        return Err("metadata().name must be 1-64 characters of a-z, 0-9, '-' or '_'".to_string());
+        return Err(Error::InvalidName);
     }
     if info.version.is_empty() || info.version.len() > 64 {
-        return Err(format!(
-            "metadata().version of `{}` must be 1-64 characters",
-            info.name
-        ));
+        return Err(Error::InvalidVersion { name: info.name });
     }
     Ok(core::DetectorInfo {
         name: info.name,
@@ -86,41 +84,39 @@ pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInf
 pub(crate) fn detection_from_wit(
     detection: wit::Detection,
     limits: OutputLimits,
-) -> Result<core::Detection, String> {
+) -> Result<core::Detection, Error> {
     match detection {
         wit::Detection::Unrelated => Ok(core::Detection::Unrelated),
         wit::Detection::Declined(reason) => {
             if reason.len() > limits.max_output_bytes {
-                return Err(format!(
-                    "declined reason is {} bytes (limit {})",
-                    reason.len(),
-                    limits.max_output_bytes
-                ));
+                return Err(Error::ReasonTooLong {
+                    size: reason.len(),
+                    limit: limits.max_output_bytes,
+                });
             }
             Ok(core::Detection::Declined(reason))
         }
         wit::Detection::Matched(fragments) => {
             if fragments.is_empty() {
-                return Err("matched with no fragment (return unrelated or declined)".to_string());
+                return Err(Error::NoFragment);
             }
             if fragments.len() > limits.max_fragments {
-                return Err(format!(
-                    "{} fragments (limit {})",
-                    fragments.len(),
-                    limits.max_fragments
-                ));
+                return Err(Error::TooManyFragments {
+                    count: fragments.len(),
+                    limit: limits.max_fragments,
+                });
             }
-            let bytes: usize = fragments.iter().map(fragment_bytes).sum();
-            if bytes > limits.max_output_bytes {
-                return Err(format!(
-                    "{bytes} bytes of fragments (limit {})",
-                    limits.max_output_bytes
-                ));
+            let size: usize = fragments.iter().map(fragment_bytes).sum();
+            if size > limits.max_output_bytes {
+                return Err(Error::OutputTooLarge {
+                    size,
+                    limit: limits.max_output_bytes,
+                });
             }
             fragments
                 .into_iter()
                 .enumerate()
-                .map(|(i, f)| fragment_from_wit(f).map_err(|e| format!("fragment[{i}].{e}")))
+                .map(|(index, f)| fragment_from_wit(index, f))
                 .collect::<Result<Vec<_>, _>>()
                 .map(core::Detection::Matched)
         }
@@ -146,32 +142,42 @@ fn fragment_bytes(f: &wit::Fragment) -> usize {
         + custom
 }
 
-fn fragment_from_wit(f: wit::Fragment) -> Result<core::Fragment, String> {
+/// What is wrong with a field of fragment `index`.
+fn invalid(index: usize, field: impl Into<String>, problem: impl Into<String>) -> Error {
+    Error::InvalidFragment {
+        index,
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+fn fragment_from_wit(index: usize, f: wit::Fragment) -> Result<core::Fragment, Error> {
+    let problem = |field, problem| invalid(index, field, problem);
     for (field, value) in [
         ("toolset", &f.toolset),
         ("backend", &f.backend),
         ("instance", &f.instance),
     ] {
         if value.trim().is_empty() {
-            return Err(format!("{field} is empty"));
+            return Err(problem(field, "is empty".into()));
         }
         if value.chars().any(char::is_control) {
-            return Err(format!("{field} contains control characters"));
+            return Err(problem(field, "contains control characters".into()));
         }
     }
-    check_http_url(&f.endpoint).map_err(|e| format!("endpoint {e}"))?;
+    check_http_url(&f.endpoint).map_err(|e| problem("endpoint", e.into()))?;
     let config = match serde_json::from_str::<serde_json::Value>(&f.config) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(other) => {
-            return Err(format!(
-                "config is JSON {} where an object is required",
-                json_kind(&other)
+            return Err(problem(
+                "config",
+                format!("is JSON {} where an object is required", json_kind(&other)),
             ));
         }
-        Err(e) => return Err(format!("config is not valid JSON: {e}")),
+        Err(e) => return Err(problem("config", format!("is not valid JSON: {e}"))),
     };
-    let health = f.health.map(health_from_wit).transpose()?;
-    let custom = f.custom.map(custom_from_wit).transpose()?;
+    let health = f.health.map(|h| health_from_wit(index, h)).transpose()?;
+    let custom = f.custom.map(|c| custom_from_wit(index, c)).transpose()?;
     Ok(core::Fragment {
         toolset: f.toolset,
         backend: f.backend,
@@ -184,20 +190,26 @@ fn fragment_from_wit(f: wit::Fragment) -> Result<core::Fragment, String> {
     })
 }
 
-fn health_from_wit(h: wit::HealthProbe) -> Result<core::HealthProbe, String> {
+fn health_from_wit(index: usize, h: wit::HealthProbe) -> Result<core::HealthProbe, Error> {
     if h.port == 0 {
-        return Err("health.port is 0".to_string());
+        return Err(invalid(index, "health.port", "is 0"));
     }
     if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("health.path must start with '/' and contain no spaces".to_string());
+        return Err(invalid(
+            index,
+            "health.path",
+            "must start with '/' and contain no spaces",
+        ));
     }
     if let Some(bad) = h
         .accepted_statuses
         .iter()
         .find(|s| !(100..600).contains(*s))
     {
-        return Err(format!(
-            "health.accepted-statuses has {bad}, not an HTTP status"
+        return Err(invalid(
+            index,
+            "health.accepted-statuses",
+            format!("has {bad}, not an HTTP status"),
         ));
     }
     Ok(core::HealthProbe {
@@ -211,17 +223,25 @@ fn health_from_wit(h: wit::HealthProbe) -> Result<core::HealthProbe, String> {
     })
 }
 
-fn custom_from_wit(c: wit::CustomToolset) -> Result<core::CustomToolset, String> {
+fn custom_from_wit(index: usize, c: wit::CustomToolset) -> Result<core::CustomToolset, Error> {
     if c.tools.is_empty() {
-        return Err("custom.tools is empty".to_string());
+        return Err(invalid(index, "custom.tools", "is empty"));
     }
     let mut names = HashSet::new();
     for (i, t) in c.tools.iter().enumerate() {
         if t.name.is_empty() || t.command.trim().is_empty() {
-            return Err(format!("custom.tools[{i}] has an empty name or command"));
+            return Err(invalid(
+                index,
+                format!("custom.tools[{i}]"),
+                "has an empty name or command",
+            ));
         }
         if !names.insert(t.name.as_str()) {
-            return Err(format!("custom.tools[{i}].name `{}` is repeated", t.name));
+            return Err(invalid(
+                index,
+                format!("custom.tools[{i}].name"),
+                format!("`{}` is repeated", t.name),
+            ));
         }
     }
     Ok(core::CustomToolset {
@@ -251,23 +271,21 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// Checks that `url` is an absolute http(s) URL with a host and no credentials. The value
-/// is not echoed in the error (it might carry a secret).
-pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
+/// is not echoed in the error (it might carry a secret): the error is what is wrong with it.
+pub(crate) fn check_http_url(url: &str) -> Result<(), &'static str> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| "is not an http:// or https:// URL".to_string())?;
+        .ok_or("is not an http:// or https:// URL")?;
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("contains whitespace or control characters".to_string());
+        return Err("contains whitespace or control characters");
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err("carries credentials (user@host); use {{ env.VAR }} in config".to_string());
+        return Err("carries credentials (user@host); use {{ env.VAR }} in config");
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| "has an unterminated IPv6 host".to_string())?;
+        let (host, after) = v6.split_once(']').ok_or("has an unterminated IPv6 host")?;
         (host, after.strip_prefix(':'))
     } else {
         match authority.split_once(':') {
@@ -276,12 +294,12 @@ pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
         }
     };
     if host.is_empty() {
-        return Err("has no host".to_string());
+        return Err("has no host");
     }
     if let Some(port) = port {
         match port.parse::<u16>() {
             Ok(p) if p > 0 => {}
-            _ => return Err("has an invalid port".to_string()),
+            _ => return Err("has an invalid port"),
         }
     }
     Ok(())
@@ -316,7 +334,7 @@ mod tests {
     }
 
     fn check(f: wit::Fragment) -> Result<core::Detection, String> {
-        detection_from_wit(wit::Detection::Matched(vec![f]), LIMITS)
+        detection_from_wit(wit::Detection::Matched(vec![f]), LIMITS).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -383,7 +401,7 @@ mod tests {
     fn caps_fragment_count_and_bytes() {
         let three = wit::Detection::Matched(vec![fragment(), fragment(), fragment()]);
         assert_eq!(
-            detection_from_wit(three, LIMITS).unwrap_err(),
+            detection_from_wit(three, LIMITS).unwrap_err().to_string(),
             "3 fragments (limit 2)"
         );
         let mut big = fragment();

@@ -14,19 +14,21 @@
 //!   deadline ([`RuntimeConfig::call_deadline`]) and a memory cap
 //!   ([`RuntimeConfig::memory_limit_bytes`]);
 //! - after any trap the instance is discarded and re-created from the `InstancePre`; the
-//!   failure becomes that detector's [`Verdict`] (`Err("timeout: ...")`,
-//!   `Err("out of memory: ...")`, `Err("trap: ...")`) while other detectors' verdicts stand;
+//!   failure becomes that detector's [`Verdict`], a [`DetectorFailure`] of kind
+//!   [`FailureKind::Timeout`], [`FailureKind::OutOfMemory`] or [`FailureKind::Trap`], while
+//!   other detectors' verdicts stand;
 //! - answers are checked ([`RuntimeConfig::max_fragments`],
 //!   [`RuntimeConfig::max_output_bytes`], JSON-object `config`, http(s) endpoint, non-empty
-//!   toolset/backend/instance) or become `Err("invalid output: ...")`.
+//!   toolset/backend/instance) or become a [`FailureKind::InvalidOutput`] failure.
 //!
 //! Name clashes: detectors load in order (bundled, then plugins sorted by file name) and
-//! the first to claim a name keeps it; a later one is refused with a [`LoadError`] naming
-//! both. A plugin therefore never shadows a bundled detector.
+//! the first to claim a name keeps it; a later one is refused with an [`Error::Load`]
+//! naming both. A plugin therefore never shadows a bundled detector.
 
 mod bindings;
 mod config;
 mod convert;
+mod error;
 mod load;
 mod sandbox;
 
@@ -38,6 +40,8 @@ use dynamic_toolset_core::{DetectorInfo, ServiceDetections, ServiceSnapshot, Ver
 use serde::Serialize;
 
 pub use config::RuntimeConfig;
+pub use dynamic_toolset_core::{DetectorFailure, FailureKind};
+pub use error::{Error, Result};
 
 /// Detector components embedded in the binary.
 pub mod bundled {
@@ -70,62 +74,6 @@ pub struct LoadedInfo {
     pub source: DetectorSource,
     /// sha256 of the component bytes, hex.
     pub sha256: String,
-}
-
-/// A detector that could not be loaded; the others still are.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {reason}")]
-pub struct LoadError {
-    pub origin: DetectorSource,
-    pub reason: String,
-}
-
-/// Why a call produced no detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// The call outlived [`RuntimeConfig::call_deadline`].
-    Timeout,
-    /// The instance wanted more than [`RuntimeConfig::memory_limit_bytes`].
-    OutOfMemory,
-    /// Any other trap (panic, unreachable, stack overflow, a denied WASI import...).
-    Trap,
-    /// The answer broke a limit or the contract.
-    InvalidOutput,
-}
-
-impl FailureKind {
-    /// The prefix of a failed [`Verdict`]'s message.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::OutOfMemory => "out of memory",
-            FailureKind::Trap => "trap",
-            FailureKind::InvalidOutput => "invalid output",
-        }
-    }
-
-    /// The kind of a failed verdict's message (as built by [`DetectorSet::detect`]).
-    pub fn of_message(message: &str) -> Option<Self> {
-        [
-            FailureKind::Timeout,
-            FailureKind::OutOfMemory,
-            FailureKind::Trap,
-            FailureKind::InvalidOutput,
-        ]
-        .into_iter()
-        .find(|k| {
-            message
-                .strip_prefix(k.as_str())
-                .is_some_and(|rest| rest.starts_with(':'))
-        })
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Failures of one detector, by kind.
@@ -185,12 +133,9 @@ pub struct DetectorSet {
 impl DetectorSet {
     /// Bundled detectors + every `*.wasm` in `plugin_dir`. Detectors that cannot be loaded
     /// (bad files, wrong contract version, trapping `metadata()`, name clashes) are returned
-    /// as [`LoadError`]s, naming the file and the reason, without stopping the others. Fails
-    /// only when the engine cannot start or `plugin_dir` cannot be read.
-    pub fn load(
-        cfg: &RuntimeConfig,
-        plugin_dir: Option<&Path>,
-    ) -> anyhow::Result<(Self, Vec<LoadError>)> {
+    /// as [`Error::Load`]s, naming the file and the reason, without stopping the others.
+    /// Fails only when the engine cannot start or `plugin_dir` cannot be read.
+    pub fn load(cfg: &RuntimeConfig, plugin_dir: Option<&Path>) -> Result<(Self, Vec<Error>)> {
         Self::load_with(
             cfg,
             true,
@@ -204,7 +149,7 @@ impl DetectorSet {
         cfg: &RuntimeConfig,
         include_bundled: bool,
         plugin_dirs: &[&Path],
-    ) -> anyhow::Result<(Self, Vec<LoadError>)> {
+    ) -> Result<(Self, Vec<Error>)> {
         let mut sources = if include_bundled {
             load::bundled_sources()
         } else {
@@ -254,8 +199,8 @@ impl DetectorSet {
     }
 
     /// Runs every detector over one Service: one [`Verdict`] per detector, sorted by
-    /// detector name. A failing detector's verdict is `Err("<kind>: detector `<name>`
-    /// ...")` (kind: see [`FailureKind::as_str`]); the others are unaffected.
+    /// detector name. A failing detector's verdict is a [`DetectorFailure`] of its kind,
+    /// whose message names the detector; the others are unaffected.
     pub fn detect(&mut self, svc: &ServiceSnapshot, cluster_domain: &str) -> ServiceDetections {
         let input = convert::service_to_wit(svc, cluster_domain);
         let limits = self.limits;
@@ -298,12 +243,12 @@ impl Detector {
         stats.calls += 1;
         stats.total_time += elapsed;
         stats.max_time = stats.max_time.max(elapsed);
-        let outcome = result
-            .map_err(|f| (f.kind, f.message))
-            .and_then(|detection| {
-                convert::detection_from_wit(detection, limits)
-                    .map_err(|e| (FailureKind::InvalidOutput, format!("returned {e}")))
-            });
+        let outcome = result.and_then(|detection| {
+            convert::detection_from_wit(detection, limits).map_err(|e| DetectorFailure {
+                kind: FailureKind::InvalidOutput,
+                message: format!("returned {e}"),
+            })
+        });
         let outcome = match outcome {
             Ok(detection) => {
                 match &detection {
@@ -313,12 +258,15 @@ impl Detector {
                 }
                 Ok(detection)
             }
-            Err((kind, message)) => {
+            Err(DetectorFailure { kind, message }) => {
                 stats.failures.count(kind);
                 if kind == FailureKind::InvalidOutput {
                     tracing::warn!(detector = %name, reason = %kind, "{message}");
                 }
-                Err(format!("{kind}: detector `{name}` {message}"))
+                Err(DetectorFailure {
+                    kind,
+                    message: format!("{kind}: detector `{name}` {message}"),
+                })
             }
         };
         Verdict {
@@ -336,19 +284,5 @@ mod tests {
     #[test]
     fn detector_set_is_send() {
         _assert_send::<DetectorSet>();
-    }
-
-    #[test]
-    fn failure_kind_round_trips() {
-        for kind in [
-            FailureKind::Timeout,
-            FailureKind::OutOfMemory,
-            FailureKind::Trap,
-            FailureKind::InvalidOutput,
-        ] {
-            let msg = format!("{kind}: detector `x` did something");
-            assert_eq!(FailureKind::of_message(&msg), Some(kind));
-        }
-        assert_eq!(FailureKind::of_message("trapdoor"), None);
     }
 }

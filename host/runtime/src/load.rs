@@ -8,14 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use crate::convert::info_from_wit;
 use crate::sandbox::{HostState, Sandbox, pre_instantiate};
-use crate::{DetectorSource, LoadError, LoadedInfo, RuntimeConfig};
+use crate::{DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
 
 /// The WIT interface every detector exports, without its version.
 pub(crate) const EXPORT: &str = "dynamic-toolset:detector/detector";
@@ -46,13 +45,15 @@ pub(crate) fn bundled_sources() -> Vec<Source> {
 }
 
 /// Every `*.wasm` file of `dir`, sorted by file name. Unreadable files become errors.
-pub(crate) fn plugin_sources(dir: &Path) -> anyhow::Result<(Vec<Source>, Vec<LoadError>)> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+pub(crate) fn plugin_sources(dir: &Path) -> Result<(Vec<Source>, Vec<Error>)> {
+    let unreadable = |source| Error::PluginDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let entries = std::fs::read_dir(dir).map_err(unreadable)?;
     let mut paths = Vec::new();
     for entry in entries {
-        let entry =
-            entry.with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+        let entry = entry.map_err(unreadable)?;
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) == Some("wasm") && path.is_file() {
             paths.push(path);
@@ -67,10 +68,7 @@ pub(crate) fn plugin_sources(dir: &Path) -> anyhow::Result<(Vec<Source>, Vec<Loa
                 origin: DetectorSource::File(path),
                 bytes: Cow::Owned(bytes),
             }),
-            Err(e) => errors.push(LoadError {
-                origin: DetectorSource::File(path),
-                reason: format!("cannot read: {e}"),
-            }),
+            Err(e) => errors.push(Error::Unreadable(e).loading(DetectorSource::File(path))),
         }
     }
     Ok((sources, errors))
@@ -84,7 +82,7 @@ pub(crate) fn load_all(
     linker: &Linker<HostState>,
     cfg: &RuntimeConfig,
     sources: Vec<Source>,
-) -> (Vec<Loaded>, Vec<LoadError>) {
+) -> (Vec<Loaded>, Vec<Error>) {
     let compiled = compile_all(engine, cfg, &sources);
     let mut loaded: Vec<Loaded> = Vec::new();
     let mut errors = Vec::new();
@@ -94,14 +92,11 @@ pub(crate) fn load_all(
         match result {
             Ok((info, sandbox)) => {
                 if let Some(first) = loaded.iter().find(|l| l.info.info.name == info.name) {
-                    errors.push(LoadError {
-                        origin: source.origin,
-                        reason: format!(
-                            "detector name `{}` is already taken by {}; this one is not loaded \
-                             (rename it: detectors never replace one another)",
-                            info.name, first.info.source
-                        ),
-                    });
+                    let taken = Error::NameTaken {
+                        name: info.name,
+                        first: first.info.source.clone(),
+                    };
+                    errors.push(taken.loading(source.origin));
                     continue;
                 }
                 loaded.push(Loaded {
@@ -113,10 +108,7 @@ pub(crate) fn load_all(
                     sandbox,
                 });
             }
-            Err(reason) => errors.push(LoadError {
-                origin: source.origin,
-                reason,
-            }),
+            Err(reason) => errors.push(reason.loading(source.origin)),
         }
     }
     loaded.sort_by(|a, b| a.info.info.name.cmp(&b.info.info.name));
@@ -124,12 +116,8 @@ pub(crate) fn load_all(
 }
 
 /// Compiles every source, a few at a time.
-fn compile_all(
-    engine: &Engine,
-    cfg: &RuntimeConfig,
-    sources: &[Source],
-) -> Vec<Result<Component, String>> {
-    let results: Vec<Mutex<Option<Result<Component, String>>>> =
+fn compile_all(engine: &Engine, cfg: &RuntimeConfig, sources: &[Source]) -> Vec<Result<Component>> {
+    let results: Vec<Mutex<Option<Result<Component>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -156,16 +144,16 @@ fn compile_all(
             slot.into_inner()
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| Err("compilation did not complete".to_string()))
+                .unwrap_or(Err(Error::CompilationIncomplete))
         })
         .collect()
 }
 
 /// Checks the binary header, then compiles (or loads from the cache).
-fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Component, String> {
+fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Component> {
     check_header(bytes)?;
     let Some(cache_dir) = &cfg.cache_dir else {
-        return Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"));
+        return Component::new(engine, bytes).map_err(Error::InvalidComponent);
     };
     let path = cache_path(engine, cache_dir, bytes);
     if path.is_file() {
@@ -183,8 +171,7 @@ fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Compone
             ),
         }
     }
-    let component =
-        Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"))?;
+    let component = Component::new(engine, bytes).map_err(Error::InvalidComponent)?;
     if let Err(e) = write_cache(&component, cache_dir, &path) {
         tracing::warn!(cache = %path.display(), "cannot cache compiled component: {e:#}");
     }
@@ -201,7 +188,9 @@ pub(crate) fn cache_path(engine: &Engine, cache_dir: &Path, bytes: &[u8]) -> Pat
     cache_dir.join(format!("{sha}-{fingerprint:016x}.cwasm"))
 }
 
+/// Writes the cache entry; a failure is only logged (the next load compiles again).
 fn write_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let serialized = component.serialize()?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -211,20 +200,18 @@ fn write_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Result
 }
 
 /// Refuses what is not a component before wasmtime sees it, with a useful message.
-pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err("not a WebAssembly file (no \\0asm header)".to_string());
+pub(crate) fn check_header(bytes: &[u8]) -> Result<()> {
+    let (Some(magic), Some(layer)) = (bytes.get(..4), bytes.get(4..8)) else {
+        return Err(Error::NotWasm);
+    };
+    if magic != b"\0asm" {
+        return Err(Error::NotWasm);
     }
-    match &bytes[4..8] {
+    match layer {
         [0x0d, 0x00, 0x01, 0x00] => Ok(()),
-        [0x01, 0x00, 0x00, 0x00] => Err(
-            "is a core WebAssembly module, not a component; build it with \
-             `cargo build --target wasm32-wasip2` (which emits a component)"
-                .to_string(),
-        ),
-        other => Err(format!(
-            "unsupported WebAssembly version/layer {other:02x?} (expected a component)"
-        )),
+        [0x01, 0x00, 0x00, 0x00] => Err(Error::CoreModule),
+        [a, b, c, d] => Err(Error::UnsupportedLayer([*a, *b, *c, *d])),
+        _ => Err(Error::NotWasm),
     }
 }
 
@@ -235,10 +222,9 @@ fn instantiate(
     cfg: &RuntimeConfig,
     source: &Source,
     component: &Component,
-) -> Result<(dynamic_toolset_core::DetectorInfo, Sandbox), String> {
+) -> Result<(dynamic_toolset_core::DetectorInfo, Sandbox)> {
     check_exports(engine, component)?;
-    let pre = pre_instantiate(linker, component)
-        .map_err(|e| format!("does not fit the detector contract 1.x: {e:#}"))?;
+    let pre = pre_instantiate(linker, component).map_err(Error::Contract)?;
     let provisional = match &source.origin {
         DetectorSource::Bundled(name) => name.clone(),
         DetectorSource::File(path) => path.display().to_string(),
@@ -250,32 +236,26 @@ fn instantiate(
                 .dynamic_toolset_detector_detector()
                 .call_metadata(store)
         })
-        .map_err(|f| format!("metadata() failed ({}): {}", f.kind, f.message))?;
+        .map_err(Error::Metadata)?;
     let info = info_from_wit(info)?;
     sandbox.set_name(&info.name);
     Ok((info, sandbox))
 }
 
 /// The component must export `dynamic-toolset:detector/detector@1.x`.
-fn check_exports(engine: &Engine, component: &Component) -> Result<(), String> {
+fn check_exports(engine: &Engine, component: &Component) -> Result<()> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     let Some(export) = exports.iter().find(|n| n.split('@').next() == Some(EXPORT)) else {
-        return Err(format!(
-            "does not export {EXPORT}@1.x (its exports: [{}])",
-            exports.join(", ")
-        ));
+        return Err(Error::MissingExport {
+            exports: exports.iter().map(|e| e.to_string()).collect(),
+        });
     };
     let version = export.split_once('@').map(|(_, v)| v).unwrap_or("");
     if version.split('.').next() != Some(SUPPORTED_MAJOR) {
-        let shown = if version.is_empty() {
-            "an unversioned contract"
-        } else {
-            version
-        };
-        return Err(format!(
-            "built against dynamic-toolset:detector {shown}; this host supports {SUPPORTED_MAJOR}.x"
-        ));
+        return Err(Error::ContractVersion {
+            version: version.to_string(),
+        });
     }
     Ok(())
 }
@@ -291,11 +271,13 @@ mod tests {
         assert!(
             check_header(b"\0asm\x01\0\0\0")
                 .unwrap_err()
+                .to_string()
                 .contains("core WebAssembly module")
         );
         assert!(
             check_header(b"hello world")
                 .unwrap_err()
+                .to_string()
                 .contains("not a WebAssembly file")
         );
         assert!(check_header(b"").is_err());

@@ -10,7 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
 use crate::bindings::{DetectorWorld, DetectorWorldPre, dynamic_toolset::detector::log, wit};
-use crate::{FailureKind, RuntimeConfig};
+use crate::{DetectorFailure, Error, FailureKind, Result, RuntimeConfig};
 
 /// Table elements an instance may grow to (funcref tables of Rust guests hold a few
 /// hundred entries).
@@ -18,14 +18,14 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// The engine every detector of a set shares: epoch interruption on, no backtraces (guests
 /// are stripped, and a trap message is what a person needs).
-pub(crate) fn engine() -> anyhow::Result<Engine> {
+pub(crate) fn engine() -> Result<Engine> {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         .wasm_backtrace_max_frames(None)
         .parallel_compilation(true);
-    Ok(Engine::new(&config)?)
+    Engine::new(&config).map_err(Error::Engine)
 }
 
 /// Increments the engine's epoch every `tick` until dropped.
@@ -35,7 +35,7 @@ pub(crate) struct Ticker {
 }
 
 impl Ticker {
-    pub(crate) fn start(engine: Engine, tick: Duration) -> anyhow::Result<Self> {
+    pub(crate) fn start(engine: Engine, tick: Duration) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
@@ -45,7 +45,8 @@ impl Ticker {
                     std::thread::park_timeout(tick);
                     engine.increment_epoch();
                 }
-            })?;
+            })
+            .map_err(|e| Error::Engine(e.into()))?;
         Ok(Self {
             stop,
             handle: Some(handle),
@@ -160,9 +161,10 @@ pub(crate) fn sanitize(message: &str, max_bytes: usize) -> String {
 
 /// The linker every detector uses: the contract's `log` import, nothing else. Unknown
 /// imports (WASI) are defined as traps per component in [`pre_instantiate`].
-pub(crate) fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+pub(crate) fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    DetectorWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    DetectorWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(Error::Engine)?;
     Ok(linker)
 }
 
@@ -170,18 +172,11 @@ pub(crate) fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> 
 pub(crate) fn pre_instantiate(
     base: &Linker<HostState>,
     component: &wasmtime::component::Component,
-) -> anyhow::Result<DetectorWorldPre<HostState>> {
+) -> wasmtime::Result<DetectorWorldPre<HostState>> {
     let mut linker = base.clone();
     linker.define_unknown_imports_as_traps(component)?;
     let pre = linker.instantiate_pre(component)?;
-    Ok(DetectorWorldPre::new(pre)?)
-}
-
-/// How a call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failure {
-    pub kind: FailureKind,
-    pub message: String,
+    DetectorWorldPre::new(pre)
 }
 
 /// A live instance: its store and export bindings.
@@ -228,7 +223,7 @@ impl Sandbox {
         }
     }
 
-    fn instantiate(&self) -> Result<Live, Failure> {
+    fn instantiate(&self) -> Result<Live, DetectorFailure> {
         let state = HostState {
             detector: self.name.clone(),
             limiter: MemoryLimiter {
@@ -256,11 +251,13 @@ impl Sandbox {
     }
 
     /// Calls into the guest with a fresh deadline. Any failure discards the instance and
-    /// re-creates it, so the next call starts clean.
+    /// re-creates it, so the next call starts clean. The failure's kind is decided here
+    /// ([`Sandbox::classify`]); its message says what happened, without the detector's name
+    /// (a verdict adds it, see `Detector::detect`).
     pub(crate) fn call<R>(
         &mut self,
         f: impl FnOnce(&DetectorWorld, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Result<R, Failure> {
+    ) -> Result<R, DetectorFailure> {
         let mut live = match self.live.take() {
             Some(live) => live,
             None => self.instantiate()?,
@@ -299,10 +296,10 @@ impl Sandbox {
         }
     }
 
-    fn classify(&self, store: &Store<HostState>, e: &wasmtime::Error) -> Failure {
+    fn classify(&self, store: &Store<HostState>, e: &wasmtime::Error) -> DetectorFailure {
         let state = store.data();
         if let Some(wanted) = state.limiter.exceeded {
-            return Failure {
+            return DetectorFailure {
                 kind: FailureKind::OutOfMemory,
                 message: format!(
                     "exceeded its memory limit of {} (asked for {})",
@@ -313,7 +310,7 @@ impl Sandbox {
         }
         let trap = e.downcast_ref::<Trap>();
         if trap == Some(&Trap::Interrupt) {
-            return Failure {
+            return DetectorFailure {
                 kind: FailureKind::Timeout,
                 message: format!("exceeded its {:?} deadline", self.call_deadline),
             };
@@ -326,7 +323,7 @@ impl Sandbox {
             Some(panic) => format!("trapped ({what}) after {panic}"),
             None => format!("trapped: {what}"),
         };
-        Failure {
+        DetectorFailure {
             kind: FailureKind::Trap,
             message,
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dynamic_toolset_core::{Detection, ServicePort, ServiceSnapshot, Verdict};
 use dynamic_toolset_runtime::{
-    DetectorSet, DetectorSource, FailureKind, LoadError, RuntimeConfig, bundled::BUNDLED,
+    DetectorSet, DetectorSource, Error, FailureKind, RuntimeConfig, bundled::BUNDLED,
 };
 
 fn workspace_root() -> PathBuf {
@@ -102,12 +102,13 @@ fn verdict<'a>(verdicts: &'a [Verdict], detector: &str) -> &'a Verdict {
 
 fn failure(verdicts: &[Verdict], detector: &str) -> (FailureKind, String) {
     let v = verdict(verdicts, detector);
-    let msg = v
+    let failure = v
         .outcome
         .clone()
         .expect_err(&format!("{detector} should fail"));
+    let msg = failure.to_string();
     eprintln!("{detector}: {msg}");
-    let kind = FailureKind::of_message(&msg).unwrap_or_else(|| panic!("unclassified: {msg}"));
+    let kind = failure.kind;
     assert!(
         msg.contains(&format!("detector `{detector}`")),
         "message does not name the detector: {msg}"
@@ -280,10 +281,10 @@ fn invalid_fragments_name_the_field() {
     );
 }
 
-fn error_for<'a>(errors: &'a [LoadError], file: &str) -> &'a LoadError {
+fn error_for<'a>(errors: &'a [Error], file: &str) -> &'a Error {
     errors
         .iter()
-        .find(|e| matches!(&e.origin, DetectorSource::File(p) if p.file_name().unwrap() == file))
+        .find(|e| matches!(e.origin(), Some(DetectorSource::File(p)) if p.file_name().unwrap() == file))
         .unwrap_or_else(|| panic!("no load error for {file}: {errors:#?}"))
 }
 

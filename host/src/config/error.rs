@@ -115,7 +115,7 @@ pub enum Problem {
     BadPort(String),
     /// A Kubernetes name or selector refused by `dynamic_toolset_core::k8s_names`.
     #[error("{0}")]
-    Name(String),
+    Name(dynamic_toolset_core::Error),
     #[error("{value} must be shorter than {other} ({other_value}, {other_source})")]
     NotShorter {
         value: String,

@@ -100,8 +100,8 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
         .iter()
         .filter(|e| {
             matches!(
-                e.origin,
-                dynamic_toolset_runtime::DetectorSource::Bundled(_)
+                e.origin(),
+                Some(dynamic_toolset_runtime::DetectorSource::Bundled(_))
             )
         })
         .map(ToString::to_string)

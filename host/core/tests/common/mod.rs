@@ -1,9 +1,11 @@
 //! Builders shared by the core integration tests.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+
 use dynamic_toolset_core::{
-    CustomToolset, Detection, Fragment, HealthProbe, Scheme, ServiceDetections, ServiceRef, Tool,
-    Verdict,
+    CustomToolset, Detection, DetectorFailure, FailureKind, Fragment, HealthProbe, Scheme,
+    ServiceDetections, ServicePort, ServiceRef, ServiceSnapshot, Tool, Verdict,
 };
 use serde_json::{Map, Value, json};
 
@@ -11,6 +13,29 @@ pub fn svc(ns: &str, name: &str) -> ServiceRef {
     ServiceRef {
         namespace: ns.into(),
         name: name.into(),
+    }
+}
+
+/// A ClusterIP Service `ns/name` (no labels or annotations) with one TCP port named
+/// "http" per number of `ports`.
+pub fn snapshot(ns: &str, name: &str, ports: &[u16]) -> ServiceSnapshot {
+    ServiceSnapshot {
+        name: name.into(),
+        namespace: ns.into(),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        service_type: "ClusterIP".into(),
+        cluster_ip: Some("10.96.0.20".into()),
+        ports: ports
+            .iter()
+            .map(|p| ServicePort {
+                name: Some("http".into()),
+                port: *p,
+                target_port: None,
+                protocol: "TCP".into(),
+                app_protocol: None,
+            })
+            .collect(),
     }
 }
 
@@ -100,10 +125,13 @@ pub fn declined(detector: &str, reason: &str) -> Verdict {
     }
 }
 
-pub fn failed(detector: &str, error: &str) -> Verdict {
+pub fn failed(detector: &str, kind: FailureKind, message: &str) -> Verdict {
     Verdict {
         detector: detector.into(),
-        outcome: Err(error.into()),
+        outcome: Err(DetectorFailure {
+            kind,
+            message: message.into(),
+        }),
     }
 }
 
@@ -114,4 +142,54 @@ pub fn sd(ns: &str, name: &str, verdicts: Vec<Verdict>) -> ServiceDetections {
         trusted: false,
         gate: Vec::new(),
     }
+}
+
+/// Service `ns/name` on which one detector matched `fragments`.
+pub fn matched_sd(
+    ns: &str,
+    name: &str,
+    detector: &str,
+    fragments: Vec<Fragment>,
+) -> ServiceDetections {
+    sd(ns, name, vec![matched(detector, fragments)])
+}
+
+/// Service `ns/name` on which the prometheus detector matched one [`prom`] fragment.
+pub fn prom_sd(ns: &str, name: &str, instance: &str, rank: u32) -> ServiceDetections {
+    matched_sd(ns, name, "prometheus", vec![prom(ns, name, instance, rank)])
+}
+
+/// Service `ns/name` on which the jaeger detector matched one [`jaeger`] fragment.
+pub fn jaeger_sd(ns: &str, name: &str, rank: u32) -> ServiceDetections {
+    matched_sd(ns, name, "jaeger", vec![jaeger(ns, name, rank)])
+}
+
+/// Service `ns/name` on which the detector named after the toolset's backend matched one
+/// [`builtin`] fragment.
+pub fn builtin_sd(
+    toolset: &str,
+    ns: &str,
+    name: &str,
+    instance: &str,
+    rank: u32,
+) -> ServiceDetections {
+    let detector = toolset.split('/').next().unwrap_or(toolset);
+    matched_sd(
+        ns,
+        name,
+        detector,
+        vec![builtin(toolset, ns, name, instance, rank)],
+    )
+}
+
+/// The `monitoring/grafana` Service, matched by the grafana detector as a
+/// `grafana/dashboards` installation of rank 100 (no health probe).
+pub fn grafana_sd() -> ServiceDetections {
+    builtin_sd(
+        "grafana/dashboards",
+        "monitoring",
+        "grafana",
+        "monitoring/grafana",
+        100,
+    )
 }
