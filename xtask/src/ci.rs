@@ -61,6 +61,24 @@ fn cargo() -> Command {
     c
 }
 
+/// `chromium` on PATH, else `apt-get install chromium` (tests/api_page.rs drives it headless).
+fn ensure_chromium() -> anyhow::Result<()> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("chromium").is_file()))
+        .unwrap_or(false);
+    if found {
+        eprintln!("chromium: present");
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "chromium"])
+}
+
 pub fn run_ci(args: Args) -> anyhow::Result<()> {
     let root = workspace_root();
     let started = Instant::now();
@@ -82,6 +100,10 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
                 .arg(root.join("tests/holmes/attack_selftest.sh"))
                 .current_dir(&root))
         },
+    )?;
+    step(
+        "Chromium for the status page test (Debian package)",
+        ensure_chromium,
     )?;
     step("kube-apiserver build (cached)", || {
         run(Command::new(std::env::current_exe()?).args(["kube", "build"]))
