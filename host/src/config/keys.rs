@@ -100,6 +100,7 @@ pub const SEC_ENDPOINTS: &str = "security.endpoint_namespaces";
 pub const SEC_EXTERNAL: &str = "security.external_hosts";
 pub const SRV_LISTEN: &str = "server.listen";
 pub const SRV_METRICS: &str = "server.metrics_listen";
+pub const SRV_API_AUTH: &str = "server.api_auth";
 
 /// The environment variable that stands in for an empty `configmap.namespace` and
 /// `leader_election.lease_namespace` (else the service account's namespace file).
@@ -232,10 +233,15 @@ pub static KEYS: &[Key] = &[
         Some("DETECTOR_CACHE_DIR"), value("cache-dir"), "",
         "Directory for precompiled detectors (makes later starts fast); off when unset."),
     key(SRV_LISTEN, Slot::Addr(|s| &mut s.server.listen), None, value("listen"), "0.0.0.0:8080",
-        "Address of the health endpoints (`/healthz`, `/readyz`)."),
+        "Address of the health endpoints (`/healthz`, `/readyz`, `/health`, `/ready`), the REST API (`/api/v1/...`) and the status page (`/`)."),
     key(SRV_METRICS, Slot::Addr(|s| &mut s.server.metrics_listen),
         None, value("metrics-listen"), "0.0.0.0:9090",
         "Address of the Prometheus metrics endpoint (`/metrics`)."),
+    key(SRV_API_AUTH, Slot::Bool(|s| &mut s.server.api_auth), Some("API_AUTH"),
+        Some(Flag::Switch { name: "no-api-auth", sets: false,
+            help: "Serve the REST API and status page without authentication (local use only)." }),
+        "true",
+        "Check REST API and status page requests with Kubernetes TokenReview + SubjectAccessReview; off only for local use (logged as a warning)."),
 ];
 
 /// The key at `path`.

@@ -131,6 +131,8 @@ pub struct DetectorSettings {
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
+    /// Authenticate and authorise API requests (TokenReview + SubjectAccessReview).
+    pub api_auth: bool,
 }
 
 /// Namespace used when neither the file, the environment nor the pod tells one.
@@ -181,6 +183,7 @@ impl Settings {
             server: ServerSettings {
                 listen: unspecified,
                 metrics_listen: unspecified,
+                api_auth: false,
             },
         }
     }
