@@ -121,8 +121,8 @@ fn sample_view() -> View {
                 matches: 1,
                 declines: 1,
                 failures: BTreeMap::from([("timeout".to_string(), 1)]),
-                call_p50_us: Some(40),
-                call_p99_us: Some(90),
+                call_mean_us: Some(40),
+                call_max_us: Some(90),
             },
         }],
         last_write: Some(WriteView {

@@ -8,190 +8,27 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::StatusCode;
 use dynamic_toolset::controller::{
     self, ControllerOptions, Handle, HealthOptions, LeaderOptions, Status,
 };
 use dynamic_toolset::probe::ProbeSettings;
 use dynamic_toolset_core::render::{DISCOVERY_KEY, OVERRIDES_EXAMPLE, OVERRIDES_KEY, TOOLSETS_KEY};
-use dynamic_toolset_runtime::{DetectorSet, RuntimeConfig};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+#[path = "common/cluster.rs"]
+mod cluster;
+use cluster::*;
+
 const CM: &str = "kubernaut-toolset-config";
-const PROM: &str = "kps-kube-prometheus-stack-prometheus";
-const GRAFANA: &str = "grafana";
 /// How long any expected change may take (the target is well under a second).
 const WAIT: Duration = Duration::from_secs(10);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-async fn shared_client() -> kube::Client {
-    let server = tokio::task::spawn_blocking(kube_harness::shared)
-        .await
-        .unwrap()
-        .expect("kube-apiserver (run `cargo xtask kube build` once)");
-    controller::client(Some(server.kubeconfig_path()))
-        .await
-        .unwrap()
-}
-
-fn detectors() -> DetectorSet {
-    let cfg = RuntimeConfig {
-        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
-        ..RuntimeConfig::default()
-    };
-    let (set, errors) = DetectorSet::load(&cfg, None).expect("runtime starts");
-    assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
-    set
-}
-
-async fn namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("namespace {name}: {e}"),
-    }
-}
-
-/// A local HTTP server answering every path with a settable status, counting answers.
-struct Backend {
-    port: u16,
-    status: Arc<AtomicU16>,
-    ok: Arc<AtomicU32>,
-    failed: Arc<AtomicU32>,
-}
-
-impl Backend {
-    async fn start() -> Backend {
-        let status = Arc::new(AtomicU16::new(200));
-        let ok = Arc::new(AtomicU32::new(0));
-        let failed = Arc::new(AtomicU32::new(0));
-        let (s, o, f) = (status.clone(), ok.clone(), failed.clone());
-        let app = Router::new().fallback(move || {
-            let code = s.load(Ordering::SeqCst);
-            if code == 200 { &o } else { &f }.fetch_add(1, Ordering::SeqCst);
-            async move { StatusCode::from_u16(code).unwrap() }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Backend {
-            port,
-            status,
-            ok,
-            failed,
-        }
-    }
-
-    fn set(&self, code: u16) {
-        self.status.store(code, Ordering::SeqCst);
-    }
-
-    fn ok(&self) -> u32 {
-        self.ok.load(Ordering::SeqCst)
-    }
-
-    fn failed(&self) -> u32 {
-        self.failed.load(Ordering::SeqCst)
-    }
-}
-
-fn service(yaml: &str) -> Service {
-    serde_yaml::from_str(yaml).unwrap()
-}
-
-/// kube-prometheus-stack 66.2.1's Prometheus Service (release "kps"), web port `port`.
-fn prometheus(ns: &str, port: u16) -> Service {
-    service(&format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata:
-  name: {PROM}
-  namespace: {ns}
-  labels:
-    app: kube-prometheus-stack-prometheus
-    self-monitor: "true"
-    app.kubernetes.io/managed-by: Helm
-    app.kubernetes.io/instance: kps
-    app.kubernetes.io/version: 66.2.1
-    app.kubernetes.io/part-of: kube-prometheus-stack
-    chart: kube-prometheus-stack-66.2.1
-    release: kps
-    heritage: Helm
-spec:
-  type: ClusterIP
-  ports:
-    - name: http-web
-      port: {port}
-      targetPort: 9090
-      protocol: TCP
-    - name: reloader-web
-      port: 8080
-      targetPort: reloader-web
-      protocol: TCP
-  selector:
-    app.kubernetes.io/name: prometheus
-    operator.prometheus.io/name: {PROM}
-"#
-    ))
-}
-
-/// grafana/grafana 8.6.0's Service (release "grafana"), port `port`.
-fn grafana(ns: &str, port: u16) -> Service {
-    service(&format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata:
-  name: {GRAFANA}
-  namespace: {ns}
-  labels:
-    helm.sh/chart: grafana-8.6.0
-    app.kubernetes.io/name: grafana
-    app.kubernetes.io/instance: grafana
-    app.kubernetes.io/version: 11.3.0
-    app.kubernetes.io/managed-by: Helm
-spec:
-  type: ClusterIP
-  ports:
-    - name: service
-      port: {port}
-      targetPort: grafana
-      protocol: TCP
-  selector:
-    app.kubernetes.io/name: grafana
-    app.kubernetes.io/instance: grafana
-"#
-    ))
-}
-
-fn fqdn(name: &str, ns: &str) -> String {
-    format!("{name}.{ns}.svc.cluster.local")
-}
 
 /// Fast settings: debounce 50 ms, health every 300 ms, removal after 3 failed rounds.
 fn options(ns: &str) -> ControllerOptions {
@@ -233,21 +70,6 @@ fn leader(ns: &str, identity: &str) -> LeaderOptions {
         renew_deadline: Duration::from_secs(2),
         retry_period: ms(200),
         identity: identity.into(),
-    }
-}
-
-/// Polls `f` every 50 ms until it gives a value; panics after `timeout`.
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(ms(50)).await;
     }
 }
 
@@ -295,19 +117,6 @@ fn status(h: &Handle) -> Status {
 
 async fn wait_status(h: &Handle, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
     wait_for(what, WAIT, async || Some(status(h)).filter(|s| pred(s))).await
-}
-
-async fn apply_service(client: &kube::Client, svc: &Service) {
-    let ns = svc.metadata.namespace.clone().unwrap();
-    let api: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let name = svc.metadata.name.clone().unwrap();
-    api.patch(
-        &name,
-        &PatchParams::apply("controller-test").force(),
-        &Patch::Apply(svc),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply Service {ns}/{name}: {e}"));
 }
 
 /// Sets data keys of the ConfigMap (a merge patch, as `kubectl edit` would).

@@ -22,38 +22,22 @@ use axum::Router;
 use dynamic_toolset::controller::{self, ControllerOptions, HealthOptions};
 use dynamic_toolset::probe::ProbeSettings;
 use dynamic_toolset_core::render::TOOLSETS_KEY;
-use dynamic_toolset_runtime::{DetectorSet, RuntimeConfig};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/holmes.rs"]
+mod holmes;
+use cluster::{PROM, apply_service, detectors, ms, namespace, prometheus, wait_for};
+use holmes::{holmes_python, repo as repo_root};
+
 const CM: &str = "kubernaut-toolset-config";
-const PROM: &str = "kps-kube-prometheus-stack-prometheus";
 const API_KEY: &str = "e2e-admin-key-3f9a";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn holmes_python() -> PathBuf {
-    if let Ok(p) = std::env::var("HOLMES_PYTHON") {
-        return p.into();
-    }
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/holmes/setup.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("tests/holmes/setup.sh");
-    assert!(out.status.success(), "tests/holmes/setup.sh failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -73,36 +57,6 @@ async fn prometheus_backend() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     port
-}
-
-fn prometheus(ns: &str, port: u16) -> Service {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": PROM, "namespace": ns, "labels": {
-            "app": "kube-prometheus-stack-prometheus", "release": "kps", "self-monitor": "true",
-            "app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/instance": "kps",
-            "app.kubernetes.io/part-of": "kube-prometheus-stack",
-            "chart": "kube-prometheus-stack-66.2.1", "heritage": "Helm"}},
-        "spec": {"type": "ClusterIP", "ports": [
-            {"name": "http-web", "port": port, "targetPort": 9090, "protocol": "TCP"},
-            {"name": "reloader-web", "port": 8080, "targetPort": "reloader-web", "protocol": "TCP"}],
-            "selector": {"app.kubernetes.io/name": "prometheus"}}
-    }))
-    .unwrap()
-}
-
-fn fqdn(ns: &str) -> String {
-    format!("{PROM}.{ns}.svc.cluster.local")
-}
-
-async fn namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("namespace {name}: {e}"),
-    }
 }
 
 /// A Role in `ns` with `rules`, bound to the harness's unprivileged user.
@@ -127,28 +81,6 @@ async fn grant(admin: &kube::Client, ns: &str, name: &str, rules: Value) {
         .patch(name, &pp, &Patch::Apply(&binding))
         .await
         .unwrap();
-}
-
-async fn apply_service(client: &kube::Client, svc: &Service) {
-    let ns = svc.metadata.namespace.clone().unwrap();
-    Api::<Service>::namespaced(client.clone(), &ns)
-        .patch(
-            PROM,
-            &PatchParams::apply("deliver-e2e").force(),
-            &Patch::Apply(svc),
-        )
-        .await
-        .unwrap();
-}
-
-fn detectors() -> DetectorSet {
-    let cfg = RuntimeConfig {
-        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
-        ..RuntimeConfig::default()
-    };
-    let (set, errors) = DetectorSet::load(&cfg, None).expect("runtime starts");
-    assert!(errors.is_empty(), "{errors:?}");
-    set
 }
 
 /// A second watched namespace (empty): the controller syncs only once both watches listed.
@@ -180,7 +112,7 @@ fn options(svc_ns: &str, cm_ns: &str) -> ControllerOptions {
                 timeout: ms(1000),
                 attempts: 1,
                 interval: ms(50),
-                resolve: vec![(fqdn(svc_ns), loopback)],
+                resolve: vec![(cluster::fqdn(PROM, svc_ns), loopback)],
                 ..ProbeSettings::default()
             },
         }),
@@ -254,20 +186,6 @@ fn served_prometheus(toolsets: &Value) -> Option<(String, String)> {
         url.trim_end_matches('/').to_string(),
         t.get("status")?.as_str()?.to_string(),
     ))
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
 }
 
 /// A metric of the deliver sidecar (None: not scraped or absent).
@@ -515,7 +433,7 @@ async fn service_changes_reach_holmesgpt_through_deliver_and_reload() {
 
     // Created: HolmesGPT serves the Service's URL, and its own check passes.
     apply_service(&rig.admin, &prometheus(svc_ns, p1)).await;
-    let want = format!("http://{}:{p1}", fqdn(svc_ns));
+    let want = format!("http://{}:{p1}", cluster::fqdn(PROM, svc_ns));
     let (_, status) = wait_for("HolmesGPT serves the new Prometheus", WAIT, async || {
         rig.served_url().await.filter(|(u, _)| *u == want)
     })
@@ -524,7 +442,7 @@ async fn service_changes_reach_holmesgpt_through_deliver_and_reload() {
 
     // Moved to another healthy port: HolmesGPT's refresh alone would never pick this up.
     apply_service(&rig.admin, &prometheus(svc_ns, p2)).await;
-    let want = format!("http://{}:{p2}", fqdn(svc_ns));
+    let want = format!("http://{}:{p2}", cluster::fqdn(PROM, svc_ns));
     wait_for("HolmesGPT serves the moved URL", WAIT, async || {
         rig.served_url().await.filter(|(u, _)| *u == want)
     })
@@ -557,7 +475,7 @@ async fn service_changes_reach_holmesgpt_through_deliver_and_reload() {
         .error_for_status()
         .unwrap();
     apply_service(&rig.admin, &prometheus(svc_ns, p1)).await;
-    let want = format!("http://{}:{p1}", fqdn(svc_ns));
+    let want = format!("http://{}:{p1}", cluster::fqdn(PROM, svc_ns));
     wait_for("served after two failed reloads", WAIT, async || {
         rig.served_url().await.filter(|(u, _)| *u == want)
     })
@@ -632,7 +550,7 @@ async fn service_changes_reach_holmesgpt_through_deliver_and_reload() {
         .await;
     let delivered = rig.metric("toolset_delivery_deliveries_total ").await;
     apply_service(&rig.admin, &prometheus(svc_ns, p2)).await;
-    let want = format!("http://{}:{p2}", fqdn(svc_ns));
+    let want = format!("http://{}:{p2}", cluster::fqdn(PROM, svc_ns));
     wait_for("reload failing while HolmesGPT is down", WAIT, async || {
         let n = rig
             .metric("toolset_delivery_failures_total{reason=\"holmes_unreachable\"} ")
@@ -683,7 +601,7 @@ async fn bench_service_created_to_holmesgpt_serving() {
         (rig.metric("toolset_delivery_deliveries_total ").await >= 1.0).then_some(())
     })
     .await;
-    let want = format!("http://{}:{port}", fqdn(svc_ns));
+    let want = format!("http://{}:{port}", cluster::fqdn(PROM, svc_ns));
     let svcs: Api<Service> = Api::namespaced(rig.admin.clone(), svc_ns);
     let mut took = Vec::new();
     for _ in 0..30 {

@@ -18,6 +18,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/holmes.rs"]
+mod holmes;
+use holmes::{holmes_python, repo};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,10 +30,6 @@ const NS: &str = "monitoring";
 const PROMETHEUS: &str = "prometheus-server.monitoring.svc.cluster.local:80";
 const GRAFANA: &str = "grafana.monitoring.svc.cluster.local:80";
 const ALERTMANAGER: &str = "prometheus-alertmanager.monitoring.svc.cluster.local:9093";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("holmes-attack");
@@ -72,19 +72,6 @@ fn assert_refused(explain: &str, needles: &[&str]) {
     for n in needles {
         assert!(explain.contains(n), "explain lacks {n:?}:\n{explain}");
     }
-}
-
-fn holmes_python() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo().join("tests/holmes/setup.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tests/holmes/setup.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 /// Runs attack.py on `yaml`; panics with its findings unless it exits 0 having invoked tools.

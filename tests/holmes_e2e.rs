@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/holmes.rs"]
+mod holmes;
+use holmes::{holmes_python, repo};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("holmes-e2e");
@@ -35,19 +35,6 @@ fn discover(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn holmes_python() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo().join("tests/holmes/setup.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tests/holmes/setup.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 fn validate(file: &Path) -> String {

@@ -144,6 +144,8 @@ pub struct RunArgs {
     pub listen: Option<String>,
     #[arg(long = flag_name(SRV_METRICS), value_name = "ADDR", help = flag_help(SRV_METRICS))]
     pub metrics_listen: Option<String>,
+    #[arg(long = flag_name(SRV_API_AUTH), help = flag_help(SRV_API_AUTH))]
+    pub no_api_auth: bool,
     #[arg(long = flag_name(SD_DOMAIN), value_name = "DOMAIN", help = flag_help(SD_DOMAIN))]
     pub cluster_domain: Option<String>,
 }
@@ -165,7 +167,8 @@ impl RunArgs {
         self.security.flags(&mut f);
         f.switch(LE_ENABLED, self.no_leader_election)
             .switch(HC_ENABLED, self.no_health_check)
-            .switch(HC_INSECURE, self.insecure_skip_tls_verify);
+            .switch(HC_INSECURE, self.insecure_skip_tls_verify)
+            .switch(SRV_API_AUTH, self.no_api_auth);
         f
     }
 }

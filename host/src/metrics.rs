@@ -146,6 +146,10 @@ pub struct ControllerMetrics {
     detector_unrelated: IntCounterVec,
     detector_failures: IntCounterVec,
     detector_call_duration: HistogramVec,
+    /// REST API requests, by route (the matched pattern), method and status code.
+    pub api_requests: IntCounterVec,
+    /// REST API request latency, by route.
+    pub api_request_duration: HistogramVec,
     /// Gate refusal series seen, to read them back ([`ControllerMetrics::gate_refusals`]).
     refusal_keys: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
@@ -283,6 +287,17 @@ impl ControllerMetrics {
                 "Time of one detector call, by detector",
                 &["detector"],
                 CALL_BUCKETS.to_vec(),
+            )?,
+            api_requests: b.counters(
+                "dynamic_toolset_api_requests_total",
+                "REST API requests, by route, method and status code",
+                &["route", "method", "code"],
+            )?,
+            api_request_duration: b.histograms(
+                "dynamic_toolset_api_request_duration_seconds",
+                "REST API request latency, by route",
+                &["route"],
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0],
             )?,
             refusal_keys: Mutex::default(),
             registry: b.registry,

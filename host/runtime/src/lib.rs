@@ -40,6 +40,9 @@ use dynamic_toolset_core::{DetectorInfo, ServiceDetections, ServiceSnapshot, Ver
 use serde::Serialize;
 
 pub use config::RuntimeConfig;
+
+/// The WIT contract version this host implements (`wit/detector.wit`'s package version).
+pub const WIT_VERSION: &str = "1.0.0";
 pub use dynamic_toolset_core::{DetectorFailure, FailureKind};
 pub use error::{Error, Result};
 

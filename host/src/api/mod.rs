@@ -12,6 +12,7 @@
 //! Not yet here: the controller publishing its View and serving discover requests.
 
 pub mod auth;
+pub mod build;
 pub mod client;
 pub mod model;
 pub mod page;

@@ -151,8 +151,11 @@ pub struct DetectorStats {
     pub declines: u64,
     /// Failures by kind (`timeout`, `out_of_memory`, `trap`, ...).
     pub failures: std::collections::BTreeMap<String, u64>,
-    pub call_p50_us: Option<u64>,
-    pub call_p99_us: Option<u64>,
+    /// Mean call time (µs) since load.
+    pub call_mean_us: Option<u64>,
+    /// Longest call (µs) since load (percentiles: the `dynamic_toolset_detector_call_duration_seconds`
+    /// histogram on /metrics).
+    pub call_max_us: Option<u64>,
 }
 
 /// The last write of the generated ConfigMap.

@@ -177,7 +177,7 @@ pub fn render(view: &View) -> String {
     let _ = write!(h, "<h2>Detectors ({})</h2>", view.detectors.len());
     h.push_str(
         "<table><tr><th>Detector</th><th>Version</th><th>Source</th><th>Calls</th>\
-         <th>Matches</th><th>Failures</th><th>p99</th></tr>",
+         <th>Matches</th><th>Failures</th><th>Longest call</th></tr>",
     );
     for d in &view.detectors {
         let failures = if d.stats.failures.is_empty() {
@@ -200,7 +200,7 @@ pub fn render(view: &View) -> String {
             d.stats.calls,
             d.stats.matches,
             d.stats
-                .call_p99_us
+                .call_max_us
                 .map_or("-".into(), |us| format!("{us} µs"))
         );
     }

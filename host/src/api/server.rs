@@ -291,6 +291,50 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
+/// The route a path belongs to, as a bounded metric label (never the raw path: names in it
+/// come from the cluster).
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/openapi.json" => "/openapi.json",
+        "/api/v1/toolsets" => "/api/v1/toolsets",
+        "/api/v1/services" => "/api/v1/services",
+        "/api/v1/detectors" => "/api/v1/detectors",
+        "/api/v1/discover" => "/api/v1/discover",
+        "/api/v1/services/discover" => "/api/v1/services/discover",
+        "/api/v1/overrides/validate" => "/api/v1/overrides/validate",
+        p if p.starts_with("/api/v1/toolsets/") => "/api/v1/toolsets/{name}",
+        p if p.starts_with("/api/v1/services/") => "/api/v1/services/{namespace}/{name}",
+        _ => "other",
+    }
+}
+
+/// Counts and times every API request (after auth, so 401 and 403 count too).
+async fn observe(
+    State(metrics): State<Arc<crate::metrics::ControllerMetrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = route_label(req.uri().path());
+    let method = req.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    metrics
+        .api_requests
+        .with_label_values(&[route, &method, resp.status().as_str()])
+        .inc();
+    metrics
+        .api_request_duration
+        .with_label_values(&[route])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// [`router`] with every request counted and timed in `metrics`.
+pub fn observed(router: Router, metrics: Arc<crate::metrics::ControllerMetrics>) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(metrics, observe))
+}
+
 /// The API router: every route behind `auth`, a JSON 404 for unknown paths, a body limit
 /// (413) and a request timeout (408). Health and metrics are served elsewhere, unauthenticated.
 pub fn router(state: ApiState, auth: Arc<Authorizer>) -> Router {
@@ -328,6 +372,23 @@ mod tests {
             override_effect: OverrideEffect::None,
             provenance: vec![],
         }
+    }
+
+    #[test]
+    fn route_labels_are_bounded() {
+        assert_eq!(
+            route_label("/api/v1/toolsets/prometheus/metrics"),
+            "/api/v1/toolsets/{name}"
+        );
+        assert_eq!(
+            route_label("/api/v1/services/ns/x"),
+            "/api/v1/services/{namespace}/{name}"
+        );
+        assert_eq!(
+            route_label("/api/v1/services/discover"),
+            "/api/v1/services/discover"
+        );
+        assert_eq!(route_label("/etc/passwd"), "other");
     }
 
     #[test]

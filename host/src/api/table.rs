@@ -156,14 +156,14 @@ pub fn detectors(items: &[DetectorView]) -> String {
                 d.stats.matches.to_string(),
                 failures.to_string(),
                 d.stats
-                    .call_p99_us
+                    .call_max_us
                     .map_or("-".into(), |us| format!("{us}µs")),
             ]
         })
         .collect();
     render(
         &[
-            "NAME", "VERSION", "SOURCE", "WIT", "CALLS", "MATCHES", "FAILURES", "P99",
+            "NAME", "VERSION", "SOURCE", "WIT", "CALLS", "MATCHES", "FAILURES", "MAX",
         ],
         &rows,
     )

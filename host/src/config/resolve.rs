@@ -605,7 +605,10 @@ pub(super) mod tests {
         let m = first("discovery_interval: 5m\n");
         assert!(m.contains("service_discovery.discovery_interval"), "{m}");
         let m = first("server:\n  zzzzzzzzzz: 1\n");
-        assert!(m.contains("known keys here: api_auth, listen, metrics_listen"), "{m}");
+        assert!(
+            m.contains("known keys here: api_auth, listen, metrics_listen"),
+            "{m}"
+        );
     }
 
     #[test]

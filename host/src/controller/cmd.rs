@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::{ControllerOptions, HealthOptions, LeaderOptions, Readiness, state};
+use crate::api::auth::{AuthOptions, Authorizer};
+use crate::api::server;
 use crate::cli::RunArgs;
 use crate::config::Settings;
 use crate::metrics::{self, ControllerMetrics};
@@ -118,13 +120,26 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
         "starting controller"
     );
     let metrics = Arc::new(ControllerMetrics::new().context("cannot register the metrics")?);
+    let auth = if settings.server.api_auth {
+        Authorizer::kubernetes(client.clone(), AuthOptions::default())
+    } else {
+        Authorizer::disabled()
+    };
     let handle = super::start_with(client, opts, detectors, metrics);
     handle.set_detector_load_errors(bundled_failures);
 
+    // Health (unauthenticated; the runbook's /health and /ready too), then the REST API and
+    // the status page behind TokenReview + SubjectAccessReview.
     let health_app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/health", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(handle.readiness());
+        .route("/ready", get(readyz))
+        .with_state(handle.readiness())
+        .merge(server::observed(
+            server::router(handle.api.clone(), auth),
+            handle.metrics(),
+        ));
     let metrics_app = Router::new()
         .route("/metrics", get(metrics::handler::<ControllerMetrics>))
         .with_state(handle.metrics());
@@ -134,7 +149,12 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
     let metrics_listener = tokio::net::TcpListener::bind(settings.server.metrics_listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.server.metrics_listen))?;
-    tracing::info!(health = %settings.server.listen, metrics = %settings.server.metrics_listen, "serving");
+    tracing::info!(
+        health_api_status_page = %settings.server.listen,
+        metrics = %settings.server.metrics_listen,
+        api_auth = settings.server.api_auth,
+        "serving"
+    );
     let servers = async {
         tokio::try_join!(
             axum::serve(health_listener, health_app).into_future(),

@@ -80,9 +80,18 @@ impl Detectors {
             }
             self.log.log_once(&d.service, n);
         }
-        d.verdicts
-            .retain(|v| matches!(&v.outcome, Ok(Detection::Matched(f)) if !f.is_empty()));
-        self.metrics.service_detected(!d.verdicts.is_empty());
+        let matched = d
+            .verdicts
+            .iter()
+            .any(|v| matches!(&v.outcome, Ok(Detection::Matched(f)) if !f.is_empty()));
+        self.metrics.service_detected(matched);
+        // Kept: matches, declines (with the reason) and failures, for selection and for the
+        // API's per-Service verdicts; "unrelated" is the default and not stored.
+        d.verdicts.retain(|v| match &v.outcome {
+            Ok(Detection::Matched(f)) => !f.is_empty(),
+            Ok(Detection::Declined(_)) | Err(_) => true,
+            Ok(Detection::Unrelated) => false,
+        });
         d
     }
 }
@@ -117,12 +126,22 @@ fn store(services: &mirror::Shared<Watched>, results: Results) -> bool {
             if matches!(w, Watched::Pending(s) if Arc::ptr_eq(s, &snap))
                 && let Some(d) = d.take()
             {
-                *w = Watched::Done((!d.verdicts.is_empty()).then(|| Box::new(d)));
+                *w = Watched::Done(
+                    (!d.verdicts.is_empty() || !d.gate.is_empty()).then(|| Box::new(d)),
+                );
             }
         }
     }
     m.generation += 1;
     true
+}
+
+/// The worker's channels: woken when snapshots are pending, signals when they are
+/// detected, and publishes the detectors' counters (for the API) after every batch.
+pub struct Signals {
+    pub wake: mpsc::Receiver<()>,
+    pub done: mpsc::Sender<()>,
+    pub stats: Option<tokio::sync::watch::Sender<Vec<DetectorStats>>>,
 }
 
 /// Detects what the watch recorded, in batches, on blocking threads (at most `bound`
@@ -134,9 +153,13 @@ pub async fn worker(
     services: mirror::Shared<Watched>,
     metrics: Arc<ControllerMetrics>,
     bound: Arc<Semaphore>,
-    mut wake: mpsc::Receiver<()>,
-    done: mpsc::Sender<()>,
+    signals: Signals,
 ) {
+    let Signals {
+        mut wake,
+        done,
+        stats,
+    } = signals;
     let mut detectors = Some(Detectors {
         grants: pipeline::grants(&set),
         stats: set.stats(),
@@ -178,6 +201,9 @@ pub async fn worker(
                 tracing::error!("detection job failed");
                 return;
             };
+            if let Some(tx) = &stats {
+                tx.send_replace(job.set.stats());
+            }
             detectors = Some(job);
             detected = true;
             if !store(&services, results) {

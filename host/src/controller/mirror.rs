@@ -22,6 +22,8 @@ pub struct Mirror<V> {
     pending: std::collections::BTreeSet<Option<String>>,
     /// Bumped on every applied change (for cheap "did anything change" checks).
     pub generation: u64,
+    /// Lists completed (swapped in) since start: a relist is done when this grows.
+    pub lists_completed: u64,
 }
 
 impl<V> Default for Mirror<V> {
@@ -32,6 +34,7 @@ impl<V> Default for Mirror<V> {
             buffers: BTreeMap::new(),
             pending: std::collections::BTreeSet::new(),
             generation: 0,
+            lists_completed: 0,
         }
     }
 }
@@ -70,6 +73,11 @@ impl<V> Mirror<V> {
     /// Declares the namespaced watches that will feed this mirror (one per namespace):
     /// it is `synced` only once each of them has listed. No effect once synced (a
     /// restarted watch keeps the old view until its list completes).
+    /// True while a (re)list is in progress.
+    pub fn listing(&self) -> bool {
+        !self.buffers.is_empty()
+    }
+
     pub fn expect_scopes<'a>(&mut self, namespaces: impl IntoIterator<Item = &'a str>) {
         if !self.synced {
             self.pending = namespaces
@@ -173,6 +181,7 @@ pub fn apply_change<V>(mirror: &mut Mirror<V>, scope: Option<&str>, change: Chan
             mirror.pending.remove(&scope);
             mirror.synced = mirror.pending.is_empty();
             mirror.generation += 1;
+            mirror.lists_completed += 1;
             true
         }
         Change::Applied(key, value) => {

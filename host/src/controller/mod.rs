@@ -184,6 +184,8 @@ pub struct Handle {
     shutdown: signal::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     pub status: StatusSource,
+    /// What the REST API reads (the published view) and where it asks for rounds.
+    pub api: crate::api::server::ApiState,
 }
 
 impl Handle {
@@ -258,6 +260,15 @@ pub fn start_with(
 ) -> Handle {
     let (shutdown, shutdown_rx) = signal::channel(false);
     let readiness = Arc::new(RwLock::new(Readiness::default()));
+    // The limits every detector runs under (the runtime's defaults: `run` sets none).
+    let rc = dynamic_toolset_runtime::RuntimeConfig::default();
+    let limits = crate::api::model::LimitsView {
+        call_deadline_ms: u64::try_from(rc.call_deadline.as_millis()).unwrap_or(u64::MAX),
+        memory_bytes: rc.memory_limit_bytes as u64,
+        output_bytes: rc.max_output_bytes as u64,
+    };
+    let (api_side, api) =
+        reconcile::view::channels(detectors.detectors(), detectors.stats(), limits);
     let task = tokio::spawn(reconcile::main_loop(
         client,
         opts,
@@ -265,11 +276,13 @@ pub fn start_with(
         shutdown_rx,
         readiness.clone(),
         metrics.clone(),
+        api_side,
     ));
     Handle {
         shutdown,
         task,
         status: StatusSource { readiness, metrics },
+        api,
     }
 }
 

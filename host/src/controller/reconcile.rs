@@ -24,6 +24,8 @@ use crate::metrics::{ControllerMetrics, WriteStatus};
 use crate::pipeline;
 use crate::probe::{ProbeOutcome, Prober};
 
+pub(super) mod view;
+
 /// Probe outcomes of one batch, and how long it took.
 type ProbeResults = (Vec<(InstanceKey, ProbeOutcome)>, std::time::Duration);
 
@@ -59,6 +61,8 @@ struct Loop {
     reported_overrides_error: Option<String>,
     /// The installations' health as last exported to the metrics.
     exported_health: Vec<(InstanceKey, bool)>,
+    /// The REST API's view and discover requests.
+    api: view::ApiSide,
 }
 
 pub(super) async fn main_loop(
@@ -68,6 +72,7 @@ pub(super) async fn main_loop(
     mut shutdown: signal::Receiver<bool>,
     readiness: Arc<RwLock<Readiness>>,
     metrics: Arc<ControllerMetrics>,
+    mut api: view::ApiSide,
 ) {
     // watch -> detection worker: snapshots are pending; worker -> loop: detected.
     let (pending_tx, pending_rx) = mpsc::channel::<()>(1);
@@ -86,8 +91,11 @@ pub(super) async fn main_loop(
         services.clone(),
         metrics.clone(),
         Arc::new(Semaphore::new(detect::DETECT_CONCURRENCY)),
-        pending_rx,
-        detected_tx,
+        detect::Signals {
+            wake: pending_rx,
+            done: detected_tx,
+            stats: api.stats_tx.take(),
+        },
     ));
     watches.spawn(watch::configmap(
         &client,
@@ -151,6 +159,7 @@ pub(super) async fn main_loop(
         reported_overrides_error: None,
         leadership: None,
         exported_health: Vec::new(),
+        api,
     };
 
     lp.leadership = leader_rx.borrow().clone();
@@ -209,11 +218,26 @@ pub(super) async fn main_loop(
             _ = reconcile.tick() => {}
             _ = heartbeat.tick() => {
                 lp.beat(leader_rx.borrow().clone());
+                lp.refresh_view(false);
+                continue;
+            }
+            Some(req) = lp.api.requests.recv() => {
+                let scopes = lp.opts.watch_namespaces.as_ref().map_or(1, |n| n.len() as u64);
+                if lp.discover_requested(req, scopes) {
+                    // A full round now: relist, detect everything anew, probe every choice.
+                    services_watch = watch::services(
+                        &lp.client, &lp.opts, lp.services.clone(), pending_tx.clone(),
+                    );
+                    health_round = lp.prober.is_some();
+                }
                 continue;
             }
         }
         lp.beat(leader_rx.borrow().clone());
         lp.step(&mut services_dirty, &mut health_round).await;
+        lp.view_changed();
+        lp.refresh_view(false);
+        lp.answer_discover();
         lp.set_readiness(|r| r.heartbeat = Some(std::time::Instant::now()));
     }
     drop(services_watch);
@@ -386,6 +410,9 @@ impl Loop {
                 ProbeOutcome::Healthy { .. } => (true, String::new()),
                 ProbeOutcome::Unhealthy { url, reason, .. } => (false, format!("{url}: {reason}")),
             };
+            self.api
+                .probed_at
+                .insert(key.clone(), pipeline::timestamp());
             if self.tracker.record(&key, healthy, &reason) {
                 tracing::info!(toolset = %key.toolset, instance = %key.instance, healthy, %reason, "health changed");
             }
@@ -560,6 +587,7 @@ impl Loop {
                 self.replace_view(Some(written));
                 self.metrics.write(WriteStatus::Success);
                 self.set_stale(None);
+                self.wrote(true, None);
             }
             Err(apply::WriteError::TooLarge(big)) => {
                 let msg = big.to_string();
@@ -567,6 +595,7 @@ impl Loop {
                 self.metrics.refused_writes.inc();
                 self.set_stale(Some(msg.clone()));
                 self.set_error(&msg);
+                self.wrote(false, Some(msg.clone()));
                 self.warn("ConfigurationTooLarge", "WriteConfigMap", &msg)
                     .await;
             }
@@ -596,9 +625,23 @@ impl Loop {
     async fn write_failed(&mut self, msg: &str) {
         tracing::warn!("configmap write failed (will retry): {msg}");
         self.metrics.write(WriteStatus::Failed);
+        self.wrote(false, Some(msg.to_string()));
         self.set_stale(Some(format!("write failed: {msg}")));
         self.set_error(msg);
         self.warn("WriteFailed", "WriteConfigMap", msg).await;
+    }
+
+    /// Records a write attempt for the API's view.
+    fn wrote(&mut self, ok: bool, message: Option<String>) {
+        self.api.last_write = Some(crate::api::model::WriteView {
+            at: pipeline::timestamp(),
+            configmap: format!(
+                "{}/{}",
+                self.opts.configmap_namespace, self.opts.configmap_name
+            ),
+            ok,
+            message,
+        });
     }
 
     /// Replaces the ConfigMap view (None: it does not exist).
