@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use dynamic_toolset_core::{ServicePort, ServiceSnapshot, k8s_names, limits};
+use dynamic_toolset_core::{OwnerRef, ServicePort, ServiceSnapshot, k8s_names, limits};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -529,6 +529,13 @@ pub fn snapshot(
             .unwrap_or_else(|| "ClusterIP".to_string()),
         cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
         ports,
+        selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
+        owners: (svc.metadata.owner_references.iter().flatten())
+            .map(|o| OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            })
+            .collect(),
     };
     // What the apiserver would refuse, and more labels or annotations than we take.
     k8s_names::validate_service(&snapshot).map_err(|e| (e.field, e.message))?;

@@ -30,6 +30,7 @@ fn service(ns: &str, name: &str, ports: &[u16]) -> ServiceSnapshot {
                 app_protocol: None,
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -92,6 +93,7 @@ fn detections(
         }],
         trusted: false,
         gate: Vec::new(),
+        grouping: Default::default(),
     }
 }
 

@@ -128,6 +128,7 @@ fn svc() -> ServiceSnapshot {
             protocol: "TCP".into(),
             app_protocol: None,
         }],
+        ..Default::default()
     }
 }
 

@@ -269,6 +269,7 @@ impl DetectorSet {
             verdicts,
             trusted: false,
             gate: Vec::new(),
+            grouping: svc.grouping(),
         }
     }
 

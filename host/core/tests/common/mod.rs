@@ -113,5 +113,6 @@ pub fn sd(ns: &str, name: &str, verdicts: Vec<Verdict>) -> ServiceDetections {
         verdicts,
         trusted: false,
         gate: Vec::new(),
+        grouping: Default::default(),
     }
 }
