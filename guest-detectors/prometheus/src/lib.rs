@@ -13,12 +13,20 @@
 //! - any other Service labelled `app.kubernetes.io/name=prometheus` that exposes a web
 //!   port (`web`, `http-web`, `http` or 9090), at a lower rank.
 //!
-//! Instance keys: a chart-managed server uses `<namespace>/<release>`
-//! (`app.kubernetes.io/instance`, else `release`), falling back to the Service name
-//! without `-headless`. prometheus-operator Services cannot name their Helm release
-//! (`prometheus-operated` carries only `operated-prometheus=true`), so every Prometheus
-//! governed by the operator in a namespace — the kube-prometheus-stack Service and
-//! `prometheus-operated` alike — uses `<namespace>/prometheus-operated`.
+//! Instance keys: a chart-managed server (kube-prometheus-stack included) uses
+//! `<namespace>/<release>` (`app.kubernetes.io/instance`, else `release`), falling back
+//! to the Service name without `-headless`. prometheus-operator's governing Service
+//! cannot name its installation (`prometheus-operated` carries only
+//! `operated-prometheus=true`): it uses `<namespace>/prometheus-operated`, and the host
+//! folds it into the installation whose pods it selects (selector subset, see the host's
+//! selection).
+//!
+//! OpenShift cluster monitoring (`app.kubernetes.io/part-of=openshift-monitoring`, and
+//! the governing Services in the platform's `openshift-monitoring` /
+//! `openshift-user-workload-monitoring` namespaces) is declined: its Prometheus servers
+//! are queried through `thanos-querier` (the Thanos detector), the documented
+//! cluster-wide endpoint; the user-workload Prometheus serves only `/metrics` and
+//! `/federate`.
 //!
 //! Declined: exporters (node-exporter, blackbox, kube-state-metrics, pushgateway,
 //! `*-exporter`), prometheus-operator and its admission webhook, prometheus-adapter,
@@ -68,14 +76,30 @@ const DECLINED_APPS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Why OpenShift cluster monitoring's Prometheus Services are declined.
+const OPENSHIFT: &str = "OpenShift cluster monitoring Prometheus: queried through thanos-querier \
+                         (the cluster-wide endpoint); user-workload Prometheus serves only /metrics and /federate";
+
+/// The namespaces of OpenShift's cluster monitoring (reserved `openshift-` namespaces).
+const OPENSHIFT_NAMESPACES: &[&str] =
+    &["openshift-monitoring", "openshift-user-workload-monitoring"];
+
 impl Detector for Prometheus {
     fn metadata() -> DetectorInfo {
         metadata("prometheus", env!("CARGO_PKG_VERSION"), &["prometheus"])
     }
 
     fn detect(svc: &Service) -> Detection {
+        if svc.has_label("app.kubernetes.io/part-of", "openshift-monitoring")
+            && svc.app_name() == Some("prometheus")
+        {
+            return declined(OPENSHIFT);
+        }
         // prometheus-operator's governing Service.
         if svc.has_label("operated-prometheus", "true") {
+            if OPENSHIFT_NAMESPACES.contains(&svc.namespace.as_str()) {
+                return declined(OPENSHIFT);
+            }
             return fragment(svc, operator_instance(svc), rank::HEADLESS);
         }
         if svc.has_label("app.kubernetes.io/managed-by", "prometheus-operator") {
@@ -110,7 +134,7 @@ impl Detector for Prometheus {
                     }
                     fragment(
                         svc,
-                        operator_instance(svc),
+                        svc.chart_instance(),
                         rank::unless_headless(svc, rank::PRIMARY),
                     )
                 }
@@ -232,7 +256,7 @@ mod tests {
         .with_port(Some("http-web"), 9090);
         let f = one(Prometheus::detect(&svc));
         assert_eq!(f.toolset, "prometheus/metrics");
-        assert_eq!(f.instance, "monitoring/prometheus-operated");
+        assert_eq!(f.instance, "monitoring/kps");
         assert_eq!(f.rank, rank::PRIMARY);
         assert_eq!(
             f.endpoint,
@@ -354,6 +378,25 @@ mod tests {
         for svc in cases {
             assert!(
                 matches!(Prometheus::detect(&svc), Detection::Unrelated),
+                "{}",
+                svc.name
+            );
+        }
+    }
+
+    #[test]
+    fn openshift_cluster_monitoring_is_left_to_thanos_querier() {
+        let k8s = service("openshift-monitoring", "prometheus-k8s")
+            .with_label("app.kubernetes.io/name", "prometheus")
+            .with_label("app.kubernetes.io/part-of", "openshift-monitoring")
+            .with_port(Some("web"), 9091);
+        let operated = service("openshift-user-workload-monitoring", "prometheus-operated")
+            .with_label("operated-prometheus", "true")
+            .with_port(Some("web"), 9090)
+            .headless();
+        for svc in [k8s, operated] {
+            assert!(
+                matches!(Prometheus::detect(&svc), Detection::Declined(_)),
                 "{}",
                 svc.name
             );
