@@ -11,7 +11,10 @@
 //! - the prometheus-community `alertmanager` chart (`app.kubernetes.io/name=alertmanager`,
 //!   as a subchart of `prometheus` too) and its `-headless` twin; the old `prometheus`
 //!   chart's `app=prometheus,component=alertmanager`;
-//! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`).
+//! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`);
+//! - the multi-tenant Alertmanager of Cortex / Grafana Mimir ([`PREFIXED`]: component
+//!   `alertmanager` of `app.kubernetes.io/name` `cortex`, `mimir`, `grafana-mimir`), whose
+//!   API is under `/alertmanager` on port `http-metrics`/`http` 8080.
 //!
 //! Instance keys: chart Services (kube-prometheus-stack included) `<namespace>/<release>`
 //! (fallback: Service name without `-headless`). The governing `alertmanager-operated`
@@ -32,12 +35,39 @@ use detector_sdk::catalog::{ALERTMANAGER_TOOLSET as TOOLSET, KPS_APP_PREFIXES};
 const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
 const PORT_NUMBERS: &[u16] = &[9093, 80];
 
+/// Systems whose Alertmanager component serves the API under a prefix:
+/// (`app.kubernetes.io/name`, prefix).
+const PREFIXED: &[(&str, &str)] = &[
+    ("cortex", "/alertmanager"),
+    ("mimir", "/alertmanager"),
+    ("grafana-mimir", "/alertmanager"),
+];
+
 impl Detector for Alertmanager {
     fn metadata() -> DetectorInfo {
         metadata("alertmanager", env!("CARGO_PKG_VERSION"), &["alertmanager"])
     }
 
     fn detect(svc: &Service) -> Detection {
+        if let Some((_, prefix)) = PREFIXED
+            .iter()
+            .find(|(n, _)| svc.has_label("app.kubernetes.io/name", n))
+        {
+            if svc.component() != Some("alertmanager") {
+                return Detection::Unrelated;
+            }
+            let Some(port) = svc.pick_port(&["http-metrics", "http"], &[8080]) else {
+                return declined("Alertmanager Service without an HTTP port (gRPC/gossip only)");
+            };
+            return matched(
+                FragmentBuilder::new(svc, TOOLSET, "alertmanager")
+                    .instance(svc.chart_instance())
+                    .rank(rank::unless_headless(svc, rank::PRIMARY))
+                    .port_endpoint(port, prefix)
+                    .health("/ready", &[200])
+                    .build(),
+            );
+        }
         if svc.has_label("operated-alertmanager", "true") {
             return fragment(
                 svc,
@@ -187,5 +217,27 @@ mod tests {
             "https://alertmanager-main.openshift-monitoring.svc.cluster.local:9094"
         );
         assert_eq!(f.health.unwrap().scheme, Scheme::Https);
+    }
+
+    #[test]
+    fn cortex_alertmanager_under_its_prefix() {
+        let svc = service("cortex", "cortex-alertmanager")
+            .with_label("app.kubernetes.io/name", "cortex")
+            .with_label("app.kubernetes.io/instance", "cortex")
+            .with_label("app.kubernetes.io/component", "alertmanager")
+            .with_port(Some("http-metrics"), 8080);
+        let f = one(Alertmanager::detect(&svc));
+        assert_eq!(
+            f.endpoint,
+            "http://cortex-alertmanager.cortex.svc.cluster.local:8080/alertmanager"
+        );
+        let querier = service("cortex", "cortex-querier")
+            .with_label("app.kubernetes.io/name", "cortex")
+            .with_label("app.kubernetes.io/component", "querier")
+            .with_port(Some("http-metrics"), 8080);
+        assert!(matches!(
+            Alertmanager::detect(&querier),
+            Detection::Unrelated
+        ));
     }
 }
