@@ -3,7 +3,7 @@
 //! [`crate::manifest`]) and by the controller's Service watch.
 
 use dynamic_toolset_core::k8s_names::{self, FieldError};
-use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
+use dynamic_toolset_core::{OwnerRef, ServicePort, ServiceSnapshot};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -69,6 +69,14 @@ pub fn snapshot(svc: &Service, default_namespace: &str) -> Result<ServiceSnapsho
             .unwrap_or_else(|| "ClusterIP".to_string()),
         cluster_ip: spec.and_then(|s| s.cluster_ip.clone()),
         ports,
+        // For grouping the Services of one installation (selector subsets, owners).
+        selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
+        owners: (svc.metadata.owner_references.iter().flatten())
+            .map(|o| OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            })
+            .collect(),
     };
     k8s_names::validate_service(&snapshot)?;
     Ok(snapshot)

@@ -11,13 +11,17 @@
 //! - the prometheus-community `alertmanager` chart (`app.kubernetes.io/name=alertmanager`,
 //!   as a subchart of `prometheus` too) and its `-headless` twin; the old `prometheus`
 //!   chart's `app=prometheus,component=alertmanager`;
-//! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`).
+//! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`);
+//! - the multi-tenant Alertmanager of Cortex / Grafana Mimir ([`PREFIXED`]: component
+//!   `alertmanager` of `app.kubernetes.io/name` `cortex`, `mimir`, `grafana-mimir`), whose
+//!   API is under `/alertmanager` on port `http-metrics`/`http` 8080.
 //!
-//! Instance keys: chart Services `<namespace>/<release>` (fallback: Service name without
-//! `-headless`). Operator-governed Alertmanagers cannot name their release
-//! (`alertmanager-operated` only carries `operated-alertmanager=true`), so the
-//! kube-prometheus-stack Service and `alertmanager-operated` both use
-//! `<namespace>/alertmanager-operated`.
+//! Instance keys: chart Services (kube-prometheus-stack included) `<namespace>/<release>`
+//! (fallback: Service name without `-headless`). The governing `alertmanager-operated`
+//! cannot name its installation (it only carries `operated-alertmanager=true`): it uses
+//! `<namespace>/alertmanager-operated`, and the host folds it into the installation whose
+//! pods it selects. On OpenShift the ports are TLS proxies (serving-certificate
+//! annotation): the endpoint is https.
 //!
 //! Health: `GET /-/ready` → 200. Config: `{}` (the host builds the toolset from the endpoint).
 //! Declined: Kubecost's bundled Alertmanager. Environment variables referenced: none.
@@ -31,12 +35,39 @@ use detector_sdk::catalog::{ALERTMANAGER_TOOLSET as TOOLSET, KPS_APP_PREFIXES};
 const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
 const PORT_NUMBERS: &[u16] = &[9093, 80];
 
+/// Systems whose Alertmanager component serves the API under a prefix:
+/// (`app.kubernetes.io/name`, prefix).
+const PREFIXED: &[(&str, &str)] = &[
+    ("cortex", "/alertmanager"),
+    ("mimir", "/alertmanager"),
+    ("grafana-mimir", "/alertmanager"),
+];
+
 impl Detector for Alertmanager {
     fn metadata() -> DetectorInfo {
         metadata("alertmanager", env!("CARGO_PKG_VERSION"), &["alertmanager"])
     }
 
     fn detect(svc: &Service) -> Detection {
+        if let Some((_, prefix)) = PREFIXED
+            .iter()
+            .find(|(n, _)| svc.has_label("app.kubernetes.io/name", n))
+        {
+            if svc.component() != Some("alertmanager") {
+                return Detection::Unrelated;
+            }
+            let Some(port) = svc.pick_port(&["http-metrics", "http"], &[8080]) else {
+                return declined("Alertmanager Service without an HTTP port (gRPC/gossip only)");
+            };
+            return matched(
+                FragmentBuilder::new(svc, TOOLSET, "alertmanager")
+                    .instance(svc.chart_instance())
+                    .rank(rank::unless_headless(svc, rank::PRIMARY))
+                    .port_endpoint(port, prefix)
+                    .health("/ready", &[200])
+                    .build(),
+            );
+        }
         if svc.has_label("operated-alertmanager", "true") {
             return fragment(
                 svc,
@@ -54,7 +85,7 @@ impl Detector for Alertmanager {
             if kps {
                 return fragment(
                     svc,
-                    svc.instance_key("alertmanager-operated"),
+                    svc.chart_instance(),
                     rank::unless_headless(svc, rank::PRIMARY),
                 );
             }
@@ -95,7 +126,7 @@ mod tests {
     use detector_sdk::service::build::{ServiceBuild, one, service};
 
     #[test]
-    fn kube_prometheus_stack_and_operated_share_an_instance() {
+    fn kube_prometheus_stack_named_after_release_operated_lower_ranked() {
         let svc = service("monitoring", "kps-kube-prometheus-stack-alertmanager")
             .with_label("app", "kube-prometheus-stack-alertmanager")
             .with_label("release", "kps")
@@ -103,7 +134,7 @@ mod tests {
             .with_port(Some("reloader-web"), 8080);
         let f = one(Alertmanager::detect(&svc));
         assert_eq!(f.toolset, "alertmanager/alerts");
-        assert_eq!(f.instance, "monitoring/alertmanager-operated");
+        assert_eq!(f.instance, "monitoring/kps");
         assert_eq!(
             f.endpoint,
             "http://kps-kube-prometheus-stack-alertmanager.monitoring.svc.cluster.local:9093"
@@ -119,7 +150,8 @@ mod tests {
             .with_port_full(Some("udp-mesh"), 9094, Some("9094"), "UDP")
             .headless();
         let o = one(Alertmanager::detect(&op));
-        assert_eq!(o.instance, f.instance);
+        // The host folds the governing Service into the installation (selector subset).
+        assert_eq!(o.instance, "monitoring/alertmanager-operated");
         assert!(o.rank < f.rank);
     }
 
@@ -166,5 +198,46 @@ mod tests {
             .with_label("app.kubernetes.io/instance", "kubecost")
             .with_port(Some("http"), 9093);
         assert!(matches!(Alertmanager::detect(&kc), Detection::Declined(_)));
+    }
+
+    #[test]
+    fn openshift_tls_proxy_is_https() {
+        let svc = service("openshift-monitoring", "alertmanager-main")
+            .with_label("app.kubernetes.io/name", "alertmanager")
+            .with_label("app.kubernetes.io/instance", "main")
+            .with_annotation(
+                "service.beta.openshift.io/serving-cert-secret-name",
+                "alertmanager-main-tls",
+            )
+            .with_port(Some("web"), 9094)
+            .with_port(Some("tenancy"), 9092);
+        let f = one(Alertmanager::detect(&svc));
+        assert_eq!(
+            f.endpoint,
+            "https://alertmanager-main.openshift-monitoring.svc.cluster.local:9094"
+        );
+        assert_eq!(f.health.unwrap().scheme, Scheme::Https);
+    }
+
+    #[test]
+    fn cortex_alertmanager_under_its_prefix() {
+        let svc = service("cortex", "cortex-alertmanager")
+            .with_label("app.kubernetes.io/name", "cortex")
+            .with_label("app.kubernetes.io/instance", "cortex")
+            .with_label("app.kubernetes.io/component", "alertmanager")
+            .with_port(Some("http-metrics"), 8080);
+        let f = one(Alertmanager::detect(&svc));
+        assert_eq!(
+            f.endpoint,
+            "http://cortex-alertmanager.cortex.svc.cluster.local:8080/alertmanager"
+        );
+        let querier = service("cortex", "cortex-querier")
+            .with_label("app.kubernetes.io/name", "cortex")
+            .with_label("app.kubernetes.io/component", "querier")
+            .with_port(Some("http-metrics"), 8080);
+        assert!(matches!(
+            Alertmanager::detect(&querier),
+            Detection::Unrelated
+        ));
     }
 }

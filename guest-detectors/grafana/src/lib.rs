@@ -3,6 +3,10 @@
 //! Recognised: the `grafana` Helm chart (also as a subchart of kube-prometheus-stack,
 //! loki-stack, victoria-metrics-k8s-stack): `app.kubernetes.io/name=grafana` (old charts:
 //! `app=grafana`), port `service`/`http`/`http-web`/`grafana` or 80/3000.
+//! grafana-operator's Service of a `Grafana` resource (`<name>-service`): labels carry only
+//! `app.kubernetes.io/managed-by=grafana-operator`, the port is named `grafana` (3000);
+//! instance `<namespace>/<resource name>`. Its headless `-alerting` Service (unified
+//! alerting gossip) is declined.
 //! Rank [`rank::PRIMARY`]; headless twin [`rank::HEADLESS`]. Instance key
 //! `<namespace>/<release>`, fallback the Service name without `-headless`.
 //!
@@ -32,6 +36,9 @@ impl Detector for Grafana {
     }
 
     fn detect(svc: &Service) -> Detection {
+        if svc.has_label("app.kubernetes.io/managed-by", "grafana-operator") {
+            return operator_service(svc);
+        }
         let Some(app) = svc.first_label(&["app.kubernetes.io/name", "app"]) else {
             return Detection::Unrelated;
         };
@@ -65,13 +72,33 @@ impl Detector for Grafana {
     }
 }
 
+/// A Service grafana-operator made for a `Grafana` resource.
+fn operator_service(svc: &Service) -> Detection {
+    if svc.pick_port(&["grafana-alert"], &[]).is_some() {
+        return declined("grafana-operator's alerting gossip Service (not an API)");
+    }
+    let Some(port) = svc.pick_port(&["grafana"], &[]) else {
+        return Detection::Unrelated;
+    };
+    matched(
+        catalog::with_grafana(
+            FragmentBuilder::new(svc, GRAFANA_TOOLSET, "grafana")
+                .instance(svc.instance_key(svc.name_base(&["-service"])))
+                .rank(rank::unless_headless(svc, rank::PRIMARY))
+                .port_endpoint(port, "")
+                .health("/api/health", &[200]),
+        )
+        .build(),
+    )
+}
+
 detector_sdk::export_detector!(Grafana);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use detector_sdk::service::build::{ServiceBuild, service};
+    use detector_sdk::service::build::{ServiceBuild, one, service};
 
     #[test]
     fn chart_service() {
@@ -109,5 +136,26 @@ mod tests {
         }
         let by_name = service("monitoring", "grafana").with_port(Some("http"), 3000);
         assert!(matches!(Grafana::detect(&by_name), Detection::Unrelated));
+    }
+
+    #[test]
+    fn grafana_operator_service_and_alerting() {
+        let op = |name: &str| {
+            service("grafana", name)
+                .with_label("app.kubernetes.io/managed-by", "grafana-operator")
+                .with_label("dashboards", "grafana")
+        };
+        let f = one(Grafana::detect(
+            &op("grafana-service").with_port(Some("grafana"), 3000),
+        ));
+        assert_eq!(
+            f.endpoint,
+            "http://grafana-service.grafana.svc.cluster.local:3000"
+        );
+        assert_eq!(f.instance, "grafana/grafana");
+        let alerting = op("grafana-alerting")
+            .with_port(Some("grafana-alert"), 9094)
+            .headless();
+        assert!(matches!(Grafana::detect(&alerting), Detection::Declined(_)));
     }
 }

@@ -21,7 +21,12 @@ use detector_sdk::prelude::*;
 /// The Jaeger detector.
 pub struct Jaeger;
 
-const PORT_NAMES: &[&str] = &["http-query", "query", "http"];
+const PORT_NAMES: &[&str] = &["http-query", "https-query", "query", "http"];
+
+/// Thin `app=jaeger` query Services (no component label), known by their query ports:
+/// (Service name, port, base path). Istio's Jaeger addon (`samples/addons/jaeger.yaml`)
+/// publishes `tracing` on port 80 and runs the query service with base path `/jaeger`.
+const THIN_QUERY: &[(&str, u16, &str)] = &[("tracing", 80, "/jaeger")];
 const PORT_NUMBERS: &[u16] = &[16686, 80];
 
 impl Detector for Jaeger {
@@ -49,7 +54,7 @@ impl Detector for Jaeger {
             }
             Some("hotrod") => return declined("HotROD demo application"),
             Some(c) => return declined(format!("Jaeger {c} (not the query service)")),
-            None => return Detection::Unrelated,
+            None => return thin(svc),
         }
         let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
             return declined(
@@ -63,6 +68,27 @@ impl Detector for Jaeger {
             .health("/", &[200]);
         matched(b.build())
     }
+}
+
+/// `app=jaeger` without a component: a query Service only when it has both query ports
+/// (`http-query` and `grpc-query`); base path from [`THIN_QUERY`].
+fn thin(svc: &Service) -> Detection {
+    let (Some(port), Some(_)) = (
+        svc.pick_port(&["http-query"], &[]),
+        svc.pick_port(&["grpc-query"], &[]),
+    ) else {
+        return Detection::Unrelated;
+    };
+    let path = THIN_QUERY
+        .iter()
+        .find(|(name, number, _)| svc.name == *name && port.port == *number)
+        .map_or("", |(_, _, path)| *path);
+    let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
+        .instance(svc.release_instance(svc.name_base(&["-query", "-headless"])))
+        .rank(rank::unless_headless(svc, rank::GENERIC))
+        .port_endpoint(port, path)
+        .health(&format!("{path}/"), &[200]);
+    matched(b.build())
 }
 
 detector_sdk::export_detector!(Jaeger);
@@ -123,5 +149,45 @@ mod tests {
         assert!(matches!(Jaeger::detect(&op), Detection::Declined(_)));
         let by_name = service("tracing", "jaeger-query").with_port(Some("query"), 16686);
         assert!(matches!(Jaeger::detect(&by_name), Detection::Unrelated));
+    }
+
+    #[test]
+    fn thin_istio_addon_under_base_path_and_openshift_oauth_proxy() {
+        let tracing = service("istio-system", "tracing")
+            .with_label("app", "jaeger")
+            .with_port(Some("http-query"), 80)
+            .with_port(Some("grpc-query"), 16685);
+        let f = one(Jaeger::detect(&tracing));
+        assert_eq!(
+            f.endpoint,
+            "http://tracing.istio-system.svc.cluster.local:80/jaeger"
+        );
+        assert_eq!(f.rank, rank::GENERIC);
+        // The collector and the Zipkin port of the same pod are not the query API.
+        let collector = service("istio-system", "jaeger-collector")
+            .with_label("app", "jaeger")
+            .with_port(Some("jaeger-collector-http"), 14268)
+            .with_port(Some("http-zipkin"), 9411);
+        assert!(matches!(Jaeger::detect(&collector), Detection::Unrelated));
+        let zipkin = service("istio-system", "zipkin")
+            .with_label("name", "zipkin")
+            .with_port(Some("http-query"), 9411);
+        assert!(matches!(Jaeger::detect(&zipkin), Detection::Unrelated));
+
+        let query = service("observability", "simplest-query")
+            .with_label("app", "jaeger")
+            .with_label("app.kubernetes.io/instance", "simplest")
+            .with_label("app.kubernetes.io/component", "service-query")
+            .with_annotation(
+                "service.alpha.openshift.io/serving-cert-secret-name",
+                "simplest-ui-oauth-proxy-tls",
+            )
+            .with_port(Some("https-query"), 443)
+            .with_port(Some("grpc-query"), 16685);
+        let f = one(Jaeger::detect(&query));
+        assert_eq!(
+            f.endpoint,
+            "https://simplest-query.observability.svc.cluster.local:443"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Loki detector: `grafana/loki` (direct to Loki, `api_url`).
 //!
 //! Recognised by `app.kubernetes.io/name` `loki` (grafana/loki chart 3.x-6.x: single
-//! binary, simple scalable, distributed) or `loki-distributed` (legacy chart), the
+//! binary, simple scalable, distributed), `loki-distributed` (legacy chart) or
+//! `grafana-loki` (Bitnami's microservices chart, nginx gateway on port `http` 80), the
 //! component in `app.kubernetes.io/component`; and the legacy `loki` 2.x chart (used by
 //! loki-stack) labelled `app=loki` + `release`.
 //!
@@ -41,7 +42,7 @@ impl Detector for Loki {
 
     fn detect(svc: &Service) -> Detection {
         match svc.label("app.kubernetes.io/name") {
-            Some("loki" | "loki-distributed") => {}
+            Some("loki" | "loki-distributed" | "grafana-loki") => {}
             Some("promtail") => return declined("promtail (a log collector)"),
             Some("loki-canary") => return declined("Loki canary (a test client)"),
             Some(_) => return Detection::Unrelated,
@@ -200,5 +201,32 @@ mod tests {
         }
         let by_name = service("loki", "loki").with_port(Some("http-metrics"), 3100);
         assert!(matches!(Loki::detect(&by_name), Detection::Unrelated));
+    }
+
+    #[test]
+    fn bitnami_grafana_loki_gateway() {
+        let gw = chart_service(
+            "loki",
+            "loki-grafana-loki-gateway",
+            "grafana-loki",
+            "loki",
+            Some("gateway"),
+        )
+        .with_port(Some("http"), 80);
+        let f = one(Loki::detect(&gw));
+        assert_eq!(
+            f.endpoint,
+            "http://loki-grafana-loki-gateway.loki.svc.cluster.local:80"
+        );
+        assert_eq!((f.instance.as_str(), f.rank), ("loki/loki", rank::GATEWAY));
+        let ing = chart_service(
+            "loki",
+            "loki-grafana-loki-ingester",
+            "grafana-loki",
+            "loki",
+            Some("ingester"),
+        )
+        .with_port(Some("http"), 3100);
+        assert!(matches!(Loki::detect(&ing), Detection::Declined(_)));
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! Recognised: the `opensearch` chart (`app.kubernetes.io/name=opensearch`, component
 //! `<cluster>-<nodeGroup>`, port `http` 9200; `-headless` twin [`rank::HEADLESS`]) and
-//! opensearch-k8s-operator clusters (`opster.io/opensearch-cluster=<name>`). Rank
-//! [`rank::PRIMARY`]. Instance `<namespace>/<release>` (operator: the cluster name).
-//! The chart enables the security plugin with demo (self-signed) certificates by default,
-//! so https is used unless the port is named plainly `http` on an operator Service.
+//! opensearch-k8s-operator clusters (`opster.io/opensearch-cluster=<name>`, newer
+//! operators `opensearch.org/opensearch-cluster=<name>`; node-pool headless Services
+//! [`rank::HEADLESS`]). Rank [`rank::PRIMARY`]. Instance `<namespace>/<release>`
+//! (operator: the cluster name). The chart enables the security plugin with demo
+//! (self-signed) certificates by default, so https is used; on an operator Service the
+//! port's `appProtocol` (`http` when the security plugin is off) decides.
 //!
 //! Config: `api_url`, `verify_ssl: false`. The host adds `username: admin`,
 //! `password: "{{ env.OPENSEARCH_PASSWORD }}"` over https for namespaces the admin trusts
@@ -26,6 +28,12 @@ use detector_sdk::prelude::*;
 /// The OpenSearch detector.
 pub struct OpenSearch;
 
+/// Labels opensearch-k8s-operator puts on a cluster's Services (old and new API group).
+const OPERATOR_CLUSTER_LABELS: [&str; 2] = [
+    "opster.io/opensearch-cluster",
+    "opensearch.org/opensearch-cluster",
+];
+
 impl Detector for OpenSearch {
     fn metadata() -> DetectorInfo {
         metadata("opensearch", env!("CARGO_PKG_VERSION"), &["opensearch"])
@@ -34,7 +42,7 @@ impl Detector for OpenSearch {
     fn detect(svc: &Service) -> Detection {
         let instance = match (
             svc.label("app.kubernetes.io/name"),
-            svc.label("opster.io/opensearch-cluster"),
+            svc.first_label(&OPERATOR_CLUSTER_LABELS),
         ) {
             (Some("opensearch-dashboards"), _) => return declined("OpenSearch Dashboards (a UI)"),
             (Some("opensearch-operator" | "opensearch-k8s-operator"), _) => {
@@ -58,15 +66,20 @@ impl Detector for OpenSearch {
             );
         };
         let rank = rank::unless_headless(svc, rank::PRIMARY);
+        let operator = svc.label("app.kubernetes.io/name") != Some("opensearch");
+        let scheme = match port.app_protocol.as_deref() {
+            Some(p) if operator && p.eq_ignore_ascii_case("http") => Scheme::Http,
+            _ => Scheme::Https,
+        };
         let fragments = search_engine_fragments(
             |toolset| {
                 FragmentBuilder::new(svc, toolset, "opensearch")
                     .instance(instance.clone())
                     .rank(rank)
-                    .endpoint(Scheme::Https, port.port, "")
+                    .endpoint(scheme, port.port, "")
                     .health("/_cluster/health", &[200, 401])
             },
-            true,
+            scheme == Scheme::Https,
         );
         Detection::Matched(fragments)
     }
@@ -125,5 +138,33 @@ mod tests {
         assert!(matches!(OpenSearch::detect(&d), Detection::Declined(_)));
         let by_name = service("search", "opensearch").with_port(Some("http"), 9200);
         assert!(matches!(OpenSearch::detect(&by_name), Detection::Unrelated));
+    }
+
+    #[test]
+    fn operator_cluster_new_label_app_protocol_decides_scheme() {
+        let mut svc = service("opensearch", "opensearch")
+            .with_label("opensearch.org/opensearch-cluster", "opensearch-sample")
+            .with_port(Some("http"), 9200)
+            .with_port(Some("transport"), 9300);
+        let Detection::Matched(f) = OpenSearch::detect(&svc) else {
+            panic!()
+        };
+        // No appProtocol: the security plugin's default, https.
+        assert!(f[0].endpoint.starts_with("https://"));
+        assert_eq!(f[0].instance, "opensearch/opensearch-sample");
+        svc.ports[0].app_protocol = Some("http".into());
+        let Detection::Matched(f) = OpenSearch::detect(&svc) else {
+            panic!()
+        };
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            f[0].endpoint,
+            "http://opensearch.opensearch.svc.cluster.local:9200"
+        );
+        let c: Value = from_str(&f[0].config).expect("json");
+        assert_eq!(
+            c,
+            json!({"api_url": "http://opensearch.opensearch.svc.cluster.local:9200"})
+        );
     }
 }

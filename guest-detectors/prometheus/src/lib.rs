@@ -13,12 +13,31 @@
 //! - any other Service labelled `app.kubernetes.io/name=prometheus` that exposes a web
 //!   port (`web`, `http-web`, `http` or 9090), at a lower rank.
 //!
-//! Instance keys: a chart-managed server uses `<namespace>/<release>`
-//! (`app.kubernetes.io/instance`, else `release`), falling back to the Service name
-//! without `-headless`. prometheus-operator Services cannot name their Helm release
-//! (`prometheus-operated` carries only `operated-prometheus=true`), so every Prometheus
-//! governed by the operator in a namespace — the kube-prometheus-stack Service and
-//! `prometheus-operated` alike — uses `<namespace>/prometheus-operated`.
+//! Instance keys: a chart-managed server (kube-prometheus-stack included) uses
+//! `<namespace>/<release>` (`app.kubernetes.io/instance`, else `release`), falling back
+//! to the Service name without `-headless`. prometheus-operator's governing Service
+//! cannot name its installation (`prometheus-operated` carries only
+//! `operated-prometheus=true`): it uses `<namespace>/prometheus-operated`, and the host
+//! folds it into the installation whose pods it selects (selector subset, see the host's
+//! selection).
+//!
+//! OpenShift cluster monitoring (`app.kubernetes.io/part-of=openshift-monitoring`, and
+//! the governing Services in the platform's `openshift-monitoring` /
+//! `openshift-user-workload-monitoring` namespaces) is declined: its Prometheus servers
+//! are queried through `thanos-querier` (the Thanos detector), the documented
+//! cluster-wide endpoint; the user-workload Prometheus serves only `/metrics` and
+//! `/federate`.
+//!
+//! Grafana Mimir and Cortex serve the Prometheus API under `/prometheus` (backend
+//! `prometheus`: they speak its API): by `app.kubernetes.io/name` ([`MIMIR_NAMES`]:
+//! grafana `mimir-distributed`, Bitnami `grafana-mimir`, the `cortex` chart) and the
+//! component ([`MIMIR_COMPONENTS`]): the gateway (nginx) [`rank::GATEWAY`] >
+//! query-frontend [`rank::FRONTEND`] > querier [`rank::SECONDARY`], instance
+//! `<namespace>/<release>`; the write and storage path (distributor, ingester,
+//! store-gateway, compactor, ...) is declined. Mimir's jsonnet Services carry only
+//! `name=<component>`: the query-frontend is recognised by `name=query-frontend` with its
+//! `query-frontend-http-metrics` port on 8080 (Loki's and Tempo's jsonnet use 3100/3200),
+//! instance `<namespace>/mimir`.
 //!
 //! Declined: exporters (node-exporter, blackbox, kube-state-metrics, pushgateway,
 //! `*-exporter`), prometheus-operator and its admission webhook, prometheus-adapter,
@@ -68,14 +87,60 @@ const DECLINED_APPS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Why OpenShift cluster monitoring's Prometheus Services are declined.
+const OPENSHIFT: &str = "OpenShift cluster monitoring Prometheus: queried through thanos-querier \
+                         (the cluster-wide endpoint); user-workload Prometheus serves only /metrics and /federate";
+
+/// The namespaces of OpenShift's cluster monitoring (reserved `openshift-` namespaces).
+const OPENSHIFT_NAMESPACES: &[&str] =
+    &["openshift-monitoring", "openshift-user-workload-monitoring"];
+
+/// `app.kubernetes.io/name` of Grafana Mimir / Cortex chart Services.
+const MIMIR_NAMES: &[&str] = &["mimir", "grafana-mimir", "cortex"];
+
+/// Mimir / Cortex components: (component, rank, health path) for the query path; `None`
+/// for components that are not (write path, storage, caches, rules, Alertmanager, which
+/// is the Alertmanager detector's business).
+const MIMIR_COMPONENTS: &[(&str, Option<(u32, &str)>)] = &[
+    ("gateway", Some((rank::GATEWAY, "/"))),
+    ("nginx", Some((rank::GATEWAY, "/"))),
+    ("query-frontend", Some((rank::FRONTEND, "/ready"))),
+    ("querier", Some((rank::SECONDARY, "/ready"))),
+    ("distributor", None),
+    ("ingester", None),
+    ("store-gateway", None),
+    ("compactor", None),
+    ("ruler", None),
+    ("query-scheduler", None),
+    ("overrides-exporter", None),
+    ("table-manager", None),
+    ("purger", None),
+];
+
+/// The Prometheus API prefix of Mimir and Cortex (`-http.prometheus-http-prefix`).
+const MIMIR_PREFIX: &str = "/prometheus";
+const MIMIR_PORT_NAMES: &[&str] = &["http-metrics", "http", "query-frontend-http-metrics"];
+const MIMIR_PORT_NUMBERS: &[u16] = &[8080, 80];
+
 impl Detector for Prometheus {
     fn metadata() -> DetectorInfo {
         metadata("prometheus", env!("CARGO_PKG_VERSION"), &["prometheus"])
     }
 
     fn detect(svc: &Service) -> Detection {
+        if let Some(d) = mimir(svc) {
+            return d;
+        }
+        if svc.has_label("app.kubernetes.io/part-of", "openshift-monitoring")
+            && svc.app_name() == Some("prometheus")
+        {
+            return declined(OPENSHIFT);
+        }
         // prometheus-operator's governing Service.
         if svc.has_label("operated-prometheus", "true") {
+            if OPENSHIFT_NAMESPACES.contains(&svc.namespace.as_str()) {
+                return declined(OPENSHIFT);
+            }
             return fragment(svc, operator_instance(svc), rank::HEADLESS);
         }
         if svc.has_label("app.kubernetes.io/managed-by", "prometheus-operator") {
@@ -110,7 +175,7 @@ impl Detector for Prometheus {
                     }
                     fragment(
                         svc,
-                        operator_instance(svc),
+                        svc.chart_instance(),
                         rank::unless_headless(svc, rank::PRIMARY),
                     )
                 }
@@ -178,6 +243,49 @@ impl Detector for Prometheus {
     }
 }
 
+/// Grafana Mimir / Cortex, or `None` when the Service is not one of theirs.
+fn mimir(svc: &Service) -> Option<Detection> {
+    let name = svc.label("app.kubernetes.io/name");
+    let (component, instance) = if name.is_some_and(|n| MIMIR_NAMES.contains(&n)) {
+        let component = svc.component().unwrap_or("");
+        (component, svc.chart_instance())
+    } else if svc.has_label("name", "query-frontend")
+        && svc
+            .ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some("query-frontend-http-metrics") && p.port == 8080)
+    {
+        ("query-frontend", svc.instance_key("mimir"))
+    } else {
+        return None;
+    };
+    let system = name.unwrap_or("mimir");
+    let Some((_, role)) = MIMIR_COMPONENTS.iter().find(|(c, _)| *c == component) else {
+        return Some(declined(format!(
+            "{system} {component} (not the query path)"
+        )));
+    };
+    let Some((rank, health)) = role else {
+        return Some(declined(format!(
+            "{system} {component} (not the query path)"
+        )));
+    };
+    let Some(port) = svc.pick_port(MIMIR_PORT_NAMES, MIMIR_PORT_NUMBERS) else {
+        return Some(declined(format!(
+            "{system} {component} without an HTTP port (gRPC only)"
+        )));
+    };
+    Some(matched(
+        FragmentBuilder::new(svc, PROMETHEUS.toolset, "prometheus")
+            .instance(instance)
+            .rank(rank::unless_headless(svc, *rank))
+            .port_endpoint(port, MIMIR_PREFIX)
+            .health(health, &[200])
+            .config_url(PROMETHEUS.key)
+            .build(),
+    ))
+}
+
 fn kubecost() -> Detection {
     declined("Kubecost's bundled Prometheus (release kubecost); HolmesGPT excludes it as well")
 }
@@ -232,7 +340,7 @@ mod tests {
         .with_port(Some("http-web"), 9090);
         let f = one(Prometheus::detect(&svc));
         assert_eq!(f.toolset, "prometheus/metrics");
-        assert_eq!(f.instance, "monitoring/prometheus-operated");
+        assert_eq!(f.instance, "monitoring/kps");
         assert_eq!(f.rank, rank::PRIMARY);
         assert_eq!(
             f.endpoint,
@@ -358,5 +466,96 @@ mod tests {
                 svc.name
             );
         }
+    }
+
+    #[test]
+    fn openshift_cluster_monitoring_is_left_to_thanos_querier() {
+        let k8s = service("openshift-monitoring", "prometheus-k8s")
+            .with_label("app.kubernetes.io/name", "prometheus")
+            .with_label("app.kubernetes.io/part-of", "openshift-monitoring")
+            .with_port(Some("web"), 9091);
+        let operated = service("openshift-user-workload-monitoring", "prometheus-operated")
+            .with_label("operated-prometheus", "true")
+            .with_port(Some("web"), 9090)
+            .headless();
+        for svc in [k8s, operated] {
+            assert!(
+                matches!(Prometheus::detect(&svc), Detection::Declined(_)),
+                "{}",
+                svc.name
+            );
+        }
+    }
+
+    #[test]
+    fn mimir_and_cortex_query_path_under_prometheus_prefix() {
+        let c = |name: &str, app: &str, component: &str| {
+            service("mimir", name)
+                .with_label("app.kubernetes.io/name", app)
+                .with_label("app.kubernetes.io/instance", "mimir")
+                .with_label("app.kubernetes.io/component", component)
+        };
+        let gw = one(Prometheus::detect(
+            &c("mimir-grafana-mimir-gateway", "grafana-mimir", "gateway")
+                .with_port(Some("http"), 80),
+        ));
+        assert_eq!(
+            gw.endpoint,
+            "http://mimir-grafana-mimir-gateway.mimir.svc.cluster.local:80/prometheus"
+        );
+        assert_eq!(
+            (gw.instance.as_str(), gw.rank),
+            ("mimir/mimir", rank::GATEWAY)
+        );
+        let qf = one(Prometheus::detect(
+            &c("cortex-query-frontend", "cortex", "query-frontend")
+                .with_port(Some("http-metrics"), 8080)
+                .with_port(Some("grpc"), 9095),
+        ));
+        assert!(qf.endpoint.ends_with(":8080/prometheus"));
+        assert_eq!(qf.rank, rank::FRONTEND);
+        for comp in [
+            "distributor",
+            "ingester",
+            "store-gateway",
+            "compactor",
+            "ruler",
+        ] {
+            assert!(
+                matches!(
+                    Prometheus::detect(
+                        &c("x", "mimir", comp).with_port(Some("http-metrics"), 8080)
+                    ),
+                    Detection::Declined(_)
+                ),
+                "{comp}"
+            );
+        }
+    }
+
+    #[test]
+    fn mimir_jsonnet_query_frontend_by_name_label_and_port() {
+        let qf = service("default", "query-frontend")
+            .with_label("name", "query-frontend")
+            .with_port(Some("query-frontend-http-metrics"), 8080)
+            .with_port(Some("query-frontend-grpc"), 9095);
+        let f = one(Prometheus::detect(&qf));
+        assert_eq!(
+            f.endpoint,
+            "http://query-frontend.default.svc.cluster.local:8080/prometheus"
+        );
+        assert_eq!(f.instance, "default/mimir");
+        // Loki's jsonnet query-frontend (3100) is not Mimir.
+        let loki = service("default", "query-frontend")
+            .with_label("name", "query-frontend")
+            .with_port(Some("query-frontend-http-metrics"), 3100);
+        assert!(matches!(Prometheus::detect(&loki), Detection::Unrelated));
+        let ingester = service("default", "ingester")
+            .with_label("name", "ingester")
+            .with_port(Some("ingester-http-metrics"), 8080);
+        assert!(matches!(
+            Prometheus::detect(&ingester),
+            Detection::Unrelated
+        ));
     }
 }

@@ -64,9 +64,11 @@ impl<'a> FragmentBuilder<'a> {
     }
 
     /// Sets the endpoint URL on a Service port, with the scheme that port speaks
-    /// ([`ServiceExt::port_scheme`], default http) and base path `path`.
+    /// ([`ServiceExt::scheme_of`]: https on a Service with an OpenShift serving
+    /// certificate, else from the port, default http) and base path `path`.
     pub fn port_endpoint(self, port: &ServicePort, path: &str) -> Self {
-        self.endpoint(Service::port_scheme(port, Scheme::Http), port.port, path)
+        let scheme = self.svc.scheme_of(port, Scheme::Http);
+        self.endpoint(scheme, port.port, path)
     }
 
     /// Sets the endpoint to a full URL given by an administrator (already validated);

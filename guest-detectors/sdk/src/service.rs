@@ -70,6 +70,28 @@ pub trait ServiceExt {
     /// True when the Service name, split on `-`, contains `word` as one token.
     /// Names are only a last signal: use labels first.
     fn name_has_word(&self, word: &str) -> bool;
+    /// True when the Service asks OpenShift's service CA for a serving certificate
+    /// ([`SERVING_CERT_ANNOTATIONS`]): its ports then speak TLS (kube-rbac-proxy, OAuth
+    /// proxy), whatever their names say, except ports named `http`/`http-*`.
+    fn serving_cert(&self) -> bool {
+        SERVING_CERT_ANNOTATIONS
+            .iter()
+            .any(|a| self.annotation(a).is_some_and(|v| !v.is_empty()))
+    }
+    /// The scheme of a port of this Service: [`ServiceExt::port_scheme`] with default
+    /// https when the Service has a serving certificate ([`ServiceExt::serving_cert`]),
+    /// else `default`.
+    fn scheme_of(&self, port: &ServicePort, default: Scheme) -> Scheme
+    where
+        Self: Sized,
+    {
+        let default = if self.serving_cert() {
+            Scheme::Https
+        } else {
+            default
+        };
+        Self::port_scheme(port, default)
+    }
     /// The scheme a port speaks, from `appProtocol` or its name (`https`, `https-*`,
     /// `*-https`, `tls`); else `default`.
     fn port_scheme(port: &ServicePort, default: Scheme) -> Scheme
@@ -101,6 +123,13 @@ pub trait ServiceExt {
         default
     }
 }
+
+/// Annotations with which OpenShift's service CA issues a serving certificate for the
+/// Service's DNS name (the pods behind it then serve TLS).
+pub const SERVING_CERT_ANNOTATIONS: &[&str] = &[
+    "service.beta.openshift.io/serving-cert-secret-name",
+    "service.alpha.openshift.io/serving-cert-secret-name",
+];
 
 fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     match pairs.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
@@ -285,5 +314,29 @@ pub mod build {
             self.headless = true;
             self
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::build::{ServiceBuild, service};
+    use super::*;
+
+    #[test]
+    fn serving_certificate_makes_web_ports_https_but_not_http_ones() {
+        let plain = service("m", "am").with_port(Some("web"), 9094);
+        assert!(!plain.serving_cert());
+        assert_eq!(plain.scheme_of(&plain.ports[0], Scheme::Http), Scheme::Http);
+        let tls = plain
+            .clone()
+            .with_annotation(
+                "service.beta.openshift.io/serving-cert-secret-name",
+                "am-tls",
+            )
+            .with_port(Some("http"), 8080);
+        assert!(tls.serving_cert());
+        assert_eq!(tls.scheme_of(&tls.ports[0], Scheme::Http), Scheme::Https);
+        assert_eq!(tls.scheme_of(&tls.ports[1], Scheme::Http), Scheme::Http);
     }
 }

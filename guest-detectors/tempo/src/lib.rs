@@ -1,7 +1,10 @@
 //! Tempo detector: `grafana/tempo` (direct to Tempo, `api_url`).
 //!
-//! Recognised by `app.kubernetes.io/name=tempo` (grafana `tempo` and `tempo-distributed`
-//! charts); the component comes from `app.kubernetes.io/component`. The single-binary
+//! Recognised by `app.kubernetes.io/name` (table [`NAMES`]): `tempo` (grafana `tempo`
+//! and `tempo-distributed` charts, tempo-operator's TempoStack), `grafana-tempo`
+//! (Bitnami's chart: query-frontend on port `http` 3200) and `tempo-monolithic`
+//! (tempo-operator's TempoMonolithic: component `tempo`, port `http` 3200; its `jaegerui`
+//! Service is Jaeger's business); the component comes from `app.kubernetes.io/component`. The single-binary
 //! chart's Service has no component and exposes the HTTP API on `tempo-prom-metrics`
 //! (3100) next to many receiver ports.
 //!
@@ -24,6 +27,9 @@ pub struct Tempo;
 const PORT_NAMES: &[&str] = &["http-metrics", "tempo-prom-metrics", "http", "tempo"];
 const PORT_NUMBERS: &[u16] = &[3100, 3200, 80];
 
+/// `app.kubernetes.io/name` values of Tempo Services.
+const NAMES: &[&str] = &["tempo", "grafana-tempo", "tempo-monolithic"];
+
 impl Detector for Tempo {
     fn metadata() -> DetectorInfo {
         metadata("tempo", env!("CARGO_PKG_VERSION"), &["tempo"])
@@ -31,7 +37,7 @@ impl Detector for Tempo {
 
     fn detect(svc: &Service) -> Detection {
         match svc.label("app.kubernetes.io/name") {
-            Some("tempo") => {}
+            Some(n) if NAMES.contains(&n) => {}
             Some("tempo-operator") => return declined("Tempo operator (an operator)"),
             _ => return Detection::Unrelated,
         }
@@ -42,6 +48,11 @@ impl Detector for Tempo {
         }
         let (base, health) = match svc.component() {
             None | Some("single-binary") => (rank::PRIMARY, "/ready"),
+            // TempoMonolithic's Tempo Service.
+            Some("tempo") if svc.has_label("app.kubernetes.io/name", "tempo-monolithic") => {
+                (rank::PRIMARY, "/ready")
+            }
+            Some("jaegerui") => return Detection::Unrelated,
             Some("gateway") => (rank::GATEWAY, "/"),
             Some("query-frontend") => (rank::FRONTEND, "/ready"),
             Some("querier") => (rank::SECONDARY, "/ready"),
@@ -144,5 +155,51 @@ mod tests {
         }
         let by_name = service("tracing", "tempo").with_port(Some("http"), 3100);
         assert!(matches!(Tempo::detect(&by_name), Detection::Unrelated));
+    }
+
+    #[test]
+    fn bitnami_chart_and_tempo_monolithic() {
+        let qf = chart_service(
+            "tempo",
+            "tempo-grafana-tempo-query-frontend",
+            "grafana-tempo",
+            "tempo",
+            Some("query-frontend"),
+        )
+        .with_port(Some("http"), 3200)
+        .with_port(Some("grpc"), 9095);
+        let f = one(Tempo::detect(&qf));
+        assert!(
+            f.endpoint
+                .ends_with("tempo-grafana-tempo-query-frontend.tempo.svc.cluster.local:3200")
+        );
+        let vulture = chart_service("tempo", "v", "grafana-tempo", "tempo", Some("vulture"))
+            .with_port(Some("http"), 3200);
+        assert!(matches!(Tempo::detect(&vulture), Detection::Declined(_)));
+
+        let mono = |component: &str| {
+            chart_service(
+                "observability",
+                "tempo-sample",
+                "tempo-monolithic",
+                "sample",
+                Some(component),
+            )
+            .with_label("app.kubernetes.io/managed-by", "tempo-operator")
+        };
+        let f = one(Tempo::detect(
+            &mono("tempo")
+                .with_port(Some("http"), 3200)
+                .with_port(Some("otlp-grpc"), 4317),
+        ));
+        assert_eq!(
+            f.endpoint,
+            "http://tempo-sample.observability.svc.cluster.local:3200"
+        );
+        assert_eq!(f.instance, "observability/sample");
+        assert!(matches!(
+            Tempo::detect(&mono("jaegerui").with_port(Some("jaeger-ui"), 16686)),
+            Detection::Unrelated
+        ));
     }
 }

@@ -34,8 +34,16 @@ pub struct ServicePort {
     pub app_protocol: Option<String>,
 }
 
+/// One entry of `metadata.ownerReferences`: what made the Service (e.g. the custom
+/// resource an operator reconciles).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+}
+
 /// What detectors see of a Service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSnapshot {
     pub name: String,
     pub namespace: String,
@@ -46,6 +54,14 @@ pub struct ServiceSnapshot {
     /// `spec.clusterIP`; "None" for headless.
     pub cluster_ip: Option<String>,
     pub ports: Vec<ServicePort>,
+    /// `spec.selector`; empty when the Service selects no pods (endpoints managed by hand).
+    /// Host-side only (not in the WIT contract): selection groups Services of one
+    /// installation with it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    /// `metadata.ownerReferences` (kind and name). Host-side only, like `selector`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerRef>,
 }
 
 impl ServiceSnapshot {
@@ -59,6 +75,45 @@ impl ServiceSnapshot {
     /// True when `spec.clusterIP` is "None".
     pub fn headless(&self) -> bool {
         self.cluster_ip.as_deref() == Some("None")
+    }
+
+    /// What selection needs of this Service to group it with others of its installation.
+    pub fn grouping(&self) -> Grouping {
+        Grouping {
+            selector: self.selector.clone(),
+            owners: self.owners.clone(),
+            governing: GOVERNING_LABELS
+                .iter()
+                .any(|k| self.labels.get(*k).is_some_and(|v| v == "true")),
+        }
+    }
+}
+
+/// Labels prometheus-operator puts on the governing Services it makes for its
+/// StatefulSets (`prometheus-operated`, `alertmanager-operated`, `thanos-ruler-operated`).
+pub const GOVERNING_LABELS: &[&str] = &[
+    "operated-prometheus",
+    "operated-alertmanager",
+    "operated-thanos-ruler",
+];
+
+/// The signals that tie a Service to the pods it fronts, for grouping Services of one
+/// installation ([`crate::select`]): its selector, its owners, and whether it is an
+/// operator's governing Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grouping {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerRef>,
+    /// Labelled as a prometheus-operator governing Service ([`GOVERNING_LABELS`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub governing: bool,
+}
+
+impl Grouping {
+    pub fn is_empty(&self) -> bool {
+        self.selector.is_empty() && self.owners.is_empty() && !self.governing
     }
 }
 
@@ -256,6 +311,10 @@ pub struct ServiceDetections {
     /// What the gate refused or changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate: Vec<GateNote>,
+    /// The Service's selector and owners ([`ServiceSnapshot::grouping`]), for grouping
+    /// Services of one installation in selection.
+    #[serde(default, skip_serializing_if = "Grouping::is_empty")]
+    pub grouping: Grouping,
 }
 
 /// Why the gate refused a fragment, or what it changed in one.

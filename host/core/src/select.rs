@@ -8,14 +8,33 @@
 //! name, then the fragment's position in the detector's answer — so the result never
 //! depends on the order Services were listed in. The others are kept as [`Sibling`]s with
 //! the reason they lost, for `--explain`.
+//!
+//! Detectors key instances from labels, which do not always tie Services of one
+//! installation together (prometheus-operator's governing `prometheus-operated` carries no
+//! instance label; an operator's Services may carry only the custom resource's name). So
+//! before choosing, groups of one toolset are folded together by stronger signals from
+//! the Services themselves ([`crate::model::Grouping`]), in one namespace:
+//! - a Service whose selector is a proper subset of another's selects (at least) the
+//!   other's pods: its group folds into the other's (e.g. `prometheus-operated`, selector
+//!   `app.kubernetes.io/name=prometheus`, into `prometheus-k8s`);
+//! - equal selectors, or an owner reference in common (the custom resource an operator
+//!   reconciles), fold the weaker group (lower best rank, then later key) into the
+//!   stronger;
+//! - a prometheus-operator governing Service (`operated-*` labels) folds into a
+//!   non-governing Service whose selector shares a label with its own.
+//!
+//! A group folds only when that leads to exactly one installation: a governing Service
+//! selecting the pods of two Prometheus resources stays on its own. The folded group
+//! keeps the key of the installation it folds into (named after its release or custom
+//! resource), so the name does not depend on which Service wins.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Detection, Fragment, HealthProbe, ServiceDetections, ServiceRef};
+use crate::model::{Detection, Fragment, Grouping, HealthProbe, ServiceDetections, ServiceRef};
 
 /// Identifies one backend installation offering one toolset.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -176,7 +195,9 @@ impl Selection {
 /// Collects every matched fragment and picks one candidate per installation.
 pub fn select(detections: &[ServiceDetections]) -> Selection {
     let mut by_key: BTreeMap<InstanceKey, Vec<Candidate>> = BTreeMap::new();
+    let mut grouping: BTreeMap<&ServiceRef, &Grouping> = BTreeMap::new();
     for sd in detections {
+        grouping.insert(&sd.service, &sd.grouping);
         for verdict in &sd.verdicts {
             let Ok(Detection::Matched(fragments)) = &verdict.outcome else {
                 continue;
@@ -194,6 +215,7 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
         }
     }
 
+    let by_key = fold_installations(by_key, &grouping);
     let groups = by_key
         .into_iter()
         .filter_map(|(key, mut candidates)| {
@@ -224,4 +246,123 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
         })
         .collect();
     Selection { groups }
+}
+
+/// Whether Service `a` (of group `a_key`, best rank `a_rank`) belongs to the installation
+/// of Service `b` (group `b_key`, best rank `b_rank`): see the module documentation.
+fn joins(a: (&Grouping, &InstanceKey, u32), b: (&Grouping, &InstanceKey, u32)) -> bool {
+    let ((ga, a_key, a_rank), (gb, b_key, b_rank)) = (a, b);
+    // Strict order between groups, so that symmetric signals fold one way only.
+    let b_stronger = (b_rank, Reverse(b_key)) > (a_rank, Reverse(a_key));
+    let (sa, sb) = (&ga.selector, &gb.selector);
+    if !sa.is_empty() && !sb.is_empty() {
+        let subset = sa.iter().all(|(k, v)| sb.get(k) == Some(v));
+        if subset && sa.len() < sb.len() {
+            return true;
+        }
+        if subset && sa.len() == sb.len() && b_stronger {
+            return true;
+        }
+        if ga.governing && !gb.governing && sa.iter().any(|(k, v)| sb.get(k) == Some(v)) {
+            return true;
+        }
+    }
+    b_stronger && ga.owners.iter().any(|o| gb.owners.contains(o))
+}
+
+/// Folds groups of one toolset that belong to one installation (module documentation).
+/// Candidates of a folded group take the installation's instance key.
+fn fold_installations(
+    by_key: BTreeMap<InstanceKey, Vec<Candidate>>,
+    grouping: &BTreeMap<&ServiceRef, &Grouping>,
+) -> BTreeMap<InstanceKey, Vec<Candidate>> {
+    let none = Grouping::default();
+    let info = |c: &Candidate| -> &Grouping { grouping.get(&c.service).copied().unwrap_or(&none) };
+    let groups: Vec<(&InstanceKey, &Vec<Candidate>)> = by_key.iter().collect();
+    let best: Vec<u32> = groups
+        .iter()
+        .map(|(_, cs)| cs.iter().map(|c| c.fragment.rank).max().unwrap_or(0))
+        .collect();
+    // Groups by (toolset, namespace of one of their Services): only those can fold.
+    let mut buckets: BTreeMap<(&str, &str), BTreeSet<usize>> = BTreeMap::new();
+    for (i, (key, cs)) in groups.iter().enumerate() {
+        for c in cs.iter() {
+            buckets
+                .entry((key.toolset.as_str(), c.service.namespace.as_str()))
+                .or_default()
+                .insert(i);
+        }
+    }
+    // Direct targets of each group.
+    let mut targets: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); groups.len()];
+    for (i, (ka, cs)) in groups.iter().enumerate() {
+        for a in cs.iter() {
+            let ga = info(a);
+            if ga.is_empty() {
+                continue;
+            }
+            let near = buckets.get(&(ka.toolset.as_str(), a.service.namespace.as_str()));
+            for &j in near.into_iter().flatten() {
+                let Some((kb, bs)) = groups.get(j) else {
+                    continue;
+                };
+                if j == i || targets[i].contains(&j) {
+                    continue;
+                }
+                if bs.iter().any(|b| {
+                    a.service.namespace == b.service.namespace
+                        && joins((ga, ka, best[i]), (info(b), kb, best[j]))
+                }) {
+                    targets[i].insert(j);
+                }
+            }
+        }
+    }
+    // The installations (groups that fold nowhere) each group leads to.
+    fn roots(
+        i: usize,
+        targets: &[BTreeSet<usize>],
+        memo: &mut [Option<BTreeSet<usize>>],
+        active: &mut [bool],
+    ) -> BTreeSet<usize> {
+        if let Some(r) = &memo[i] {
+            return r.clone();
+        }
+        if targets[i].is_empty() || active[i] {
+            return BTreeSet::from([i]);
+        }
+        active[i] = true;
+        let mut out = BTreeSet::new();
+        for &j in &targets[i] {
+            out.extend(roots(j, targets, memo, active));
+        }
+        active[i] = false;
+        memo[i] = Some(out.clone());
+        out
+    }
+    let mut memo = vec![None; groups.len()];
+    let mut active = vec![false; groups.len()];
+    let into: Vec<usize> = (0..groups.len())
+        .map(|i| {
+            let r = roots(i, &targets, &mut memo, &mut active);
+            match (r.len(), r.first()) {
+                (1, Some(&root)) => root,
+                _ => i,
+            }
+        })
+        .collect();
+    let keys: Vec<InstanceKey> = groups.iter().map(|(k, _)| (*k).clone()).collect();
+    let mut out: BTreeMap<InstanceKey, Vec<Candidate>> = BTreeMap::new();
+    for (i, (_, mut candidates)) in by_key.into_iter().enumerate() {
+        let Some(key) = keys.get(into[i]) else {
+            continue;
+        };
+        if into[i] != i {
+            for c in &mut candidates {
+                c.fragment.instance.clone_from(&key.instance);
+            }
+        }
+        out.entry(key.clone()).or_default().extend(candidates);
+    }
+    out
 }

@@ -331,6 +331,7 @@ fn snapshot(t: &Template, i: usize) -> ServiceSnapshot {
                 app_protocol: None,
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -450,6 +450,7 @@ mod tests {
                 protocol: String::new(),
                 app_protocol: None,
             }],
+            ..Default::default()
         };
         svc.labels.insert("b".into(), "2".into());
         svc.labels.insert("a".into(), "1".into());

@@ -217,6 +217,7 @@ impl DetectorSet {
             verdicts,
             trusted: false,
             gate: Vec::new(),
+            grouping: svc.grouping(),
         }
     }
 

@@ -90,6 +90,7 @@ fn service(name: &str) -> ServiceSnapshot {
             protocol: "TCP".to_string(),
             app_protocol: None,
         }],
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,7 @@ pub fn snapshot(ns: &str, name: &str, ports: &[u16]) -> ServiceSnapshot {
                 app_protocol: None,
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -141,6 +142,7 @@ pub fn sd(ns: &str, name: &str, verdicts: Vec<Verdict>) -> ServiceDetections {
         verdicts,
         trusted: false,
         gate: Vec::new(),
+        grouping: Default::default(),
     }
 }
 
