@@ -5,11 +5,10 @@
 //! checks formatting and lints, runs every test in the workspace, and builds the container
 //! image (run from its unpacked root). Each step prints its duration. This is the README's test command and what `.ci/run` calls.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use crate::process::{run, workspace_root};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,13 +24,6 @@ pub struct Args {
     pub test_args: Vec<String>,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
     eprintln!("==> {name}");
     let started = Instant::now();
@@ -42,17 +34,6 @@ fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()
         Err(e) => eprintln!("==> {name}: FAILED after {secs:.1}s: {e:#}"),
     }
     r
-}
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} exited with {status}");
-    }
-    Ok(())
 }
 
 fn cargo() -> Command {

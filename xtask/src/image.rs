@@ -20,6 +20,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::process::{capture, run, workspace_root};
+
 const TARGET: &str = "x86_64-unknown-linux-musl";
 const BIN_IN_IMAGE: &str = "usr/local/bin/dynamic-toolset";
 
@@ -32,13 +34,6 @@ pub struct Args {
     /// Skip the build; package and check the binary already in target/x86_64-unknown-linux-musl/release.
     #[arg(long)]
     pub no_build: bool,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn target_dir() -> PathBuf {
@@ -91,12 +86,12 @@ fn build_static(binary: &Path) -> Result<()> {
     guest_build::ensure_target()?; // wasm32-wasip2 for the bundled detectors
     let installed = capture(Command::new("rustup").args(["target", "list", "--installed"]))?;
     if !installed.lines().any(|l| l.trim() == TARGET) {
-        run_checked(Command::new("rustup").args(["target", "add", TARGET]))?;
+        run(Command::new("rustup").args(["target", "add", TARGET]))?;
     }
     if kube_harness::paths::find_on_path("musl-gcc").is_none() {
         eprintln!("[image] musl-gcc missing: apt-get install musl-tools");
         let _ = Command::new("apt-get").arg("update").status();
-        run_checked(Command::new("apt-get").args([
+        run(Command::new("apt-get").args([
             "install",
             "-y",
             "--no-install-recommends",
@@ -104,21 +99,19 @@ fn build_static(binary: &Path) -> Result<()> {
         ]))?;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_checked(
-        Command::new(cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "dynamic-toolset",
-                "--target",
-                TARGET,
-            ])
-            .env("CARGO_PROFILE_RELEASE_STRIP", "true")
-            .env("CC_x86_64_unknown_linux_musl", "musl-gcc"),
-    )?;
+    run(Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "dynamic-toolset",
+            "--target",
+            TARGET,
+        ])
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env("CC_x86_64_unknown_linux_musl", "musl-gcc"))?;
     let header =
         std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
     if is_dynamic_elf(&header) {
@@ -278,13 +271,11 @@ fn verify(layout: &Path, root: &Path) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(root);
     std::fs::create_dir_all(root)?;
-    run_checked(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(&layer)
-            .arg("-C")
-            .arg(root),
-    )?;
+    run(Command::new("tar")
+        .arg("-xzf")
+        .arg(&layer)
+        .arg("-C")
+        .arg(root))?;
     let chroot = kube_harness::paths::find_on_path("chroot");
     let as_root =
         chroot.is_some() && capture(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
@@ -372,7 +363,7 @@ fn tar(dir: &Path, out: &Path, normalise: bool) -> Result<()> {
         ]);
     }
     cmd.arg("-cf").arg(out).arg(".");
-    run_checked(&mut cmd)
+    run(&mut cmd)
 }
 
 fn sha256(path: &Path) -> Result<String> {
@@ -392,30 +383,4 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot chmod {}", path.display()))
-}
-
-fn run_checked(cmd: &mut Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} exited with {status}");
-    }
-    Ok(())
-}
-
-fn capture(cmd: &mut Command) -> Result<String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

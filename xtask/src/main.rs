@@ -13,6 +13,7 @@ mod ci;
 mod helm;
 mod image;
 mod kube;
+mod process;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "dynamic-toolset project automation")]
