@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod probe;
 pub mod services;
+pub mod shutdown;

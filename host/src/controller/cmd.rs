@@ -163,32 +163,10 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = servers => { r.context("HTTP server failed")?; }
-        _ = shutdown_signal() => { tracing::info!("shutting down"); }
+        _ = crate::shutdown::signal() => { tracing::info!("shutting down"); }
     }
     handle.stop().await;
     Ok(())
-}
-
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Ready: synced, every bundled detector loaded, and the published output not stale.

@@ -596,7 +596,7 @@ async fn serve(args: &DeliverArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = server => r?,
-        _ = crate::controller::cmd::shutdown_signal() => tracing::info!("shutting down"),
+        _ = crate::shutdown::signal() => tracing::info!("shutting down"),
     }
     watch_task.abort();
     deliver_task.abort();
