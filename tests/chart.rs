@@ -308,8 +308,14 @@ fn prometheus_rule_uses_metrics_the_binary_exports() {
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if (word.starts_with("toolset_") || word.starts_with("dynamic_toolset_")) && word.len() > 8
         {
+            // A histogram's series are its name plus `_bucket`, `_sum` or `_count`.
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .filter(|n| exported.contains(&format!("\"{n}\"")))
+                .unwrap_or(word);
             assert!(
-                exported.contains(&format!("\"{word}\"")),
+                exported.contains(&format!("\"{name}\"")),
                 "the PrometheusRule reads {word}, which the binary does not export"
             );
             checked += 1;
@@ -660,6 +666,12 @@ fn alert_rules_fire_as_the_runbook_says() {
     let series = |name: &str, values: &str| {
         format!("      - series: '{name}{{{sel}}}'\n        values: '{values}'\n")
     };
+    // One detection batch a minute, under 1 s (healthy) or between 60 and 120 s (broken).
+    let bucket = |le: &str, values: &str| {
+        format!(
+            "      - series: 'toolset_discovery_duration_seconds_bucket{{{sel},le=\"{le}\"}}'\n        values: '{values}'\n"
+        )
+    };
     let healthy = [
         series("up", "1x40"),
         series("toolset_synced", "1x40"),
@@ -669,12 +681,17 @@ fn alert_rules_fire_as_the_runbook_says() {
         series("dynamic_toolset_output_stale", "0x40"),
         series("dynamic_toolset_configmap_refused_writes_total", "0x40"),
         series("dynamic_toolset_detectors_failed", "0x40"),
+        bucket("1", "0+1x40"),
+        bucket("60", "0+1x40"),
+        bucket("120", "0+1x40"),
+        bucket("+Inf", "0+1x40"),
     ]
     .concat();
     let quiet: String = [
         "DynamicToolsetNoServicesDiscovered",
         "DynamicToolsetConfigMapUpdateFailures",
         "DynamicToolsetOutputStale",
+        "DynamicToolsetDiscoverySlow",
         "DynamicToolsetConfigurationTooLarge",
         "DynamicToolsetDetectorsFailed",
         "DynamicToolsetNoLeader",
@@ -693,6 +710,10 @@ fn alert_rules_fire_as_the_runbook_says() {
         series("dynamic_toolset_output_stale", "1x40"),
         series("dynamic_toolset_detectors_failed", "2x40"),
         series("dynamic_toolset_configmap_refused_writes_total", "0+1x40"),
+        bucket("1", "0x40"),
+        bucket("60", "0x40"),
+        bucket("120", "0+1x40"),
+        bucket("+Inf", "0+1x40"),
         format!(
             "      - series: 'dynamic_toolset_gate_refusals_total{{{sel},detector=\"custom\",reason=\"endpoint\"}}'\n        values: '0+1x40'\n"
         ),
@@ -719,6 +740,7 @@ fn alert_rules_fire_as_the_runbook_says() {
             "severity: warning",
         ),
         fires("DynamicToolsetOutputStale", "11m", "severity: warning"),
+        fires("DynamicToolsetDiscoverySlow", "12m", "severity: warning"),
         fires(
             "DynamicToolsetConfigurationTooLarge",
             "12m",
