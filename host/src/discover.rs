@@ -74,7 +74,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     let loaded = if args.example {
         manifest::parse_str("<example cluster>", EXAMPLE_CLUSTER, &opts)
     } else {
-        manifest::read_paths(&args.manifests, &opts).map_err(anyhow::Error::msg)?
+        manifest::read_paths(&args.manifests, &opts)?
     };
     for e in &loaded.errors {
         tracing::error!("{e}");
@@ -107,7 +107,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
         (BTreeMap::new(), None)
     } else {
         let targets = probe_targets(&selection);
-        let prober = Prober::new(args.probe.settings()?).map_err(anyhow::Error::msg)?;
+        let prober = Prober::new(args.probe.settings()?)?;
         tracing::info!(endpoints = targets.len(), "probing endpoints");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -50,9 +50,9 @@ pub struct ImportArgs {
 
 fn read(path: &Path, max: usize) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
-        read_bounded(std::io::stdin(), max).map_err(anyhow::Error::msg)
+        read_bounded(std::io::stdin(), max).map_err(anyhow::Error::from)
     } else {
-        read_file_bounded(path, max).map_err(anyhow::Error::msg)
+        read_file_bounded(path, max).map_err(anyhow::Error::from)
     }
 }
 

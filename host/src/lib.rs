@@ -8,6 +8,7 @@ pub mod config;
 pub mod controller;
 pub mod deliver;
 pub mod discover;
+pub mod error;
 pub mod import;
 pub mod manifest;
 pub mod metrics;

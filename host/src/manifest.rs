@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use dynamic_toolset_core::{ServiceSnapshot, TextError, limits};
 use k8s_openapi::api::core::v1::Service;
 
+use crate::error::Error;
+
 /// Where a Service came from: enough for an error message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -87,7 +89,7 @@ impl Default for ReadOptions {
 /// leading back into a directory being walked is refused, and so is anything that is not a
 /// regular file or a directory (FIFOs, sockets, devices): these become errors for that
 /// path and the others are still read. A path that does not exist is a fatal error.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<ManifestError>), String> {
+pub fn expand_paths(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<ManifestError>), Error> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
@@ -108,7 +110,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<ManifestErro
                 if std::fs::symlink_metadata(p).is_ok() {
                     errors.push(path_error(p, "a symbolic link to nothing".into()));
                 } else {
-                    return Err(format!("{}: no such file or directory", p.display()));
+                    return Err(Error::NoSuchPath(p.clone()));
                 }
             }
             Err(e) => errors.push(path_error(p, format!("cannot read: {e}"))),
@@ -210,31 +212,31 @@ fn collect_dir(
 }
 
 /// Reads at most `max` bytes of UTF-8 text; more is an error (checked before parsing).
-pub fn read_bounded(reader: impl Read, max: usize) -> Result<String, String> {
+pub fn read_bounded(reader: impl Read, max: usize) -> Result<String, Error> {
     let mut buf = Vec::new();
     reader
         .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(Error::Io)?;
     if buf.len() > max {
-        return Err(limits::too_large(None, max).message);
+        return Err(Error::Refused(limits::too_large(None, max).message));
     }
-    String::from_utf8(buf).map_err(|e| format!("cannot read: not UTF-8 text ({e})"))
+    Ok(String::from_utf8(buf)?)
 }
 
 /// Reads a regular file of at most `max` bytes (anything else is refused, see
 /// [`expand_paths`]); the error is a sentence without the path.
-pub fn read_file_bounded(path: &Path, max: usize) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    regular_file(path, &meta).map_err(|e| e.message)?;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+pub fn read_file_bounded(path: &Path, max: usize) -> Result<String, Error> {
+    let meta = std::fs::metadata(path).map_err(Error::Io)?;
+    regular_file(path, &meta).map_err(|e| Error::Refused(e.message))?;
+    let file = std::fs::File::open(path).map_err(Error::Io)?;
     read_bounded(file, max)
 }
 
 /// Reads every path (see [`expand_paths`]). I/O failures on a file become errors for that
 /// file; the other files are still read. Each file (and stdin) is read up to
 /// [`limits::MANIFEST`]`.max_bytes`.
-pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, String> {
+pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, Error> {
     let mut loaded = Loaded::default();
     let (files, errors) = expand_paths(paths)?;
     loaded.errors.extend(errors);
@@ -247,7 +249,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, Strin
         };
         match text {
             Ok(text) => parse_into(&source, &text, opts, &mut loaded),
-            Err(message) => loaded.errors.push(ManifestError {
+            Err(e) => loaded.errors.push(ManifestError {
                 origin: Origin {
                     source,
                     document: 0,
@@ -255,7 +257,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &ReadOptions) -> Result<Loaded, Strin
                 },
                 object: None,
                 field: None,
-                message,
+                message: e.to_string(),
             }),
         }
     }

@@ -78,7 +78,7 @@ pub struct Prober {
 }
 
 impl Prober {
-    pub fn new(settings: ProbeSettings) -> Result<Self, String> {
+    pub fn new(settings: ProbeSettings) -> Result<Self, crate::error::Error> {
         let build = |insecure: bool| {
             let mut b = reqwest::Client::builder()
                 .timeout(settings.timeout)
@@ -89,8 +89,7 @@ impl Prober {
             for (host, addr) in &settings.resolve {
                 b = b.resolve(host, *addr);
             }
-            b.build()
-                .map_err(|e| format!("cannot build HTTP client: {e}"))
+            b.build().map_err(crate::error::Error::HttpClient)
         };
         Ok(Self {
             verifying: build(settings.insecure_tls)?,
