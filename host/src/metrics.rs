@@ -172,7 +172,7 @@ impl ControllerMetrics {
     /// Creates and registers every collector.
     pub fn new() -> Result<Self, prometheus::Error> {
         let b = Builder::new();
-        Ok(Self {
+        let m = Self {
             synced: b.gauge(
                 "toolset_synced",
                 "1 once the initial Service and ConfigMap lists have synced",
@@ -301,7 +301,12 @@ impl ControllerMetrics {
             )?,
             refusal_keys: Mutex::default(),
             registry: b.registry,
-        })
+        };
+        // Both outcomes exported from the start (as 0), so rates and alerts see the series.
+        for status in ["success", "failed"] {
+            m.configmap_updates.with_label_values(&[status]);
+        }
+        Ok(m)
     }
 
     pub fn set_synced(&self, synced: bool) {

@@ -21,9 +21,9 @@ pub type HealthInfo = (Health, Option<String>, Option<String>);
 
 /// Everything a view is made of.
 pub struct Parts<'a> {
-    /// Every watched Service, sorted by (namespace, name), with its detections when any
+    /// Every watched Service as (namespace, name), sorted, with its detections when any
     /// detector did more than answer "unrelated".
-    pub services: Vec<(&'a ServiceRef, Option<&'a ServiceDetections>)>,
+    pub services: Vec<(&'a str, &'a str, Option<&'a ServiceDetections>)>,
     pub selection: &'a Selection,
     pub assembly: &'a Assembly,
     /// The merged document (`{"toolsets": ...}` after the overrides).
@@ -98,18 +98,25 @@ fn toolsets(p: &Parts<'_>, versions: &BTreeMap<&str, &str>) -> Vec<ToolsetView> 
         .collect()
 }
 
+/// `(namespace, name)` of a Service, borrowed.
+type Key<'a> = (&'a str, &'a str);
+
+fn key(r: &ServiceRef) -> Key<'_> {
+    (r.namespace.as_str(), r.name.as_str())
+}
+
 /// Why each Service that had a candidate is not (fully) in the output.
-fn not_chosen(p: &Parts<'_>) -> (BTreeSet<ServiceRef>, BTreeMap<ServiceRef, Vec<String>>) {
-    let chosen: BTreeSet<ServiceRef> = p
+fn not_chosen<'a>(p: &Parts<'a>) -> (BTreeSet<Key<'a>>, BTreeMap<Key<'a>, Vec<String>>) {
+    let chosen: BTreeSet<Key<'a>> = p
         .assembly
         .provenance
         .values()
-        .flat_map(|tp| tp.instances.iter().map(|i| i.service.clone()))
+        .flat_map(|tp| tp.instances.iter().map(|i| key(&i.service)))
         .collect();
-    let mut why: BTreeMap<ServiceRef, Vec<String>> = BTreeMap::new();
+    let mut why: BTreeMap<Key<'a>, Vec<String>> = BTreeMap::new();
     for g in &p.selection.groups {
         for s in &g.siblings {
-            why.entry(s.candidate.service.clone())
+            why.entry(key(&s.candidate.service))
                 .or_default()
                 .push(format!(
                     "{} {}: another Service of the installation won ({})",
@@ -118,7 +125,7 @@ fn not_chosen(p: &Parts<'_>) -> (BTreeSet<ServiceRef>, BTreeMap<ServiceRef, Vec<
         }
     }
     for l in &p.assembly.left_out {
-        why.entry(l.service.clone())
+        why.entry(key(&l.service))
             .or_default()
             .push(format!("{} {}: {}", l.toolset, l.instance, l.reason));
     }
@@ -219,16 +226,19 @@ pub fn view(p: &Parts<'_>) -> View {
     let services = p
         .services
         .iter()
-        .map(|(r, d)| ServiceView {
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-            verdicts: d.map(verdicts).unwrap_or_default(),
-            chosen: chosen.contains(*r),
-            not_chosen_because: if chosen.contains(*r) {
-                vec![]
-            } else {
-                why.get(*r).cloned().unwrap_or_default()
-            },
+        .map(|&(ns, name, d)| {
+            let is_chosen = chosen.contains(&(ns, name));
+            ServiceView {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                verdicts: d.map(verdicts).unwrap_or_default(),
+                chosen: is_chosen,
+                not_chosen_because: if is_chosen {
+                    vec![]
+                } else {
+                    why.get(&(ns, name)).cloned().unwrap_or_default()
+                },
+            }
         })
         .collect();
     View {

@@ -413,6 +413,7 @@ impl Loop {
             self.api
                 .probed_at
                 .insert(key.clone(), pipeline::timestamp());
+            self.api.health_version += 1;
             if self.tracker.record(&key, healthy, &reason) {
                 tracing::info!(toolset = %key.toolset, instance = %key.instance, healthy, %reason, "health changed");
             }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynamic_toolset_core::ServiceRef;
 use dynamic_toolset_core::render::{GENERATED_AT_ANNOTATION, TOOLSETS_KEY};
 use dynamic_toolset_core::select::InstanceKey;
 use dynamic_toolset_runtime::{DetectorStats, LoadedInfo};
@@ -25,6 +24,15 @@ use crate::pipeline;
 /// The view is rebuilt at most this often (a 10,000-Service view costs milliseconds).
 pub const VIEW_MIN_INTERVAL: Duration = Duration::from_millis(500);
 
+/// What a view is built from, to tell whether anything changed.
+#[derive(Debug, PartialEq, Eq)]
+struct Fingerprint {
+    services: u64,
+    health: u64,
+    write: Option<String>,
+    configmap: Option<String>,
+}
+
 /// The channels between the loop and the API, and what only the API needs.
 pub struct ApiSide {
     view: watch::Sender<Arc<View>>,
@@ -38,6 +46,10 @@ pub struct ApiSide {
     pub(super) probed_at: BTreeMap<InstanceKey, String>,
     dirty: bool,
     built_at: Option<Instant>,
+    /// What the last view was built from (nothing changed: no rebuild).
+    fingerprint: Option<Fingerprint>,
+    /// Bumped when probe results arrive.
+    pub(super) health_version: u64,
     waiters: Vec<DiscoverRequest>,
     /// `lists_completed` the mirror must reach for the requested relist to be done.
     relist_target: Option<u64>,
@@ -64,6 +76,8 @@ pub fn channels(
             probed_at: BTreeMap::new(),
             dirty: true,
             built_at: None,
+            fingerprint: None,
+            health_version: 0,
             waiters: Vec::new(),
             relist_target: None,
         },
@@ -95,26 +109,38 @@ impl Loop {
             return;
         }
         let started = std::time::Instant::now();
-        // Copied out under the lock, built without it.
-        let services: Vec<(ServiceRef, Option<dynamic_toolset_core::ServiceDetections>)> = {
-            let Ok(m) = self.services.read() else {
-                return;
-            };
-            m.objects
-                .iter()
-                .map(|((ns, name), w)| {
-                    let r = ServiceRef {
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                    };
-                    let d = match w {
-                        Watched::Done(d) => d.as_deref().cloned(),
-                        Watched::Pending(_) => None,
-                    };
-                    (r, d)
-                })
-                .collect()
+        let Ok(mirror) = self.services.read() else {
+            return;
         };
+        let cm_version = self.configmap.read().ok().and_then(|m| {
+            m.objects
+                .values()
+                .next()
+                .and_then(|c| c.metadata.resource_version.clone())
+        });
+        let fingerprint = Fingerprint {
+            services: mirror.generation,
+            health: self.api.health_version,
+            write: self.api.last_write.as_ref().map(|w| w.at.clone()),
+            configmap: cm_version,
+        };
+        if !force && self.api.fingerprint.as_ref() == Some(&fingerprint) {
+            self.api.dirty = false;
+            return;
+        }
+        // Built under the read lock (milliseconds for 10,000 Services) rather than copied out:
+        // the watch waits that long at most, and no second copy of every Service is made.
+        let services: Vec<(&str, &str, Option<&dynamic_toolset_core::ServiceDetections>)> = mirror
+            .objects
+            .iter()
+            .map(|((ns, name), w)| {
+                let d = match w {
+                    Watched::Done(d) => d.as_deref(),
+                    Watched::Pending(_) => None,
+                };
+                (ns.as_str(), name.as_str(), d)
+            })
+            .collect();
         let overrides = self
             .last_good_overrides
             .as_ref()
@@ -168,7 +194,7 @@ impl Loop {
             .ok()
             .and_then(|r| r.last_error.clone());
         let parts = Parts {
-            services: services.iter().map(|(r, d)| (r, d.as_ref())).collect(),
+            services,
             selection: &self.selection,
             assembly: &out.assembly,
             document: &out.document,
@@ -183,11 +209,16 @@ impl Loop {
             last_error,
         };
         let view = build::view(&parts);
+        let count = view.services.len();
+        drop(parts);
+        drop(mirror);
+        // The old view is dropped before the next one is built (readers holding it keep it).
         self.api.view.send_replace(Arc::new(view));
         self.api.dirty = false;
+        self.api.fingerprint = Some(fingerprint);
         self.api.built_at = Some(Instant::now());
         tracing::debug!(
-            services = services.len(),
+            services = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "API view rebuilt"
         );
