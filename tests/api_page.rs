@@ -286,6 +286,86 @@ async fn every_endpoint_answers_with_its_shape() {
     }
 }
 
+/// `dynamic-toolset get` against the real router: kubectl-style tables, JSON, every page,
+/// and the server's reason when it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_command_prints_tables_from_the_api() {
+    let (base, _tx) = serve(None).await;
+    let get = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+                .arg("get")
+                .args(args)
+                .env_remove("DYNAMIC_TOOLSET_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = get(vec!["toolsets".into(), "--server".into(), base.clone()])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TOOLSET"), "{table}");
+    assert!(lines[0].contains("HEALTH"), "{table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("prometheus/metrics")
+            && l.contains("monitoring/kps-prometheus")
+            && l.contains("healthy")),
+        "{table}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("grafana/loki") && l.contains("disabled"))
+    );
+
+    // Services: every page (limit is the server's; the sample has 3), filters passed on.
+    let out = get(vec![
+        "services".into(),
+        "--server".into(),
+        base.clone(),
+        "--chosen=false".into(),
+    ])
+    .await
+    .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("refused by custom"), "{table}");
+    assert!(table.contains("declined by prometheus"), "{table}");
+    assert!(
+        !table.contains("kps-prometheus "),
+        "chosen ones filtered out: {table}"
+    );
+
+    let out = get(vec![
+        "detectors".into(),
+        "--server".into(),
+        base.clone(),
+        "-o".into(),
+        "json".into(),
+    ])
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["name"], "prometheus");
+
+    // An unreachable server: exit 1 and an error naming the URL.
+    let out = get(vec![
+        "toolsets".into(),
+        "--server".into(),
+        "http://127.0.0.1:1".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:1/api/v1/toolsets"));
+}
+
 fn chromium(args: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     Command::new("chromium")
