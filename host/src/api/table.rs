@@ -2,8 +2,31 @@
 
 use super::model::{DetectorView, Health, Outcome, ServiceView, ToolsetView};
 
+/// Longest cell printed; the rest is cut (`-o json` has it whole).
+const MAX_CELL_CHARS: usize = 160;
+
+/// A cell as it may reach a terminal: text from cluster objects and third-party detectors
+/// (a decline reason, say) is untrusted, so control characters (escape sequences, newlines)
+/// become `?` and long text is cut.
+fn cell(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_CELL_CHARS)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX_CELL_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Columns separated by three spaces, each as wide as its widest cell, headers in capitals.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -172,6 +195,26 @@ pub fn detectors(items: &[DetectorView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_cells_cannot_steer_the_terminal() {
+        let evil = format!(
+            "\u{1b}]0;pwned\u{7}\u{1b}[2J{{{{ env.X }}}}\r\n{}",
+            "x".repeat(1 << 20)
+        );
+        let t = render(&["REASON"], &[vec![evil]]);
+        assert!(
+            !t.chars().any(|c| c.is_control() && c != '\n'),
+            "{:?}",
+            &t[..80]
+        );
+        assert_eq!(t.lines().count(), 2, "one header, one row");
+        assert!(t.len() < 1024, "cut to a cell's length");
+        assert!(
+            t.contains("{{ env.X }}"),
+            "printed as text, nothing interprets it"
+        );
+    }
 
     #[test]
     fn columns_align_and_lines_have_no_trailing_space() {
