@@ -54,6 +54,7 @@ fn target(port: u16, accepted: Vec<u16>) -> ProbeTarget<&'static str> {
             accepted_statuses: accepted,
         },
         verify_tls: true,
+        identification: None,
     }
 }
 

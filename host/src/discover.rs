@@ -101,7 +101,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let selection = select::select(&detections);
+    let mut selection = select::select(&detections);
 
     let (health, probed_at) = if args.no_health_check {
         (BTreeMap::new(), None)
@@ -124,7 +124,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
                  use --no-health-check offline, or --resolve HOST=ADDR (e.g. with kubectl port-forward)"
             );
         }
-        (health_map(outcomes), Some(timestamp()))
+        (health_map(&mut selection, outcomes), Some(timestamp()))
     };
 
     let out = assemble_output(&selection, &health, probed_at.as_deref(), &overrides);

@@ -118,18 +118,28 @@ pub fn probe_targets(selection: &Selection) -> Vec<ProbeTarget<InstanceKey>> {
                 endpoint: req.endpoint,
                 probe: req.probe,
                 verify_tls,
+                identification: req.identification,
             }
         })
         .collect()
 }
 
-/// Maps probe outcomes to the core's health verdicts, logging each unhealthy endpoint.
-pub fn health_map(outcomes: Vec<(InstanceKey, ProbeOutcome)>) -> BTreeMap<InstanceKey, Health> {
+/// Maps probe outcomes to the core's health verdicts, logging each unhealthy endpoint,
+/// and puts each identified candidate in place in `selection` ([`Selection::adopt`]).
+pub fn health_map(
+    selection: &mut Selection,
+    outcomes: Vec<(InstanceKey, ProbeOutcome)>,
+) -> BTreeMap<InstanceKey, Health> {
     outcomes
         .into_iter()
         .map(|(key, outcome)| {
             let health = match outcome {
-                ProbeOutcome::Healthy { .. } => Health::Healthy,
+                ProbeOutcome::Healthy { identified, .. } => {
+                    if let Some(proof) = identified {
+                        adopt(selection, &key, proof);
+                    }
+                    Health::Healthy
+                }
                 ProbeOutcome::Unhealthy {
                     url,
                     reason,
@@ -144,6 +154,15 @@ pub fn health_map(outcomes: Vec<(InstanceKey, ProbeOutcome)>) -> BTreeMap<Instan
             (key, health)
         })
         .collect()
+}
+
+/// Adopts an identified candidate, logging which one and why.
+pub fn adopt(selection: &mut Selection, key: &InstanceKey, proof: crate::probe::Proof) {
+    if selection.adopt(key, proof.candidate, proof.text) {
+        if let Some(g) = selection.group(key) {
+            tracing::info!(toolset = %key.toolset, instance = %key.instance, endpoint = %g.chosen.fragment.endpoint, candidate = proof.candidate + 1, "backend identified");
+        }
+    }
 }
 
 /// The result of the pure part of the pipeline.

@@ -1,14 +1,27 @@
-//! Health probing: does a chosen endpoint answer?
+//! Health probing: does a chosen endpoint answer, and is it the backend we think?
 //!
 //! Each target gets up to `attempts` HTTP GETs (`timeout` each, `interval` apart); the
 //! first answer whose status the detector accepts makes it healthy. Targets are probed
 //! concurrently, at most `concurrency` at a time. Redirects are not followed (a 3xx is
 //! an answer). What counts as healthy is [`HealthProbe::accepts`] in the core.
+//!
+//! A target with endpoint candidates (contract 1.1 `identify`) is identified first: every
+//! candidate's fingerprint is requested at once (one GET each, the same timeout, TLS
+//! certificates not verified, at most [`MAX_FINGERPRINT_BODY`] bytes of body read), and
+//! the first candidate in the detector's order whose answer matches
+//! ([`Fingerprint::matches`]) wins: the target is healthy (it answered) and the outcome
+//! names the winner. When none matches, a `required` identification makes the target
+//! unhealthy with every candidate's reason; otherwise the fragment's own endpoint is
+//! health-probed as usual.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dynamic_toolset_core::HealthProbe;
+use dynamic_toolset_core::{Fingerprint, HealthProbe, Identification};
+
+/// Bytes of a fingerprint answer read (identity is in the first bytes of every API
+/// answer we look for; a backend streaming more is not read further).
+pub const MAX_FINGERPRINT_BODY: usize = 64 << 10;
 
 /// Probe settings; the defaults are the seeds' (5 s timeout, 3 attempts 1 s apart).
 #[derive(Debug, Clone)]
@@ -47,6 +60,17 @@ pub struct ProbeTarget<K> {
     /// Verify TLS certificates for this target (false when the toolset itself is
     /// configured with `verify_ssl: false`, so the probe behaves like the consumer).
     pub verify_tls: bool,
+    /// Candidates to identify before anything else (see the module doc).
+    pub identification: Option<Identification>,
+}
+
+/// Which candidate proved itself, and what proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// Position in the detector's candidate list.
+    pub candidate: usize,
+    /// "GET <url>: HTTP 200 with /data/version"
+    pub text: String,
 }
 
 /// What a probe found.
@@ -56,6 +80,8 @@ pub enum ProbeOutcome {
         url: String,
         status: u16,
         attempts: u32,
+        /// The candidate that proved itself, when the target had candidates.
+        identified: Option<Proof>,
     },
     Unhealthy {
         url: String,
@@ -118,8 +144,94 @@ impl Prober {
         (target.key.clone(), self.probe(target).await)
     }
 
-    /// Probes one target.
+    /// Probes one target: identifies it first when it has candidates.
     pub async fn probe<K>(&self, target: &ProbeTarget<K>) -> ProbeOutcome {
+        let Some(id) = &target.identification else {
+            return self.health(target).await;
+        };
+        let mut checks = Vec::with_capacity(id.candidates.len());
+        for c in &id.candidates {
+            checks.push(self.fingerprint(&c.endpoint, &c.fingerprint));
+        }
+        let answers = futures::future::join_all(checks).await;
+        let mut reasons = Vec::new();
+        for (index, answer) in answers.into_iter().enumerate() {
+            match answer {
+                Ok((url, status, text)) => {
+                    return ProbeOutcome::Healthy {
+                        url,
+                        status,
+                        attempts: 1,
+                        identified: Some(Proof {
+                            candidate: index,
+                            text,
+                        }),
+                    };
+                }
+                Err(reason) => reasons.push(format!("candidate {}: {reason}", index + 1)),
+            }
+        }
+        if id.required {
+            let reason = if reasons.is_empty() {
+                "not identified: no candidate".to_string()
+            } else {
+                format!("not identified: {}", reasons.join("; "))
+            };
+            return ProbeOutcome::Unhealthy {
+                url: target.endpoint.clone(),
+                reason,
+                attempts: 1,
+            };
+        }
+        tracing::debug!(endpoint = %target.endpoint, reasons = %reasons.join("; "), "no candidate proved itself: probing the metadata's guess");
+        self.health(target).await
+    }
+
+    /// Requests one candidate's fingerprint: `Ok((url, status, proof))` when it matches.
+    async fn fingerprint(
+        &self,
+        endpoint: &str,
+        fp: &Fingerprint,
+    ) -> Result<(String, u16, String), String> {
+        let url = fp.url_for(endpoint);
+        let started = Instant::now();
+        let mut resp = self
+            .insecure
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {}", describe(&e, started.elapsed())))?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_FINGERPRINT_BODY.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() >= MAX_FINGERPRINT_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("GET {url}: {}", describe(&e, started.elapsed()))),
+            }
+        }
+        fp.matches(status, &body)
+            .map(|()| {
+                let mut proof = format!("GET {url}: HTTP {status}");
+                if !fp.json_pointers.is_empty() {
+                    proof.push_str(&format!(" with {}", fp.json_pointers.join(", ")));
+                }
+                if !fp.body_contains.is_empty() {
+                    proof.push_str(&format!(" containing {:?}", fp.body_contains));
+                }
+                (url.clone(), status, proof)
+            })
+            .map_err(|why| format!("GET {url}: {why}"))
+    }
+
+    /// Probes one target's health.
+    async fn health<K>(&self, target: &ProbeTarget<K>) -> ProbeOutcome {
         let url = match target.probe.url_for(&target.endpoint) {
             Ok(u) => u,
             Err(reason) => {
@@ -150,6 +262,7 @@ impl Prober {
                             url: url.to_string(),
                             status,
                             attempts: attempt,
+                            identified: None,
                         };
                     }
                     reason = format!("HTTP {status} (accepted: {})", accepted(&target.probe));

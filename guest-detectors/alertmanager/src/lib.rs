@@ -44,6 +44,10 @@ const PREFIXED: &[(&str, &str)] = &[
 ];
 
 impl Detector for Alertmanager {
+    fn emits() -> Emits {
+        emits(&[TOOLSET], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("alertmanager", env!("CARGO_PKG_VERSION"), &["alertmanager"])
     }

@@ -203,6 +203,23 @@ const KINDS: &[(&[&str], Kind)] = &[
 const KNOWN: &str = "prometheus, thanos, victoriametrics, grafana, loki, tempo, elasticsearch, opensearch, victorialogs, alertmanager, jaeger";
 
 impl Detector for Custom {
+    fn emits() -> Emits {
+        emits(
+            &[
+                "prometheus/metrics",
+                "grafana/dashboards",
+                "grafana/loki",
+                "grafana/tempo",
+                "elasticsearch/data",
+                "elasticsearch/cluster",
+                "victorialogs",
+                "alertmanager/alerts",
+                "jaeger/traces",
+            ],
+            false,
+        )
+    }
+
     fn metadata() -> DetectorInfo {
         metadata(
             "custom",

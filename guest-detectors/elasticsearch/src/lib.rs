@@ -37,6 +37,10 @@ pub struct Elasticsearch;
 const PORT_NAMES: &[&str] = &["https", "http", "tcp-rest-api", "rest"];
 
 impl Detector for Elasticsearch {
+    fn emits() -> Emits {
+        emits(&["elasticsearch/data", "elasticsearch/cluster"], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata(
             "elasticsearch",

@@ -31,6 +31,10 @@ const PORT_NAMES: &[&str] = &["service", "http", "http-web", "grafana", "web"];
 const PORT_NUMBERS: &[u16] = &[80, 3000];
 
 impl Detector for Grafana {
+    fn emits() -> Emits {
+        emits(&[GRAFANA_TOOLSET], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("grafana", env!("CARGO_PKG_VERSION"), &["grafana"])
     }

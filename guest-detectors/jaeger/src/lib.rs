@@ -30,6 +30,10 @@ const THIN_QUERY: &[(&str, u16, &str)] = &[("tracing", 80, "/jaeger")];
 const PORT_NUMBERS: &[u16] = &[16686, 80];
 
 impl Detector for Jaeger {
+    fn emits() -> Emits {
+        emits(&[JAEGER_TOOLSET], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("jaeger", env!("CARGO_PKG_VERSION"), &["jaeger"])
     }

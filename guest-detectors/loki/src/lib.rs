@@ -36,6 +36,10 @@ enum Role {
 }
 
 impl Detector for Loki {
+    fn emits() -> Emits {
+        emits(&[LOKI.toolset], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("loki", env!("CARGO_PKG_VERSION"), &["loki"])
     }

@@ -35,6 +35,10 @@ const OPERATOR_CLUSTER_LABELS: [&str; 2] = [
 ];
 
 impl Detector for OpenSearch {
+    fn emits() -> Emits {
+        emits(&["elasticsearch/data", "elasticsearch/cluster"], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("opensearch", env!("CARGO_PKG_VERSION"), &["opensearch"])
     }

@@ -123,6 +123,10 @@ const MIMIR_PORT_NAMES: &[&str] = &["http-metrics", "http", "query-frontend-http
 const MIMIR_PORT_NUMBERS: &[u16] = &[8080, 80];
 
 impl Detector for Prometheus {
+    fn emits() -> Emits {
+        emits(&[PROMETHEUS.toolset], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("prometheus", env!("CARGO_PKG_VERSION"), &["prometheus"])
     }

@@ -1,25 +1,31 @@
 //! Guest SDK for dynamic-toolset detectors.
 //!
 //! A detector is a plain Rust type implementing [`Detector`]; [`export_detector!`] turns
-//! it into the `dynamic-toolset:detector/detector@1.0.0` export when compiled for
-//! `wasm32-wasip2`. The same code compiles natively, which is how detectors are unit
-//! tested and benchmarked against their wasm build.
+//! it into the exports of the `dynamic-toolset:detector@1.1.0` world `full-detector`
+//! (`detector`, `setup`, `identify`) when compiled for `wasm32-wasip2`. The same code
+//! compiles natively, which is how detectors are unit tested and benchmarked against
+//! their wasm build.
 //!
 //! ```ignore
 //! use detector_sdk::prelude::*;
 //! pub struct Mine;
 //! impl Detector for Mine {
 //!     fn metadata() -> DetectorInfo { metadata("mine", env!("CARGO_PKG_VERSION"), &["mine"]) }
+//!     fn emits() -> Emits { emits(&["mine/toolset"], false) }
 //!     fn detect(svc: &Service) -> Detection { Detection::Unrelated }
 //! }
 //! detector_sdk::export_detector!(Mine);
 //! ```
+//!
+//! `configure` (settings from the operator's declaration) and `identify` (candidate
+//! endpoints with fingerprints, see [`identify`]) have defaults: no settings accepted,
+//! nothing to identify.
 
 #[allow(unsafe_code, clippy::all, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "detector-world",
+        world: "full-detector",
         pub_export_macro: true,
         export_macro_name: "__export_bindings",
         default_bindings_module: "detector_sdk::bindings",
@@ -28,6 +34,7 @@ pub mod bindings {
 
 pub mod catalog;
 pub mod fragment;
+pub mod identify;
 /// Re-exported for `FragmentBuilder::config_value`.
 pub use serde_json;
 pub mod rank;
@@ -38,6 +45,10 @@ pub use bindings::dynamic_toolset::detector::types::{
     ServicePort, Tool,
 };
 pub use bindings::exports::dynamic_toolset::detector::detector::Guest;
+pub use bindings::exports::dynamic_toolset::detector::identify::{
+    Candidate, Fingerprint, Guest as IdentifyGuest, Identification,
+};
+pub use bindings::exports::dynamic_toolset::detector::setup::{Emits, Guest as SetupGuest};
 pub use fragment::FragmentBuilder;
 pub use service::ServiceExt;
 
@@ -45,9 +56,9 @@ pub use service::ServiceExt;
 pub mod prelude {
     pub use crate::fragment::tool;
     pub use crate::{
-        CustomToolset, Detection, Detector, DetectorInfo, Fragment, FragmentBuilder, HealthProbe,
-        Level, Scheme, Service, ServiceExt, ServicePort, Tool, declined, log, matched, metadata,
-        rank,
+        Candidate, CustomToolset, Detection, Detector, DetectorInfo, Emits, Fingerprint, Fragment,
+        FragmentBuilder, HealthProbe, Identification, Level, Scheme, Service, ServiceExt,
+        ServicePort, Tool, declined, emits, log, matched, metadata, rank,
     };
 }
 
@@ -65,8 +76,47 @@ pub fn matched(fragment: Fragment) -> Detection {
 pub trait Detector {
     /// Static description (name, version, backends).
     fn metadata() -> DetectorInfo;
+    /// What it may emit: the host drops any fragment outside this declaration.
+    fn emits() -> Emits;
     /// Classify one Service.
     fn detect(svc: &Service) -> Detection;
+    /// Settings from the operator's declaration (a JSON object). The default takes
+    /// none: any key is refused, naming it. Keep what you accept in a static.
+    fn configure(settings: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+        if settings.is_empty() {
+            Ok(())
+        } else {
+            let keys: Vec<&str> = settings.keys().map(String::as_str).collect();
+            Err(format!(
+                "this detector takes no settings (got: {})",
+                keys.join(", ")
+            ))
+        }
+    }
+    /// Candidate endpoints with fingerprints for one of this detector's fragments
+    /// (see [`identify`]). The default: nothing to identify.
+    fn identify(svc: &Service, fragment: &Fragment) -> Identification {
+        let _ = (svc, fragment);
+        identify::none()
+    }
+}
+
+/// Builds [`Emits`].
+pub fn emits(toolsets: &[&str], custom_toolsets: bool) -> Emits {
+    Emits {
+        toolsets: toolsets.iter().map(|t| t.to_string()).collect(),
+        custom_toolsets,
+    }
+}
+
+/// Parses the settings text the host passes to `configure` (a JSON object).
+#[doc(hidden)]
+pub fn parse_settings(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err("settings must be a JSON object".to_string()),
+        Err(e) => Err(format!("settings are not valid JSON: {e}")),
+    }
 }
 
 /// Builds [`DetectorInfo`].
@@ -115,6 +165,26 @@ macro_rules! export_detector {
                 fn detect(service: $crate::Service) -> $crate::Detection {
                     $crate::install_panic_hook();
                     <$detector as $crate::Detector>::detect(&service)
+                }
+            }
+            impl $crate::SetupGuest for __Component {
+                fn declares() -> $crate::Emits {
+                    $crate::install_panic_hook();
+                    <$detector as $crate::Detector>::emits()
+                }
+                fn configure(settings: String) -> Result<(), String> {
+                    $crate::install_panic_hook();
+                    let settings = $crate::parse_settings(&settings)?;
+                    <$detector as $crate::Detector>::configure(&settings)
+                }
+            }
+            impl $crate::IdentifyGuest for __Component {
+                fn identify(
+                    service: $crate::Service,
+                    fragment: $crate::Fragment,
+                ) -> $crate::Identification {
+                    $crate::install_panic_hook();
+                    <$detector as $crate::Detector>::identify(&service, &fragment)
                 }
             }
     $crate::bindings::__export_bindings!(__Component with_types_in $crate::bindings);

@@ -31,6 +31,10 @@ const PORT_NUMBERS: &[u16] = &[3100, 3200, 80];
 const NAMES: &[&str] = &["tempo", "grafana-tempo", "tempo-monolithic"];
 
 impl Detector for Tempo {
+    fn emits() -> Emits {
+        emits(&[TEMPO.toolset], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("tempo", env!("CARGO_PKG_VERSION"), &["tempo"])
     }

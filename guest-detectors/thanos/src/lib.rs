@@ -32,6 +32,10 @@ enum Role {
 }
 
 impl Detector for Thanos {
+    fn emits() -> Emits {
+        emits(&[PROMETHEUS.toolset], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("thanos", env!("CARGO_PKG_VERSION"), &["thanos"])
     }

@@ -17,6 +17,10 @@ use detector_sdk::prelude::*;
 pub struct VictoriaLogs;
 
 impl Detector for VictoriaLogs {
+    fn emits() -> Emits {
+        emits(&[VICTORIALOGS.toolset], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("victorialogs", env!("CARGO_PKG_VERSION"), &["victorialogs"])
     }

@@ -27,6 +27,10 @@ use detector_sdk::prelude::*;
 pub struct VictoriaMetrics;
 
 impl Detector for VictoriaMetrics {
+    fn emits() -> Emits {
+        emits(&[PROMETHEUS.toolset], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata(
             "victoriametrics",

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::assemble::{Assembly, Health, LeftOutReason};
 use crate::model::{Detection, Fragment, GateNote, ServiceDetections, ServiceRef};
 use crate::overrides::MergeReport;
-use crate::select::{InstanceKey, Selection, SiblingLoss};
+use crate::select::{InstanceGroup, InstanceKey, Selection, SiblingLoss};
 
 /// What became of one fragment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,6 +20,10 @@ pub enum FragmentOutcome {
         #[serde(skip_serializing_if = "Option::is_none")]
         instance_name: Option<String>,
         health: Health,
+        /// How the endpoint was settled when the detector named candidates (contract
+        /// 1.1 `identify`): which one proved itself, or why the metadata's guess stands.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        identification: Option<String>,
     },
     /// Chosen, then switched off by `enabled: false` in the overrides.
     DisabledByOverride { toolset: String },
@@ -146,16 +150,42 @@ fn outcome(
                 .and_then(|prov| prov.instances.iter().find(|i| i.instance == key.instance))
                 .map(|i| i.health.clone())
                 .unwrap_or_default();
+            let identification = identification(group, fragment, &health);
             FragmentOutcome::Chosen {
                 toolset: p.toolset,
                 instance_name: p.instance_name,
                 health,
+                identification,
             }
         }
         None => FragmentOutcome::Unknown {
             reason: format!("{key} is not in the assembled output"),
         },
     }
+}
+
+/// How a chosen fragment's endpoint was settled, when it had candidates.
+fn identification(group: &InstanceGroup, fragment: &Fragment, health: &Health) -> Option<String> {
+    if let Some(identified) = &group.identified {
+        return Some(format!(
+            "{identified}; endpoint {}",
+            group.chosen.fragment.endpoint
+        ));
+    }
+    let candidates = fragment.identification.as_ref()?.candidates.len();
+    if candidates == 0 {
+        return None;
+    }
+    Some(match health {
+        Health::NotChecked => format!(
+            "{candidates} candidate(s) not probed (no health checks): the metadata's guess {} is used",
+            fragment.endpoint
+        ),
+        _ => format!(
+            "none of {candidates} candidate(s) proved itself: the metadata's guess {} is used",
+            fragment.endpoint
+        ),
+    })
 }
 
 /// Builds the explanation from the same inputs the configuration was built from.
@@ -228,10 +258,17 @@ fn describe(outcome: &FragmentOutcome) -> String {
             toolset,
             instance_name,
             health,
-        } => match instance_name {
-            Some(n) => format!("chosen: {toolset} (instance {n}), {health}"),
-            None => format!("chosen: {toolset}, {health}"),
-        },
+            identification,
+        } => {
+            let chosen = match instance_name {
+                Some(n) => format!("chosen: {toolset} (instance {n}), {health}"),
+                None => format!("chosen: {toolset}, {health}"),
+            };
+            match identification {
+                Some(how) => format!("{chosen}; {how}"),
+                None => chosen,
+            }
+        }
         FragmentOutcome::DisabledByOverride { toolset } => {
             format!("not used: {toolset} disabled by override (enabled: false)")
         }

@@ -79,16 +79,30 @@ impl Policy {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     backends: BTreeMap<String, BTreeSet<String>>,
+    /// Toolsets of the detectors that declared them (contract 1.1 `setup.declares`).
+    toolsets: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Grants {
     /// Grants from the loaded detectors' metadata.
     pub fn from_infos<'a>(infos: impl IntoIterator<Item = &'a DetectorInfo>) -> Self {
-        let backends = infos
-            .into_iter()
-            .map(|i| (i.name.clone(), i.backends.iter().cloned().collect()))
-            .collect();
-        Grants { backends }
+        let mut grants = Grants::default();
+        for i in infos {
+            grants
+                .backends
+                .insert(i.name.clone(), i.backends.iter().cloned().collect());
+            if let Some(emits) = &i.emits {
+                grants
+                    .toolsets
+                    .insert(i.name.clone(), emits.toolsets.iter().cloned().collect());
+            }
+        }
+        grants
+    }
+
+    /// The toolsets `detector` declared, when it declared any.
+    fn declared_toolsets(&self, detector: &str) -> Option<&BTreeSet<String>> {
+        self.toolsets.get(detector)
     }
 
     fn allows_backend(&self, detector: &str, backend: &str) -> bool {
@@ -157,9 +171,10 @@ pub fn screen(
         };
         let detector = verdict.detector.as_str();
         fragments.retain_mut(|fragment| {
+            let toolset = shown(&fragment.toolset);
             let note = |kind, field: String, message: String| GateNote {
                 detector: detector.to_string(),
-                toolset: shown(&fragment.toolset),
+                toolset: toolset.clone(),
                 kind,
                 field,
                 message,
@@ -169,7 +184,12 @@ pub fn screen(
                     notes.push(note(r.kind, r.field, r.message));
                     false
                 }
-                Ok(scheme) => {
+                Ok(target) => {
+                    let scheme = target.scheme;
+                    let refused = screen_candidates(svc, detector, fragment, grants, policy, trusted);
+                    for (field, r) in refused {
+                        notes.push(note(r.kind, field, r.message));
+                    }
                     if fragment.rank > MAX_RANK {
                         notes.push(note(
                             NoteKind::RankClamped,
@@ -181,11 +201,7 @@ pub fn screen(
                     let creds = catalog::credentials(&fragment.toolset, &fragment.backend, scheme);
                     if !creds.is_empty() {
                         if trusted {
-                            for c in creds {
-                                fragment
-                                    .config
-                                    .insert(c.key.to_string(), Value::String(c.value.to_string()));
-                            }
+                            add_credentials(&mut fragment.config, &creds);
                         } else {
                             notes.push(note(
                                 NoteKind::CredentialsWithheld,
@@ -206,14 +222,73 @@ pub fn screen(
     detections.gate = notes;
 }
 
-/// Checks one fragment; on success returns the endpoint's scheme.
+fn add_credentials(config: &mut serde_json::Map<String, Value>, creds: &[catalog::Credential]) {
+    for c in creds {
+        config.insert(c.key.to_string(), Value::String(c.value.to_string()));
+    }
+}
+
+/// Screens an admitted fragment's candidates (contract 1.1 `identify`) as fragments of
+/// their own: each must pass [`check`] and stay on the given Service (the host requests
+/// each one's fingerprint, and only Services we discovered are ever requested).
+/// Refused candidates are removed and returned with the field at fault; the admitted
+/// ones get the credentials their scheme calls for, like the fragment.
+fn screen_candidates(
+    svc: &ServiceSnapshot,
+    detector: &str,
+    fragment: &mut Fragment,
+    grants: &Grants,
+    policy: &Policy,
+    trusted: bool,
+) -> Vec<(String, Refusal)> {
+    let mut refused = Vec::new();
+    let Some(id) = fragment.identification.take() else {
+        return refused;
+    };
+    let mut kept = Vec::with_capacity(id.candidates.len());
+    for (i, mut c) in id.candidates.into_iter().enumerate() {
+        let alternative = Fragment {
+            endpoint: c.endpoint.clone(),
+            health: c.health.clone(),
+            config: c.config.clone(),
+            identification: None,
+            ..fragment.clone()
+        };
+        let field = |f: &str| format!("identify.candidates[{i}].{f}");
+        match check(svc, detector, &alternative, grants, policy) {
+            Err(r) => refused.push((field(&r.field), r)),
+            Ok(target) if !target.own => refused.push((
+                field("endpoint"),
+                endpoint_error(format!(
+                    "a candidate must be on Service {}/{} itself",
+                    svc.namespace, svc.name
+                )),
+            )),
+            Ok(target) => {
+                if trusted {
+                    let creds =
+                        catalog::credentials(&fragment.toolset, &fragment.backend, target.scheme);
+                    add_credentials(&mut c.config, &creds);
+                }
+                kept.push(c);
+            }
+        }
+    }
+    fragment.identification = Some(crate::model::Identification {
+        candidates: kept,
+        required: id.required,
+    });
+    refused
+}
+
+/// Checks one fragment; on success returns its validated endpoint.
 fn check(
     svc: &ServiceSnapshot,
     detector: &str,
     f: &Fragment,
     grants: &Grants,
     policy: &Policy,
-) -> Result<Scheme, Refusal> {
+) -> Result<Target, Refusal> {
     if svc.service_type == "ExternalName" {
         return Err(refuse(
             NoteKind::ExternalName,
@@ -242,6 +317,19 @@ fn check(
             format!(
                 "backend {:?} is not one the detector declared",
                 shown(&f.backend)
+            ),
+        ));
+    }
+    if let Some(declared) = grants.declared_toolsets(detector)
+        && !declared.contains(&f.toolset)
+    {
+        return Err(refuse(
+            NoteKind::Toolset,
+            "toolset",
+            format!(
+                "toolset {:?} is not one the detector declared ({})",
+                shown(&f.toolset),
+                declared.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
         ));
     }
@@ -281,7 +369,7 @@ fn check(
     let target = check_endpoint(svc, &f.endpoint, policy)?;
     check_health(svc, f, &target)?;
     check_config(f)?;
-    Ok(target.scheme)
+    Ok(target)
 }
 
 /// A validated endpoint.

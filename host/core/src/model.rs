@@ -214,6 +214,97 @@ pub struct Fragment {
     /// The HolmesGPT `config` object (already parsed and checked to be a JSON object).
     pub config: serde_json::Map<String, serde_json::Value>,
     pub custom: Option<CustomToolset>,
+    /// Candidate endpoints the host may probe to settle the backend's identity (contract
+    /// 1.1 `identify`); none for detectors without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identification: Option<Identification>,
+}
+
+/// How to recognise a backend on a candidate endpoint (see `fingerprint` in the WIT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Path relative to the candidate's endpoint, starting with "/".
+    pub path: String,
+    /// Statuses that may prove identity; empty means 200.
+    pub statuses: Vec<u16>,
+    /// JSON pointers that must all exist in the JSON body.
+    pub json_pointers: Vec<String>,
+    /// Texts the body must all contain.
+    pub body_contains: Vec<String>,
+}
+
+impl Fingerprint {
+    /// The URL to request for a candidate endpoint: the endpoint with its path and
+    /// this fingerprint's path joined (no double slash).
+    pub fn url_for(&self, endpoint: &str) -> String {
+        format!("{}{}", endpoint.trim_end_matches('/'), self.path)
+    }
+
+    /// Whether an answer proves identity; `Err` says what was missing, for a person.
+    pub fn matches(&self, status: u16, body: &[u8]) -> Result<(), String> {
+        let status_ok = if self.statuses.is_empty() {
+            status == 200
+        } else {
+            self.statuses.contains(&status)
+        };
+        if !status_ok {
+            return Err(format!("HTTP {status}"));
+        }
+        if !self.json_pointers.is_empty() {
+            let json: serde_json::Value = serde_json::from_slice(body)
+                .map_err(|_| format!("HTTP {status} but the body is not JSON"))?;
+            if let Some(missing) = self
+                .json_pointers
+                .iter()
+                .find(|p| json.pointer(p).is_none())
+            {
+                return Err(format!("HTTP {status} but the JSON has no {missing}"));
+            }
+        }
+        let text = String::from_utf8_lossy(body);
+        if let Some(missing) = self
+            .body_contains
+            .iter()
+            .find(|t| !text.contains(t.as_str()))
+        {
+            return Err(format!("HTTP {status} but the body lacks {missing:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// One place a backend may answer: a complete alternative of a fragment's endpoint,
+/// health probe and config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointCandidate {
+    pub endpoint: String,
+    pub health: Option<HealthProbe>,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub fingerprint: Fingerprint,
+    /// Why this candidate, for `--explain`.
+    pub why: String,
+}
+
+/// A fragment's candidates, in the detector's order of preference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identification {
+    pub candidates: Vec<EndpointCandidate>,
+    /// Without a proven candidate (when probes run) the fragment is dropped.
+    pub required: bool,
+}
+
+impl Fragment {
+    /// This fragment with candidate `index` in place of its endpoint, health and config
+    /// (the identification is kept, to explain the choice). `None` for a bad index.
+    pub fn with_candidate(&self, index: usize) -> Option<Fragment> {
+        let c = self.identification.as_ref()?.candidates.get(index)?;
+        Some(Fragment {
+            endpoint: c.endpoint.clone(),
+            health: c.health.clone(),
+            config: c.config.clone(),
+            ..self.clone()
+        })
+    }
 }
 
 /// A detector's answer for one Service.
@@ -231,6 +322,19 @@ pub struct DetectorInfo {
     pub name: String,
     pub version: String,
     pub backends: Vec<String>,
+    /// What the detector declares it may emit (contract 1.1 `setup.declares`); none for
+    /// a detector without that export (its `backends` alone bound it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emits: Option<Emits>,
+}
+
+/// A detector's declared output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Emits {
+    /// HolmesGPT toolset names.
+    pub toolsets: Vec<String>,
+    /// Whether it emits custom toolset definitions.
+    pub custom_toolsets: bool,
 }
 
 /// Why a detector call produced no detection.

@@ -34,7 +34,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Detection, Fragment, Grouping, HealthProbe, ServiceDetections, ServiceRef};
+use crate::model::{
+    Detection, Fragment, Grouping, HealthProbe, Identification, ServiceDetections, ServiceRef,
+};
 
 /// Identifies one backend installation offering one toolset.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -136,6 +138,43 @@ pub struct InstanceGroup {
     pub chosen: Candidate,
     /// Best first.
     pub siblings: Vec<Sibling>,
+    /// The endpoint candidate that proved itself, when the chosen fragment had candidates
+    /// (contract 1.1 `identify`) and the host probed them ([`Selection::adopt`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identified: Option<Identified>,
+}
+
+/// Which endpoint candidate proved the backend's identity, and how.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identified {
+    /// Position in the detector's candidate list.
+    pub candidate: usize,
+    /// The candidate's own reason (from the detector).
+    pub why: String,
+    /// What the host saw, e.g. "GET https://...:9090/api/v1/status/buildinfo: HTTP 200
+    /// with /data/version".
+    pub proof: String,
+    /// The chosen fragment as the detector returned it (restored by
+    /// [`Selection::unadopt`]).
+    #[serde(skip)]
+    original: Box<Fragment>,
+}
+
+impl fmt::Display for Identified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self
+            .original
+            .identification
+            .as_ref()
+            .map_or(0, |i| i.candidates.len());
+        write!(
+            f,
+            "candidate {} of {total} ({}) proved itself: {}",
+            self.candidate + 1,
+            self.why,
+            self.proof
+        )
+    }
 }
 
 /// The outcome of selection, ordered by [`InstanceKey`].
@@ -146,13 +185,17 @@ pub struct Selection {
 
 /// A health check the host must run for a chosen candidate. The host answers with a
 /// map from [`ProbeRequest::key`] to [`crate::assemble::Health`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeRequest {
     pub key: InstanceKey,
     pub service: ServiceRef,
     /// The fragment's endpoint (what HolmesGPT will use), for messages.
     pub endpoint: String,
     pub probe: HealthProbe,
+    /// Candidates to identify first (the chosen fragment has some and none has been
+    /// adopted yet); the host answers which one proved itself ([`Selection::adopt`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identification: Option<Identification>,
 }
 
 impl ProbeRequest {
@@ -182,6 +225,15 @@ impl Selection {
                     service: g.chosen.service.clone(),
                     endpoint: g.chosen.fragment.endpoint.clone(),
                     probe: probe.clone(),
+                    identification: match &g.identified {
+                        Some(_) => None,
+                        None => g
+                            .chosen
+                            .fragment
+                            .identification
+                            .clone()
+                            .filter(|i| !i.candidates.is_empty() || i.required),
+                    },
                 })
             })
             .collect()
@@ -189,6 +241,60 @@ impl Selection {
 
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
+    }
+
+    /// Puts endpoint candidate `candidate` of the chosen fragment of `key` in place of
+    /// its endpoint, health probe and config (see [`Fragment::with_candidate`]),
+    /// remembering the original and `proof`. False (nothing changed) when the group, the
+    /// candidate or the identification is unknown.
+    pub fn adopt(&mut self, key: &InstanceKey, candidate: usize, proof: String) -> bool {
+        let Some(group) = self.group_mut(key) else {
+            return false;
+        };
+        let original = match group.identified.take() {
+            Some(previous) => previous.original,
+            None => Box::new(group.chosen.fragment.clone()),
+        };
+        let Some(adopted) = original.with_candidate(candidate) else {
+            group.chosen.fragment = (*original).clone();
+            return false;
+        };
+        let why = original
+            .identification
+            .as_ref()
+            .and_then(|i| i.candidates.get(candidate))
+            .map(|c| c.why.clone())
+            .unwrap_or_default();
+        group.chosen.fragment = adopted;
+        group.identified = Some(Identified {
+            candidate,
+            why,
+            proof,
+            original,
+        });
+        true
+    }
+
+    /// Undoes [`Selection::adopt`] (the adopted candidate stopped answering: identify
+    /// again). False when nothing was adopted.
+    pub fn unadopt(&mut self, key: &InstanceKey) -> bool {
+        let Some(group) = self.group_mut(key) else {
+            return false;
+        };
+        match group.identified.take() {
+            Some(identified) => {
+                group.chosen.fragment = *identified.original;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn group_mut(&mut self, key: &InstanceKey) -> Option<&mut InstanceGroup> {
+        self.groups
+            .binary_search_by(|g| g.key.cmp(key))
+            .ok()
+            .and_then(|i| self.groups.get_mut(i))
     }
 }
 
@@ -242,6 +348,7 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
                 key,
                 chosen,
                 siblings,
+                identified: None,
             })
         })
         .collect();

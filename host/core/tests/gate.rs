@@ -35,6 +35,7 @@ fn fragment(toolset: &str, backend: &str, endpoint: &str, port: u16) -> Fragment
         }),
         config,
         custom: None,
+        identification: None,
     }
 }
 
@@ -51,6 +52,7 @@ fn grants() -> Grants {
         name: name.into(),
         version: "1".into(),
         backends: backends.iter().map(|b| b.to_string()).collect(),
+        emits: None,
     };
     Grants::from_infos(&[
         info("prometheus", &["prometheus"]),

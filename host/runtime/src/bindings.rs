@@ -1,10 +1,14 @@
-//! Host bindings generated from `wit/detector.wit` (world `detector-world`).
+//! Host bindings generated from `wit/detector.wit` (world `full-detector`, contract
+//! 1.1.0). The world is used for its types and per-interface export lookups only: the
+//! `detector` export is required (every 1.x guest has it), `setup` and `identify`
+//! (since 1.1.0) are looked up one by one and may be absent (see `exports.rs`).
 
 #![allow(unsafe_code, missing_docs, clippy::all)]
 
 wasmtime::component::bindgen!({
     path: "../../wit",
-    world: "detector-world",
+    world: "full-detector",
 });
 
 pub use dynamic_toolset::detector::types as wit;
+pub use exports::dynamic_toolset::detector::{detector, identify, setup};

@@ -77,6 +77,7 @@ pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInf
         name: info.name,
         version: info.version,
         backends: info.backends,
+        emits: None,
     })
 }
 
@@ -123,6 +124,41 @@ pub(crate) fn detection_from_wit(
     }
 }
 
+/// [`detection_from_wit`], with each matched fragment's identification (contract 1.1
+/// `identify`, one per fragment, in order; empty for detectors without it) attached.
+/// Identifications count against the same output limit as the fragments.
+pub(crate) fn detection_with_identifications(
+    detection: wit::Detection,
+    identifications: Vec<crate::bindings::identify::Identification>,
+    limits: OutputLimits,
+) -> Result<core::Detection, Error> {
+    let fragment_size: usize = match &detection {
+        wit::Detection::Matched(fragments) => fragments.iter().map(fragment_bytes).sum(),
+        _ => 0,
+    };
+    let mut detection = detection_from_wit(detection, limits)?;
+    if identifications.is_empty() {
+        return Ok(detection);
+    }
+    let size = fragment_size
+        + identifications
+            .iter()
+            .map(crate::since_v1_1::identification_bytes)
+            .sum::<usize>();
+    if size > limits.max_output_bytes {
+        return Err(Error::OutputTooLarge {
+            size,
+            limit: limits.max_output_bytes,
+        });
+    }
+    if let core::Detection::Matched(fragments) = &mut detection {
+        for (index, (fragment, id)) in fragments.iter_mut().zip(identifications).enumerate() {
+            fragment.identification = crate::since_v1_1::identification_from_wit(index, id)?;
+        }
+    }
+    Ok(detection)
+}
+
 fn fragment_bytes(f: &wit::Fragment) -> usize {
     let health = f.health.as_ref().map_or(0, |h| h.path.len());
     let custom = f.custom.as_ref().map_or(0, |c| {
@@ -143,7 +179,7 @@ fn fragment_bytes(f: &wit::Fragment) -> usize {
 }
 
 /// What is wrong with a field of fragment `index`.
-fn invalid(index: usize, field: impl Into<String>, problem: impl Into<String>) -> Error {
+pub(crate) fn invalid(index: usize, field: impl Into<String>, problem: impl Into<String>) -> Error {
     Error::InvalidFragment {
         index,
         field: field.into(),
@@ -187,10 +223,14 @@ fn fragment_from_wit(index: usize, f: wit::Fragment) -> Result<core::Fragment, E
         health,
         config,
         custom,
+        identification: None,
     })
 }
 
-fn health_from_wit(index: usize, h: wit::HealthProbe) -> Result<core::HealthProbe, Error> {
+pub(crate) fn health_from_wit(
+    index: usize,
+    h: wit::HealthProbe,
+) -> Result<core::HealthProbe, Error> {
     if h.port == 0 {
         return Err(invalid(index, "health.port", "is 0"));
     }
@@ -259,7 +299,7 @@ fn custom_from_wit(index: usize, c: wit::CustomToolset) -> Result<core::CustomTo
     })
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "boolean",

@@ -60,6 +60,17 @@ pub enum Error {
     Contract(wasmtime::Error),
     #[error("metadata() failed ({}): {}", .0.kind, .0.message)]
     Metadata(DetectorFailure),
+    #[error("declares() failed ({}): {}", .0.kind, .0.message)]
+    Declares(DetectorFailure),
+    #[error("declares() {0}")]
+    InvalidEmits(String),
+    #[error("configure() failed ({}): {}", .0.kind, .0.message)]
+    ConfigureFailed(DetectorFailure),
+    /// The detector's own reason (sanitised, capped) for refusing its settings.
+    #[error("refused its settings: {0}")]
+    SettingsRefused(String),
+    #[error("takes no settings (it does not export `setup`), but settings were given: {}", keys.join(", "))]
+    NoSettings { keys: Vec<String> },
     #[error("metadata().name is empty")]
     EmptyName,
     #[error("metadata().name must be 1-64 characters of a-z, 0-9, '-' or '_'")]

@@ -29,8 +29,10 @@ mod bindings;
 mod config;
 mod convert;
 mod error;
+mod exports;
 mod load;
 mod sandbox;
+mod since_v1_1;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -40,9 +42,10 @@ use dynamic_toolset_core::{DetectorInfo, ServiceDetections, ServiceSnapshot, Ver
 use serde::Serialize;
 
 pub use config::RuntimeConfig;
+pub use exports::Capabilities;
 
 /// The WIT contract version this host implements (`wit/detector.wit`'s package version).
-pub const WIT_VERSION: &str = "1.0.0";
+pub const WIT_VERSION: &str = "1.1.0";
 pub use dynamic_toolset_core::{DetectorFailure, FailureKind};
 pub use error::{Error, Result};
 
@@ -77,6 +80,9 @@ pub struct LoadedInfo {
     pub source: DetectorSource,
     /// sha256 of the component bytes, hex.
     pub sha256: String,
+    /// The optional 1.1 exports it has.
+    #[serde(skip)]
+    pub capabilities: Capabilities,
 }
 
 /// Failures of one detector, by kind.
@@ -236,24 +242,40 @@ impl DetectorSet {
 impl Detector {
     fn detect(&mut self, input: &bindings::wit::Service, limits: convert::OutputLimits) -> Verdict {
         let name = &self.info.info.name;
+        let identifies = self.info.capabilities.identify;
+        let sandbox = &mut self.sandbox;
         let (result, elapsed) = sandbox::timed(|| {
-            self.sandbox.call(|bindings, store| {
-                bindings
-                    .dynamic_toolset_detector_detector()
-                    .call_detect(store, input)
-            })
+            let detection =
+                sandbox.call(|exports, store| exports.detector.call_detect(store, input))?;
+            let mut identifications = Vec::new();
+            if let (true, bindings::wit::Detection::Matched(fragments)) = (identifies, &detection) {
+                for fragment in fragments.iter().take(limits.max_fragments) {
+                    identifications.push(sandbox.call(
+                        |exports, store| match &exports.identify {
+                            Some(identify) => identify.call_identify(store, input, fragment),
+                            None => Ok(bindings::identify::Identification {
+                                candidates: Vec::new(),
+                                required: false,
+                            }),
+                        },
+                    )?);
+                }
+            }
+            Ok((detection, identifications))
+        });
+        let result = result.and_then(|(detection, identifications)| {
+            convert::detection_with_identifications(detection, identifications, limits).map_err(
+                |e| DetectorFailure {
+                    kind: FailureKind::InvalidOutput,
+                    message: format!("returned {e}"),
+                },
+            )
         });
         let stats = &mut self.stats;
         stats.calls += 1;
         stats.total_time += elapsed;
         stats.max_time = stats.max_time.max(elapsed);
-        let outcome = result.and_then(|detection| {
-            convert::detection_from_wit(detection, limits).map_err(|e| DetectorFailure {
-                kind: FailureKind::InvalidOutput,
-                message: format!("returned {e}"),
-            })
-        });
-        let outcome = match outcome {
+        let outcome = match result {
             Ok(detection) => {
                 match &detection {
                     dynamic_toolset_core::Detection::Unrelated => stats.unrelated += 1,

@@ -14,6 +14,7 @@ use wasmtime::component::{Component, Linker};
 
 use crate::convert::info_from_wit;
 use crate::sandbox::{HostState, Sandbox, pre_instantiate};
+use crate::since_v1_1::emits_from_wit;
 use crate::{DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
 
 /// The WIT interface every detector exports, without its version.
@@ -25,6 +26,8 @@ pub(crate) const SUPPORTED_MAJOR: &str = "1";
 pub(crate) struct Source {
     pub origin: DetectorSource,
     pub bytes: Cow<'static, [u8]>,
+    /// The operator's settings, handed to `configure` (a 1.1 detector with `setup`).
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A loaded detector.
@@ -40,6 +43,7 @@ pub(crate) fn bundled_sources() -> Vec<Source> {
         .map(|(name, bytes)| Source {
             origin: DetectorSource::Bundled((*name).to_string()),
             bytes: Cow::Borrowed(*bytes),
+            settings: serde_json::Map::new(),
         })
         .collect()
 }
@@ -67,6 +71,7 @@ pub(crate) fn plugin_sources(dir: &Path) -> Result<(Vec<Source>, Vec<Error>)> {
             Ok(bytes) => sources.push(Source {
                 origin: DetectorSource::File(path),
                 bytes: Cow::Owned(bytes),
+                settings: serde_json::Map::new(),
             }),
             Err(e) => errors.push(Error::Unreadable(e).loading(DetectorSource::File(path))),
         }
@@ -91,6 +96,7 @@ pub(crate) fn load_all(
         let result = component.and_then(|c| instantiate(engine, linker, cfg, &source, &c));
         match result {
             Ok((info, sandbox)) => {
+                let capabilities = sandbox.capabilities();
                 if let Some(first) = loaded.iter().find(|l| l.info.info.name == info.name) {
                     let taken = Error::NameTaken {
                         name: info.name,
@@ -104,6 +110,7 @@ pub(crate) fn load_all(
                         info,
                         source: source.origin,
                         sha256,
+                        capabilities,
                     },
                     sandbox,
                 });
@@ -215,7 +222,8 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// Checks the exported contract version, links, instantiates and asks for metadata.
+/// Checks the exported contract version, links, instantiates, asks for metadata and,
+/// for a 1.1 detector with `setup`, its declared output and configures it.
 fn instantiate(
     engine: &Engine,
     linker: &Linker<HostState>,
@@ -231,16 +239,41 @@ fn instantiate(
     };
     let mut sandbox = Sandbox::new(&provisional, pre, cfg);
     let info = sandbox
-        .call(|bindings, store| {
-            bindings
-                .dynamic_toolset_detector_detector()
-                .call_metadata(store)
-        })
+        .call(|exports, store| exports.detector.call_metadata(store))
         .map_err(Error::Metadata)?;
-    let info = info_from_wit(info)?;
+    let mut info = info_from_wit(info)?;
     sandbox.set_name(&info.name);
+    if sandbox.capabilities().setup {
+        let emits = sandbox
+            .call(|exports, store| match &exports.setup {
+                Some(setup) => setup.call_declares(store).map(Some),
+                None => Ok(None),
+            })
+            .map_err(Error::Declares)?;
+        info.emits = emits.map(emits_from_wit).transpose()?;
+        let settings = serde_json::Value::Object(source.settings.clone()).to_string();
+        let answer = sandbox
+            .call(|exports, store| match &exports.setup {
+                Some(setup) => setup.call_configure(store, &settings),
+                None => Ok(Ok(())),
+            })
+            .map_err(Error::ConfigureFailed)?;
+        if let Err(reason) = answer {
+            return Err(Error::SettingsRefused(crate::sandbox::sanitize(
+                &reason,
+                MAX_REASON_BYTES,
+            )));
+        }
+    } else if !source.settings.is_empty() {
+        return Err(Error::NoSettings {
+            keys: source.settings.keys().cloned().collect(),
+        });
+    }
     Ok((info, sandbox))
 }
+
+/// Bytes of a detector's own refusal shown to the operator.
+const MAX_REASON_BYTES: usize = 512;
 
 /// The component must export `dynamic-toolset:detector/detector@1.x`.
 fn check_exports(engine: &Engine, component: &Component) -> Result<()> {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
-use crate::bindings::{DetectorWorld, DetectorWorldPre, dynamic_toolset::detector::log, wit};
+use crate::bindings::{FullDetector, dynamic_toolset::detector::log, wit};
+use crate::exports::{Exports, ExportsPre};
 use crate::{DetectorFailure, Error, FailureKind, Result, RuntimeConfig};
 
 /// Table elements an instance may grow to (funcref tables of Rust guests hold a few
@@ -163,7 +164,7 @@ pub(crate) fn sanitize(message: &str, max_bytes: usize) -> String {
 /// imports (WASI) are defined as traps per component in [`pre_instantiate`].
 pub(crate) fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    DetectorWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+    FullDetector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(Error::Engine)?;
     Ok(linker)
 }
@@ -172,24 +173,24 @@ pub(crate) fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
 pub(crate) fn pre_instantiate(
     base: &Linker<HostState>,
     component: &wasmtime::component::Component,
-) -> wasmtime::Result<DetectorWorldPre<HostState>> {
+) -> wasmtime::Result<ExportsPre> {
     let mut linker = base.clone();
     linker.define_unknown_imports_as_traps(component)?;
     let pre = linker.instantiate_pre(component)?;
-    DetectorWorldPre::new(pre)
+    ExportsPre::new(pre)
 }
 
 /// A live instance: its store and export bindings.
 pub(crate) struct Live {
     store: Store<HostState>,
-    bindings: DetectorWorld,
+    exports: Exports,
 }
 
 /// One detector's sandbox: the pre-instantiated component and, normally, a live instance
 /// reused across calls. After any trap the instance is discarded and re-created.
 pub(crate) struct Sandbox {
     name: Arc<str>,
-    pre: DetectorWorldPre<HostState>,
+    pre: ExportsPre,
     live: Option<Live>,
     memory_limit: usize,
     deadline_ticks: u64,
@@ -201,7 +202,7 @@ pub(crate) struct Sandbox {
 }
 
 impl Sandbox {
-    pub(crate) fn new(name: &str, pre: DetectorWorldPre<HostState>, cfg: &RuntimeConfig) -> Self {
+    pub(crate) fn new(name: &str, pre: ExportsPre, cfg: &RuntimeConfig) -> Self {
         Self {
             name: Arc::from(name),
             pre,
@@ -213,6 +214,11 @@ impl Sandbox {
             max_log_bytes: cfg.max_log_line_bytes,
             reinstantiations: 0,
         }
+    }
+
+    /// Which optional exports the component has.
+    pub(crate) fn capabilities(&self) -> crate::exports::Capabilities {
+        self.pre.capabilities()
     }
 
     /// Renames the detector (after `metadata()` told its real name).
@@ -241,7 +247,7 @@ impl Sandbox {
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks);
         match self.pre.instantiate(&mut store) {
-            Ok(bindings) => Ok(Live { store, bindings }),
+            Ok(exports) => Ok(Live { store, exports }),
             Err(e) => {
                 let mut failure = self.classify(&store, &e);
                 failure.message = format!("cannot be instantiated: {}", failure.message);
@@ -256,7 +262,7 @@ impl Sandbox {
     /// (a verdict adds it, see `Detector::detect`).
     pub(crate) fn call<R>(
         &mut self,
-        f: impl FnOnce(&DetectorWorld, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, DetectorFailure> {
         let mut live = match self.live.take() {
             Some(live) => live,
@@ -264,7 +270,7 @@ impl Sandbox {
         };
         live.store.data_mut().reset_call();
         live.store.set_epoch_deadline(self.deadline_ticks);
-        let result = f(&live.bindings, &mut live.store);
+        let result = f(&live.exports, &mut live.store);
         let dropped = live.store.data().log_dropped;
         if dropped > 0 {
             tracing::warn!(target: "detector", detector = &*self.name, dropped, "log lines dropped (per-call cap)");

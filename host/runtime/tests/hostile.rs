@@ -437,14 +437,50 @@ fn timeouts_respect_the_configured_deadline() {
 
 #[test]
 fn newer_minor_contract_version_is_accepted() {
-    let dir = plugin_dir("minor", &["wit-v1-1"], &[]);
+    let dir = plugin_dir("minor", &["wit-v1-9"], &[]);
     let (mut set, errors) = DetectorSet::load_with(&config(), false, &[&dir]).unwrap();
     assert!(errors.is_empty(), "{errors:#?}");
     let v = set.detect(&service("calm"), "cluster.local").verdicts;
     assert_eq!(
-        verdict(&v, "wit-v1-1").outcome,
+        verdict(&v, "wit-v1-9").outcome,
         Ok(Detection::Declined(
-            "built against contract 1.1.0".to_string()
+            "built against contract 1.9.0".to_string()
         ))
     );
+}
+
+#[test]
+fn first_contract_guest_runs_unchanged_on_this_host() {
+    let dir = plugin_dir("v1-0", &["wit-v1-0"], &[]);
+    let (mut set, errors) = DetectorSet::load(&config(), Some(&dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let infos = set.detectors();
+    let old = infos.iter().find(|d| d.info.name == "wit-v1-0").unwrap();
+    // A 1.0 guest has neither `setup` nor `identify`, and declares no toolsets.
+    assert!(
+        !old.capabilities.setup && !old.capabilities.identify,
+        "{old:?}"
+    );
+    assert_eq!(old.info.emits, None);
+    // Bundled detectors are 1.1 guests with both.
+    let prometheus = infos.iter().find(|d| d.info.name == "prometheus").unwrap();
+    assert!(prometheus.capabilities.setup && prometheus.capabilities.identify);
+    assert_eq!(
+        prometheus.info.emits.as_ref().map(|e| e.toolsets.clone()),
+        Some(vec!["prometheus/metrics".to_string()])
+    );
+
+    let v = set
+        .detect(&service("old-prometheus"), "cluster.local")
+        .verdicts;
+    let Ok(Detection::Matched(fragments)) = &verdict(&v, "wit-v1-0").outcome else {
+        panic!("{v:?}");
+    };
+    assert_eq!(fragments.len(), 1);
+    assert_eq!(
+        fragments[0].endpoint,
+        "http://old-prometheus.monitoring.svc.cluster.local:9090"
+    );
+    assert_eq!(fragments[0].identification, None);
+    others_ok(&v, "");
 }

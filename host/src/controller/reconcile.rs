@@ -63,6 +63,26 @@ struct Loop {
     exported_health: Vec<(InstanceKey, bool)>,
     /// The REST API's view and discover requests.
     api: view::ApiSide,
+    /// Endpoint candidates that proved themselves, kept across discovery passes while
+    /// the detector names the same candidates (health then probes only the winner).
+    identified: BTreeMap<InstanceKey, Winner>,
+}
+
+/// An identified installation: its candidates' endpoints (to notice a change) and proof.
+struct Winner {
+    candidates: Vec<String>,
+    proof: crate::probe::Proof,
+}
+
+/// The endpoints of the chosen fragment's candidates of `key`, if it has any.
+fn candidate_endpoints(selection: &Selection, key: &InstanceKey) -> Option<Vec<String>> {
+    let id = selection
+        .group(key)?
+        .chosen
+        .fragment
+        .identification
+        .as_ref()?;
+    Some(id.candidates.iter().map(|c| c.endpoint.clone()).collect())
 }
 
 pub(super) async fn main_loop(
@@ -160,6 +180,7 @@ pub(super) async fn main_loop(
         leadership: None,
         exported_health: Vec::new(),
         api,
+        identified: BTreeMap::new(),
     };
 
     lp.leadership = leader_rx.borrow().clone();
@@ -310,6 +331,7 @@ impl Loop {
             .map(|g| g.key.clone())
             .collect();
         self.tracker.retain(&chosen);
+        self.identified.retain(|k, _| chosen.contains(k));
         self.export_health();
         if self.prober.is_some() {
             let keys: Vec<InstanceKey> = if std::mem::take(health_round) {
@@ -349,6 +371,11 @@ impl Loop {
         };
         let matched = all.len();
         self.selection = select::select(&all);
+        let selection = &mut self.selection;
+        self.identified.retain(|key, winner| {
+            candidate_endpoints(selection, key).as_ref() == Some(&winner.candidates)
+                && selection.adopt(key, winner.proof.candidate, winner.proof.text.clone())
+        });
         self.metrics
             .services_watched
             .set(i64::try_from(services).unwrap_or(i64::MAX));
@@ -407,8 +434,28 @@ impl Loop {
                 continue; // no longer chosen
             }
             let (healthy, reason) = match &outcome {
-                ProbeOutcome::Healthy { .. } => (true, String::new()),
-                ProbeOutcome::Unhealthy { url, reason, .. } => (false, format!("{url}: {reason}")),
+                ProbeOutcome::Healthy { identified, .. } => {
+                    if let (Some(proof), Some(candidates)) =
+                        (identified, candidate_endpoints(&self.selection, &key))
+                    {
+                        pipeline::adopt(&mut self.selection, &key, proof.clone());
+                        self.identified.insert(
+                            key.clone(),
+                            Winner {
+                                candidates,
+                                proof: proof.clone(),
+                            },
+                        );
+                    }
+                    (true, String::new())
+                }
+                ProbeOutcome::Unhealthy { url, reason, .. } => {
+                    // The winner stopped answering: identify again next time.
+                    if self.identified.remove(&key).is_some() {
+                        self.selection.unadopt(&key);
+                    }
+                    (false, format!("{url}: {reason}"))
+                }
             };
             self.api
                 .probed_at

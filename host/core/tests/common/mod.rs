@@ -64,6 +64,7 @@ pub fn prom(ns: &str, name: &str, instance: &str, rank: u32) -> Fragment {
         }),
         config: obj(json!({ "prometheus_url": endpoint })),
         custom: None,
+        identification: None,
     }
 }
 
@@ -79,6 +80,7 @@ pub fn builtin(toolset: &str, ns: &str, name: &str, instance: &str, rank: u32) -
         health: None,
         config: obj(json!({ "api_url": endpoint })),
         custom: None,
+        identification: None,
     }
 }
 
@@ -102,6 +104,7 @@ pub fn jaeger(ns: &str, name: &str, rank: u32) -> Fragment {
                 command: format!("curl -s '{endpoint}/api/traces?service={{{{ service }}}}'"),
             }],
         }),
+        identification: None,
     }
 }
 

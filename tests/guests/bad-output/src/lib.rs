@@ -6,6 +6,10 @@ use detector_sdk::prelude::*;
 pub struct BadOutput;
 
 impl Detector for BadOutput {
+    fn emits() -> Emits {
+        emits(&["grafana/loki"], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("bad-output", env!("CARGO_PKG_VERSION"), &["test"])
     }

@@ -34,6 +34,19 @@ fn is_target(svc: &Service) -> bool {
 }
 
 impl Detector for EvilFragments {
+    fn emits() -> Emits {
+        emits(
+            &[
+                "prometheus/metrics",
+                "grafana/dashboards",
+                "alertmanager/alerts",
+                "kubernetes/core",
+                "evil/tools",
+            ],
+            false,
+        )
+    }
+
     fn metadata() -> DetectorInfo {
         metadata(
             "evil-fragments",

@@ -5,6 +5,10 @@ use detector_sdk::prelude::*;
 pub struct Hog;
 
 impl Detector for Hog {
+    fn emits() -> Emits {
+        emits(&[], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("hog", env!("CARGO_PKG_VERSION"), &["test"])
     }

@@ -4,6 +4,10 @@ use detector_sdk::prelude::*;
 pub struct Looper;
 
 impl Detector for Looper {
+    fn emits() -> Emits {
+        emits(&[], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("looper", env!("CARGO_PKG_VERSION"), &["test"])
     }

@@ -4,6 +4,10 @@ use detector_sdk::prelude::*;
 pub struct MetadataTrap;
 
 impl Detector for MetadataTrap {
+    fn emits() -> Emits {
+        emits(&[], false)
+    }
+
     fn metadata() -> DetectorInfo {
         panic!("metadata-trap has no metadata")
     }

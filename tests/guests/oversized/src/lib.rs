@@ -13,6 +13,10 @@ fn fragment(svc: &Service, filler: &str) -> Fragment {
 }
 
 impl Detector for Oversized {
+    fn emits() -> Emits {
+        emits(&["prometheus/metrics"], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("oversized", env!("CARGO_PKG_VERSION"), &["test"])
     }

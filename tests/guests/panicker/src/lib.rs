@@ -4,6 +4,10 @@ use detector_sdk::prelude::*;
 pub struct Panicker;
 
 impl Detector for Panicker {
+    fn emits() -> Emits {
+        emits(&[], false)
+    }
+
     fn metadata() -> DetectorInfo {
         metadata("panicker", env!("CARGO_PKG_VERSION"), &["test"])
     }

@@ -1,5 +1,5 @@
-//! Test guest built against a copy of the contract whose package version is 1.1.0
-//! (`wit/detector.wit` here). A 1.0 host must accept it: minor versions are compatible.
+//! Test guest built against a copy of the contract whose package version is 1.9.0
+//! (`wit/detector.wit` here). A 1.1 host must accept it: minor versions are compatible.
 
 #[allow(unsafe_code, clippy::all, missing_docs)]
 mod bindings {
@@ -20,13 +20,13 @@ mod component {
     impl Guest for V1Minor {
         fn metadata() -> DetectorInfo {
             DetectorInfo {
-                name: "wit-v1-1".to_string(),
+                name: "wit-v1-9".to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 backends: vec!["test".to_string()],
             }
         }
         fn detect(_service: Service) -> Detection {
-            Detection::Declined("built against contract 1.1.0".to_string())
+            Detection::Declined("built against contract 1.9.0".to_string())
         }
     }
 
