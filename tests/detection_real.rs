@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use dynamic_toolset::manifest::{self, ReadOptions};
 use dynamic_toolset::pipeline;
+use dynamic_toolset_core::ServiceSnapshot;
 use dynamic_toolset_core::gate::Policy;
 use dynamic_toolset_core::select;
 use dynamic_toolset_runtime::DetectorSet;
@@ -282,12 +283,15 @@ struct Family {
     chosen: Vec<Chosen>,
 }
 
-/// Reads one family and runs it through detect + gate + select, as `discover` does.
-fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Path) -> Family {
+fn read_canonical(canon_path: &Path) -> CanonicalFile {
     let canon_text = std::fs::read_to_string(canon_path)
         .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
-    let canon: CanonicalFile = serde_yaml::from_str(&canon_text)
-        .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
+    serde_yaml::from_str(&canon_text).unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()))
+}
+
+/// Reads one family and runs it through detect + gate + select, as `discover` does.
+fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Path) -> Family {
+    let canon = read_canonical(canon_path);
     let text = std::fs::read_to_string(fixture).unwrap();
     let opts = ReadOptions {
         default_namespace: canon
@@ -307,8 +311,18 @@ fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Pa
         services.len(),
         "{name}: a Service appears twice in the fixture"
     );
+    Family {
+        name: name.to_string(),
+        canon,
+        services: keys,
+        chosen: choose(set, name, &services),
+    }
+}
+
+/// Detect + gate (baseline policy) + select, as `discover --no-health-check` does.
+fn choose(set: &mut DetectorSet, name: &str, services: &[ServiceSnapshot]) -> Vec<Chosen> {
     let policy = Policy::baseline("cluster.local");
-    let detections = pipeline::detect_all(set, &policy, &services);
+    let detections = pipeline::detect_all(set, &policy, services);
     for sd in &detections {
         for v in &sd.verdicts {
             if let Err(e) = &v.outcome {
@@ -332,12 +346,7 @@ fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Pa
         })
         .collect();
     chosen.sort();
-    Family {
-        name: name.to_string(),
-        canon,
-        services: keys,
-        chosen,
-    }
+    chosen
 }
 
 /// The canonical file names every Service of the fixture exactly once (canonical,
@@ -780,4 +789,62 @@ fn instance_check_sees_a_renamed_instance() {
     let problems = instance_problems(&f);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("monitoring/prometheus-operated"));
+}
+
+/// The example cluster `discover --example` embeds (`host/src/discover.rs`) is made of these
+/// fixtures: each read with the namespace its canonical file gives, and discovery over all of
+/// them together finds exactly what the families' judgements say, named as they say.
+#[test]
+fn embedded_example_cluster_is_judged_by_its_families() {
+    use dynamic_toolset::discover::{EXAMPLE_CLUSTER, example_cluster};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut canon = CanonicalFile::default();
+    for (file, namespace, text) in EXAMPLE_CLUSTER {
+        let path = fixtures.join(file);
+        assert_eq!(
+            *text,
+            std::fs::read_to_string(&path).unwrap(),
+            "{file} is embedded as is"
+        );
+        let family = read_canonical(&path.with_extension("canonical.yaml"));
+        assert_eq!(
+            *namespace,
+            family
+                .namespace
+                .as_deref()
+                .unwrap_or(&ReadOptions::default().default_namespace),
+            "{file}: embedded with another namespace than its canonical file's"
+        );
+        canon.canonical.extend(family.canonical);
+        canon.acceptable.extend(family.acceptable);
+        canon.nothing.extend(family.nothing);
+    }
+    let loaded = example_cluster();
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let services: Vec<_> = loaded.services.into_iter().map(|(_, s)| s).collect();
+    let keys: BTreeSet<String> = services
+        .iter()
+        .map(|s| format!("{}/{}", s.namespace, s.name))
+        .collect();
+    assert_eq!(keys.len(), services.len(), "a Service is in two families");
+    let mut set = detector_set();
+    let f = Family {
+        name: "example cluster".into(),
+        chosen: choose(&mut set, "example cluster", &services),
+        canon,
+        services: keys,
+    };
+    let mut problems = coverage_problems(&f);
+    problems.extend(instance_problems(&f));
+    let s = score(&f.canon, &f.chosen);
+    assert!(
+        s.missed.is_empty() && s.false_toolsets.is_empty() && s.duplicates.is_empty(),
+        "missed {:?}, false {:?}, duplicate {:?}",
+        s.missed,
+        s.false_toolsets,
+        s.duplicates
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let toolsets: BTreeSet<&str> = f.chosen.iter().map(|c| c.toolset.as_str()).collect();
+    assert!(toolsets.len() >= 8, "a thin example: {toolsets:?}");
 }
