@@ -37,7 +37,12 @@ use dynamic_toolset_core::ServiceSnapshot;
 use dynamic_toolset_core::gate::Policy;
 use dynamic_toolset_core::select;
 use dynamic_toolset_runtime::DetectorSet;
-use serde::Deserialize;
+
+#[path = "common/canonical.rs"]
+mod canonical;
+use canonical::{
+    Acceptable, Alternative, Canonical, CanonicalFile, families_in, normalize, read_canonical,
+};
 
 /// Floors measured on the bundled detectors (see SCORE.md): (family, canonical endpoints
 /// found at least, false toolsets at most, duplicate instances at most). Raise `found` /
@@ -90,54 +95,6 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("zipkin", 0, 0, 0),
 ];
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CanonicalFile {
-    /// Namespace the fixture was installed into (`helm template -n`), for objects
-    /// without `metadata.namespace` (like `discover --default-namespace`).
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    canonical: Vec<Canonical>,
-    #[serde(default)]
-    acceptable: Vec<Acceptable>,
-    /// Service (`namespace/name`) -> why it must produce nothing.
-    #[serde(default)]
-    nothing: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Canonical {
-    toolset: String,
-    service: String,
-    url: String,
-    /// `namespace/name` of the chosen instance (the name HolmesGPT shows, with `-` for `/`).
-    /// Optional in the format, required by `coverage_problems` in the fixture files.
-    #[serde(default)]
-    instance: Option<String>,
-    why: String,
-    #[serde(default)]
-    alternatives: Vec<Alternative>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Alternative {
-    service: String,
-    url: String,
-    why: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Acceptable {
-    toolset: String,
-    service: String,
-    url: String,
-    why: String,
-}
-
 /// One chosen toolset instance: what HolmesGPT would be configured with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Chosen {
@@ -159,38 +116,9 @@ struct Score {
     acceptable: Vec<String>,
 }
 
-/// `scheme://host:port/path` with the default port made explicit, lowercase scheme and
-/// host, no trailing slash: so `http://a:80/` and `http://a` compare equal.
-fn normalize(url: &str) -> String {
-    let url = url.trim();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let scheme = scheme.to_ascii_lowercase();
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let authority = authority.to_ascii_lowercase();
-    let authority = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        authority
-    } else {
-        let port = match scheme.as_str() {
-            "https" => "443",
-            _ => "80",
-        };
-        format!("{authority}:{port}")
-    };
-    let path = path.trim_end_matches('/');
-    format!("{scheme}://{authority}{path}")
-}
-
 /// Whether `c` reaches canonical endpoint `k` (its URL or one of its alternatives).
 fn reaches(k: &Canonical, c: &Chosen) -> bool {
-    let url = normalize(&c.endpoint);
-    k.toolset == c.toolset
-        && (normalize(&k.url) == url || k.alternatives.iter().any(|a| normalize(&a.url) == url))
+    k.reaches(&c.toolset, &c.endpoint)
 }
 
 /// Compares the chosen toolsets with the canonical file. Pure, so the scorer itself can be
@@ -234,35 +162,16 @@ fn score(canon: &CanonicalFile, chosen: &[Chosen]) -> Score {
 }
 
 fn real_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real")
+    canonical::fixtures_dir().join("real")
 }
 
 fn synthetic_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/synthetic")
+    canonical::fixtures_dir().join("synthetic")
 }
 
 /// Every `<family>.yaml` of `tests/fixtures/real` with its `<family>.canonical.yaml`.
 fn families() -> Vec<(String, PathBuf, PathBuf)> {
     families_in(&real_dir())
-}
-
-/// Every `<family>.yaml` of `dir` with its `<family>.canonical.yaml`, sorted by family.
-fn families_in(dir: &Path) -> Vec<(String, PathBuf, PathBuf)> {
-    let mut out: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "yaml")
-                && !p.to_string_lossy().ends_with(".canonical.yaml")
-        })
-        .map(|p| {
-            let family = p.file_stem().unwrap().to_string_lossy().to_string();
-            let canon = p.with_extension("canonical.yaml");
-            (family, p, canon)
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// The bundled detectors, loaded as `discover` loads them (no third-party directory).
@@ -283,21 +192,12 @@ struct Family {
     chosen: Vec<Chosen>,
 }
 
-fn read_canonical(canon_path: &Path) -> CanonicalFile {
-    let canon_text = std::fs::read_to_string(canon_path)
-        .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
-    serde_yaml::from_str(&canon_text).unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()))
-}
-
 /// Reads one family and runs it through detect + gate + select, as `discover` does.
 fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Path) -> Family {
     let canon = read_canonical(canon_path);
     let text = std::fs::read_to_string(fixture).unwrap();
     let opts = ReadOptions {
-        default_namespace: canon
-            .namespace
-            .clone()
-            .unwrap_or_else(|| ReadOptions::default().default_namespace),
+        default_namespace: canon.default_namespace().to_string(),
     };
     let loaded = manifest::parse_str(name, &text, &opts);
     assert!(loaded.errors.is_empty(), "{name}: {:?}", loaded.errors);
@@ -797,7 +697,7 @@ fn instance_check_sees_a_renamed_instance() {
 #[test]
 fn embedded_example_cluster_is_judged_by_its_families() {
     use dynamic_toolset::discover::{EXAMPLE_CLUSTER, example_cluster};
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let fixtures = canonical::fixtures_dir();
     let mut canon = CanonicalFile::default();
     for (file, namespace, text) in EXAMPLE_CLUSTER {
         let path = fixtures.join(file);
@@ -809,10 +709,7 @@ fn embedded_example_cluster_is_judged_by_its_families() {
         let family = read_canonical(&path.with_extension("canonical.yaml"));
         assert_eq!(
             *namespace,
-            family
-                .namespace
-                .as_deref()
-                .unwrap_or(&ReadOptions::default().default_namespace),
+            family.default_namespace(),
             "{file}: embedded with another namespace than its canonical file's"
         );
         canon.canonical.extend(family.canonical);
