@@ -180,9 +180,13 @@ fn detector_set() -> DetectorSet {
         None,
         Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
     );
-    let (set, errors) = pipeline::load_detectors(&setup).expect("runtime starts");
-    assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
-    set
+    let loaded = pipeline::load_detectors(&setup).expect("runtime starts");
+    assert!(
+        loaded.errors.is_empty(),
+        "detectors failed to load: {:?}",
+        loaded.errors
+    );
+    loaded.set
 }
 
 struct Family {
@@ -222,7 +226,8 @@ fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Pa
 /// Detect + gate (baseline policy) + select, as `discover --no-health-check` does.
 fn choose(set: &mut DetectorSet, name: &str, services: &[ServiceSnapshot]) -> Vec<Chosen> {
     let policy = Policy::baseline("cluster.local");
-    let detections = pipeline::detect_all(set, &policy, services);
+    let grants = pipeline::grants(set, &Default::default());
+    let detections = pipeline::detect_all(set, &policy, services, &grants);
     for sd in &detections {
         for v in &sd.verdicts {
             if let Err(e) = &v.outcome {

@@ -117,10 +117,11 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     );
     let services: Vec<ServiceSnapshot> = loaded.services.into_iter().map(|(_, s)| s).collect();
 
-    let (mut set, load_errors) = load_detectors(&args.runtime.setup(process_env))?;
-    problems += load_errors.len();
+    let mut loaded = load_detectors(&args.runtime.setup(process_env))?;
+    problems += loaded.errors.len();
     let policy = args.security.policy(&args.cluster_domain, process_env);
-    let detections = detect_all(&mut set, &policy, &services);
+    let grants = loaded.grants();
+    let detections = detect_all(&mut loaded.set, &policy, &services, &grants);
     for sd in &detections {
         problems += sd.gate.iter().filter(|n| n.refused()).count();
         for v in &sd.verdicts {
@@ -208,29 +209,43 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `dynamic-toolset detectors`.
+/// `dynamic-toolset detectors`: every detector with its state (loaded, rejected with the
+/// reason, disabled), source and what it may emit.
 pub fn list_detectors(args: &DetectorArgs) -> anyhow::Result<ExitCode> {
-    let (set, errors) = load_detectors(&args.runtime.setup(process_env))?;
+    let loaded = load_detectors(&args.runtime.setup(process_env))?;
+    let statuses = crate::pipeline::statuses(&loaded.set, &loaded.errors, &loaded.declarations);
+    let infos = loaded.set.detectors();
     println!(
-        "{:<16} {:<9} {:<28} BACKENDS",
-        "DETECTOR", "VERSION", "SOURCE"
+        "{:<18} {:<9} {:<9} {:<28} EMITS",
+        "DETECTOR", "STATUS", "VERSION", "SOURCE"
     );
-    for d in set.detectors() {
-        let source = match &d.source {
-            dynamic_toolset_runtime::DetectorSource::Bundled(_) => "bundled".to_string(),
-            dynamic_toolset_runtime::DetectorSource::File(p) => p.display().to_string(),
+    for s in &statuses {
+        let info = infos.iter().find(|d| d.info.name == s.detector);
+        let source = match info.map(|d| &d.source) {
+            Some(dynamic_toolset_runtime::DetectorSource::Bundled(_)) => "bundled".to_string(),
+            Some(dynamic_toolset_runtime::DetectorSource::File(p)) => p.display().to_string(),
+            None => "-".to_string(),
+        };
+        let emits = match info {
+            Some(d) => match &d.info.emits {
+                Some(e) => e.toolsets.join(", "),
+                None => format!("backends: {}", d.info.backends.join(", ")),
+            },
+            None => String::new(),
         };
         println!(
-            "{:<16} {:<9} {:<28} {}",
-            d.info.name,
-            d.info.version,
+            "{:<18} {:<9} {:<9} {:<28} {}",
+            s.detector,
+            s.status,
+            info.map_or("-", |d| d.info.version.as_str()),
             source,
-            d.info.backends.join(", ")
+            emits
         );
+        if let Some(reason) = &s.reason {
+            println!("  {reason}");
+        }
     }
-    for e in &errors {
-        println!("NOT LOADED: {e}");
-    }
+    let errors = loaded.errors;
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {

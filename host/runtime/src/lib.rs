@@ -174,6 +174,8 @@ pub struct Spec {
     /// Handed to the detector's `configure` (contract 1.1 `setup`).
     pub settings: serde_json::Map<String, serde_json::Value>,
     pub limits: Limits,
+    /// The name it was declared under: its `metadata().name` must be this.
+    pub name: Option<String>,
 }
 
 impl Spec {
@@ -184,6 +186,7 @@ impl Spec {
             sha256: None,
             settings: serde_json::Map::new(),
             limits: Limits::default(),
+            name: None,
         }
     }
 }
@@ -334,13 +337,17 @@ impl DetectorSet {
     /// origin (or name); a declared detector whose new version failed keeps running its
     /// previous version (last good); detectors of origins no longer declared are dropped.
     /// Cheap (moves only): call it between detection passes, so no pass mixes versions.
-    pub fn swap(&mut self, prepared: Prepared) -> SwapReport {
+    pub fn swap(&mut self, prepared: Prepared) -> (SwapReport, Vec<Error>) {
+        let Prepared {
+            loaded,
+            origins,
+            errors,
+        } = prepared;
         let mut report = SwapReport::default();
         let mut old: Vec<Detector> = std::mem::take(&mut self.detectors);
         let mut next: Vec<Detector> = Vec::new();
-        let failed: Vec<&DetectorSource> =
-            prepared.errors.iter().filter_map(Error::origin).collect();
-        for origin in &prepared.origins {
+        let failed: Vec<&DetectorSource> = errors.iter().filter_map(Error::origin).collect();
+        for origin in &origins {
             if failed.contains(&origin)
                 && let Some(i) = old.iter().position(|d| &d.info.source == origin)
             {
@@ -349,7 +356,7 @@ impl DetectorSet {
                 next.push(kept);
             }
         }
-        for l in prepared.loaded {
+        for l in loaded {
             if next.iter().any(|d| d.info.info.name == l.info.info.name) {
                 continue; // the last good version of that name stays
             }
@@ -363,7 +370,7 @@ impl DetectorSet {
             .collect();
         next.sort_by(|a, b| a.info.info.name.cmp(&b.info.info.name));
         self.detectors = next;
-        report
+        (report, errors)
     }
 
     /// The loaded detectors, sorted by name.

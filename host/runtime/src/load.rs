@@ -32,6 +32,8 @@ pub(crate) struct Source {
     pub cfg: RuntimeConfig,
     /// The sha256 (hex) the declaration pins; a mismatch refuses the detector.
     pub sha256: Option<String>,
+    /// The name it was declared under.
+    pub name: Option<String>,
 }
 
 impl Source {
@@ -47,6 +49,7 @@ impl Source {
             settings: serde_json::Map::new(),
             cfg: cfg.clone(),
             sha256: None,
+            name: None,
         }
     }
 }
@@ -89,6 +92,7 @@ pub(crate) fn spec_source(spec: crate::Spec, base: &RuntimeConfig) -> Result<Sou
         settings: spec.settings,
         cfg,
         sha256: spec.sha256,
+        name: spec.name,
     })
 }
 
@@ -152,6 +156,13 @@ pub(crate) fn load_all(
     let mut loaded: Vec<Loaded> = Vec::new();
     for ((source, sha256), component) in pinned.into_iter().zip(compiled) {
         let result = component.and_then(|c| instantiate(engine, linker, &source.cfg, &source, &c));
+        let result = result.and_then(|(info, sandbox)| match &source.name {
+            Some(declared) if *declared != info.name => Err(Error::NameMismatch {
+                declared: declared.clone(),
+                actual: info.name,
+            }),
+            _ => Ok((info, sandbox)),
+        });
         match result {
             Ok((info, sandbox)) => {
                 let capabilities = sandbox.capabilities();

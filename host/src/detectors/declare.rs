@@ -265,12 +265,13 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Declarations, De
             (None, DetectorSource::Bundled(_)) => None,
         };
         detectors.push(Declared {
-            name: r.name,
+            name: r.name.clone(),
             spec: Spec {
                 origin,
                 sha256,
                 settings,
                 limits,
+                name: Some(r.name.clone()),
             },
             enabled: r.enabled,
             fail_strategy: r.fail_strategy,
@@ -335,6 +336,7 @@ impl Declarations {
                     sha256: None,
                     settings: serde_json::Map::new(),
                     limits: Limits::default(),
+                    name: None,
                 });
             }
         }
