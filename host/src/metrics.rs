@@ -360,6 +360,11 @@ impl ControllerMetrics {
         self.detector_reloads.with_label_values(&[result]).inc();
     }
 
+    /// Detector reloads so far with `result`.
+    pub fn detector_reloads(&self, result: &str) -> u64 {
+        self.detector_reloads.with_label_values(&[result]).get()
+    }
+
     pub fn gate_refusal(&self, detector: &str, reason: &str, n: u64) {
         self.gate_refusals
             .with_label_values(&[detector, reason])
