@@ -296,6 +296,94 @@ fn deployment_follows_the_issue() {
 }
 
 #[test]
+fn detectors_are_declared_mounted_and_reloadable_without_a_pod_roll() {
+    let values = chart().join("ci/detectors-values.yaml");
+    let objs = docs(&render(Some(&values), None));
+    // The declarations ConfigMap parses with the controller's own parser.
+    let cm = find(
+        &objs,
+        "ConfigMap",
+        &format!("{RELEASE}-detectors"),
+        NAMESPACE,
+    )
+    .expect("the declarations ConfigMap");
+    let text = s(cm, &["data", "detectors.yaml"]);
+    let decl = dynamic_toolset::detectors::declare::parse(
+        text,
+        "detectors.yaml",
+        Path::new("/etc/dynamic-toolset/detectors"),
+    )
+    .unwrap();
+    let names: Vec<&str> = decl.detectors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, vec!["kubernaut-context", "team-detector", "grafana"]);
+    // The settings point at the mounted file.
+    let settings = find(&objs, "ConfigMap", SETTINGS_CM, NAMESPACE).unwrap();
+    let settings: Value = serde_yaml::from_str(s(settings, &["data", "config.yaml"])).unwrap();
+    assert_eq!(
+        s(&settings, &["detectors", "file"]),
+        "/etc/dynamic-toolset/detectors/detectors.yaml"
+    );
+    let d = find(&objs, "Deployment", RELEASE, NAMESPACE).unwrap();
+    let pod = &d["spec"]["template"]["spec"];
+    let mounts = serde_yaml::to_string(&pod["containers"][0]["volumeMounts"]).unwrap();
+    for path in [
+        "/etc/dynamic-toolset/detectors",
+        "/var/lib/dynamic-toolset/detectors/images",
+        "/var/lib/dynamic-toolset/detectors/configmaps/team-detectors",
+    ] {
+        assert!(mounts.contains(path), "{path} not mounted: {mounts}");
+    }
+    let init = &pod["initContainers"][0];
+    assert_eq!(s(init, &["name"]), "detector-kubernaut-context");
+    assert_eq!(
+        init["command"],
+        serde_yaml::from_str::<Value>(
+            "[cp, /detectors/kubernaut_context.wasm, /out/kubernaut_context.wasm]"
+        )
+        .unwrap()
+    );
+    assert_eq!(
+        init["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+    // Changing the declarations does not change the pod template (no roll: hot reload).
+    let template = |extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("v.yaml");
+        std::fs::write(
+            &f,
+            format!("{}{extra}", std::fs::read_to_string(&values).unwrap()),
+        )
+        .unwrap();
+        let objs = docs(&render(Some(&f), None));
+        find(&objs, "Deployment", RELEASE, NAMESPACE).unwrap()["spec"]["template"].clone()
+    };
+    let before = template("");
+    let after = template("");
+    assert_eq!(before, after);
+    let text = std::fs::read_to_string(&values)
+        .unwrap()
+        .replace("settings: {port: 8091}", "settings: {port: 9999}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("v.yaml");
+    std::fs::write(&f, text).unwrap();
+    let objs2 = docs(&render(Some(&f), None));
+    let changed = find(&objs2, "Deployment", RELEASE, NAMESPACE).unwrap();
+    assert_eq!(
+        changed["spec"]["template"], before,
+        "a declaration change must not roll the pods"
+    );
+    let cm2 = find(
+        &objs2,
+        "ConfigMap",
+        &format!("{RELEASE}-detectors"),
+        NAMESPACE,
+    )
+    .unwrap();
+    assert!(s(cm2, &["data", "detectors.yaml"]).contains("port: 9999"));
+}
+
+#[test]
 fn prometheus_rule_uses_metrics_the_binary_exports() {
     let values = chart().join("ci/cross-namespace-values.yaml");
     let objs = docs(&render(Some(&values), None));

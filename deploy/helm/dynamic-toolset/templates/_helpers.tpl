@@ -56,6 +56,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $_ := set $s "configmap" $cm -}}
 {{- $le := .Values.leaderElection -}}
 {{- $_ := set $s "leader_election" (dict "enabled" $le.enabled "lease_name" $le.leaseName "lease_namespace" .Release.Namespace "lease_duration" $le.leaseDuration "renew_deadline" $le.renewDeadline "retry_period" $le.retryPeriod) -}}
+{{- if .Values.detectors.declared -}}
+{{- $d := default dict (get $s "detectors") -}}
+{{- $_ := set $d "file" "/etc/dynamic-toolset/detectors/detectors.yaml" -}}
+{{- $_ := set $s "detectors" $d -}}
+{{- end -}}
 {{- $sec := .Values.security -}}
 {{- $_ := set $s "security" (dict "credential_namespaces" (default list $sec.credentialNamespaces) "endpoint_namespaces" (default list $sec.endpointNamespaces) "external_hosts" (default list $sec.externalHosts)) -}}
 {{- toYaml $s -}}
