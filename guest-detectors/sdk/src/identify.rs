@@ -197,6 +197,58 @@ pub fn from_fragment(alternative: &Fragment, fingerprint: &Fingerprint, why: &st
     }
 }
 
+/// Candidates for `fragment` at each scheme of `schemes` on its own port and base path,
+/// its own scheme first, each the detector's fragment rebuilt for that scheme by
+/// `rebuild` (so scheme-dependent config such as `verify_ssl` follows; `None` skips a
+/// scheme). Reasons as [`among`] gives them. `required`: as for [`among`].
+pub fn rebuilt(
+    svc: &Service,
+    fragment: &Fragment,
+    schemes: &[Scheme],
+    rebuild: impl Fn(Scheme) -> Option<Fragment>,
+    fingerprint: &Fingerprint,
+    required: bool,
+) -> Identification {
+    let Some(own) = parse(&fragment.endpoint) else {
+        return none();
+    };
+    let port = svc.ports.iter().find(|p| p.port == own.port);
+    let mut ordered = vec![own.scheme];
+    ordered.extend(schemes.iter().filter(|s| **s != own.scheme));
+    let candidates = ordered
+        .iter()
+        .enumerate()
+        .filter_map(|(i, scheme)| {
+            let alternative = if i == 0 {
+                fragment.clone()
+            } else {
+                rebuild(*scheme)?
+            };
+            let why = if i == 0 {
+                format!(
+                    "metadata: {} on port {}{} ({})",
+                    scheme_name(*scheme),
+                    own.port,
+                    own.path,
+                    hint(svc, port, *scheme)
+                )
+            } else {
+                format!(
+                    "alternative: {} on port {}{}",
+                    scheme_name(*scheme),
+                    own.port,
+                    own.path
+                )
+            };
+            Some(from_fragment(&alternative, fingerprint, &why))
+        })
+        .collect();
+    Identification {
+        candidates,
+        required,
+    }
+}
+
 /// Candidates for `fragment` at each `(scheme, base path)` of `places`, in that order,
 /// all recognised by `fingerprint`. The fragment's own place comes first whatever its
 /// position in `places` (the metadata's best guess is tried first); duplicates are
