@@ -56,16 +56,8 @@ impl Detector for Elasticsearch {
     }
 
     fn identify(svc: &Service, f: &Fragment) -> Identification {
-        let Some(port) = identify::port_of(svc, f) else {
-            return identify::none();
-        };
-        let rebuild = |scheme| {
-            fragments(svc, &f.instance, f.rank, port.port, scheme)
-                .into_iter()
-                .find(|g| g.toolset == f.toolset)
-        };
-        let schemes = identify::schemes(Some(port));
-        identify::rebuilt(svc, f, schemes, rebuild, &root(), false)
+        let rebuild = |scheme, port| fragments(svc, &f.instance, f.rank, port, scheme);
+        identify::rebuilt(svc, f, rebuild, &root(), false)
     }
 
     fn detect(svc: &Service) -> Detection {

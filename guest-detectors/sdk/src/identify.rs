@@ -197,15 +197,15 @@ pub fn from_fragment(alternative: &Fragment, fingerprint: &Fingerprint, why: &st
     }
 }
 
-/// Candidates for `fragment` at each scheme of `schemes` on its own port and base path,
-/// its own scheme first, each the detector's fragment rebuilt for that scheme by
-/// `rebuild` (so scheme-dependent config such as `verify_ssl` follows; `None` skips a
-/// scheme). Reasons as [`among`] gives them. `required`: as for [`among`].
+/// Candidates for `fragment` at each scheme its port may speak ([`schemes`]) on its own
+/// port and base path, its own scheme first. Each is the detector's own fragment with
+/// `fragment`'s toolset among those `rebuild(scheme, port)` returns (so scheme-dependent
+/// config such as `verify_ssl` follows); a scheme for which it returns none is skipped.
+/// Reasons as [`among`] gives them. `required`: as for [`among`].
 pub fn rebuilt(
     svc: &Service,
     fragment: &Fragment,
-    schemes: &[Scheme],
-    rebuild: impl Fn(Scheme) -> Option<Fragment>,
+    rebuild: impl Fn(Scheme, u16) -> Vec<Fragment>,
     fingerprint: &Fingerprint,
     required: bool,
 ) -> Identification {
@@ -214,7 +214,7 @@ pub fn rebuilt(
     };
     let port = svc.ports.iter().find(|p| p.port == own.port);
     let mut ordered = vec![own.scheme];
-    ordered.extend(schemes.iter().filter(|s| **s != own.scheme));
+    ordered.extend(schemes(port).iter().filter(|s| **s != own.scheme));
     let candidates = ordered
         .iter()
         .enumerate()
@@ -222,30 +222,35 @@ pub fn rebuilt(
             let alternative = if i == 0 {
                 fragment.clone()
             } else {
-                rebuild(*scheme)?
+                rebuild(*scheme, own.port)
+                    .into_iter()
+                    .find(|f| f.toolset == fragment.toolset)?
             };
-            let why = if i == 0 {
-                format!(
-                    "metadata: {} on port {}{} ({})",
-                    scheme_name(*scheme),
-                    own.port,
-                    own.path,
-                    hint(svc, port, *scheme)
-                )
-            } else {
-                format!(
-                    "alternative: {} on port {}{}",
-                    scheme_name(*scheme),
-                    own.port,
-                    own.path
-                )
-            };
+            let why = reason(svc, i == 0, *scheme, port, own.port, own.path);
             Some(from_fragment(&alternative, fingerprint, &why))
         })
         .collect();
     Identification {
         candidates,
         required,
+    }
+}
+
+/// Why a candidate: the metadata's own (`first`, with what chose its scheme) or an
+/// alternative.
+fn reason(
+    svc: &Service,
+    first: bool,
+    scheme: Scheme,
+    port: Option<&ServicePort>,
+    number: u16,
+    base: &str,
+) -> String {
+    let place = format!("{} on port {number}{base}", scheme_name(scheme));
+    if first {
+        format!("metadata: {place} ({})", hint(svc, port, scheme))
+    } else {
+        format!("alternative: {place}")
     }
 }
 
@@ -275,22 +280,7 @@ pub fn among(
         .iter()
         .enumerate()
         .filter_map(|(i, (scheme, base))| {
-            let why = if i == 0 {
-                format!(
-                    "metadata: {} on port {}{} ({})",
-                    scheme_name(*scheme),
-                    own.port,
-                    base,
-                    hint(svc, port, *scheme)
-                )
-            } else {
-                format!(
-                    "alternative: {} on port {}{}",
-                    scheme_name(*scheme),
-                    own.port,
-                    base
-                )
-            };
+            let why = reason(svc, i == 0, *scheme, port, own.port, base);
             variant(svc, fragment, *scheme, base, fingerprint, &why)
         })
         .collect();
