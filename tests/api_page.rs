@@ -107,6 +107,9 @@ fn sample_view() -> View {
         services,
         detectors: vec![DetectorView {
             name: "prometheus".into(),
+            status: "loaded".into(),
+            reason: None,
+            emits: Some(vec!["prometheus/metrics".into()]),
             version: "1.0.0".into(),
             source: "bundled".into(),
             sha256: "ab".repeat(32),

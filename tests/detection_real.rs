@@ -8,7 +8,8 @@
 //! of the endpoints HolmesGPT should get:
 //!
 //! - `canonical`: toolset, Service and full URL (scheme, port, base path), with acceptable
-//!   `alternatives` (another Service or URL reaching the same API);
+//!   `alternatives` (another Service or URL reaching the same API), and the `instance` name the
+//!   chosen toolset must carry (what the model in HolmesGPT chooses between);
 //! - `acceptable`: toolsets that are neither required nor wrong (e.g. a second, redundant view);
 //! - `nothing`: every other Service of the fixture, which must produce no toolset.
 //!
@@ -17,7 +18,12 @@
 //! not be a toolset, or a canonical Service with a wrong scheme, port or base path). A
 //! second chosen instance reaching an already-found canonical endpoint is counted as a
 //! duplicate. The test prints the table (`tests/fixtures/real/SCORE.md` records it) and
-//! asserts only floors that hold today: found >= N, false <= M and duplicate <= D per family.
+//! asserts only floors that hold today: found >= N, false <= M and duplicate <= D per family,
+//! and that every endpoint found carries its canonical instance name.
+//!
+//! `tests/fixtures/synthetic/` holds the few inputs no upstream source can give (this project's
+//! own `kubernaut.io/toolset*` annotations, Services named like backends without being one), in
+//! the same format, each file saying so in its header; they are judged exactly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,10 +33,16 @@ use std::path::{Path, PathBuf};
 
 use dynamic_toolset::manifest::{self, ReadOptions};
 use dynamic_toolset::pipeline;
+use dynamic_toolset_core::ServiceSnapshot;
 use dynamic_toolset_core::gate::Policy;
 use dynamic_toolset_core::select;
 use dynamic_toolset_runtime::DetectorSet;
-use serde::Deserialize;
+
+#[path = "common/canonical.rs"]
+mod canonical;
+use canonical::{
+    Acceptable, Alternative, Canonical, CanonicalFile, families_in, normalize, read_canonical,
+};
 
 /// Floors measured on the bundled detectors (see SCORE.md): (family, canonical endpoints
 /// found at least, false toolsets at most, duplicate instances at most). Raise `found` /
@@ -44,8 +56,10 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("bitnami-kube-prometheus", 2, 0, 0),
     ("bitnami-thanos", 1, 0, 0),
     ("bitnami-zipkin", 0, 0, 0),
+    ("argo-cd", 0, 0, 0),
     ("cortex", 2, 0, 0),
     ("eck", 2, 0, 0),
+    ("elasticsearch", 2, 0, 0),
     ("grafana", 1, 0, 0),
     ("grafana-operator", 1, 0, 0),
     ("infra-unrelated", 0, 0, 0),
@@ -57,9 +71,12 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("jaeger-operator-openshift", 1, 0, 0),
     ("kube-prometheus", 3, 0, 0),
     ("kube-prometheus-stack", 3, 0, 0),
+    ("kubecost", 0, 0, 0),
+    ("kubernetes-core", 0, 0, 0),
     ("loki-distributed", 1, 0, 0),
     ("loki-monolithic", 1, 0, 0),
     ("loki-simple-scalable", 1, 0, 0),
+    ("loki-stack", 1, 0, 0),
     ("mimir-jsonnet", 1, 0, 0),
     ("opensearch", 2, 0, 0),
     ("opensearch-operator", 2, 0, 0),
@@ -70,6 +87,7 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("tempo-distributed", 1, 0, 0),
     ("tempo-operator", 1, 0, 0),
     ("tempo-operator-stack", 1, 0, 0),
+    ("victoria-logs-single", 1, 0, 0),
     ("victoria-metrics-cluster", 1, 0, 0),
     ("victoria-metrics-k8s-stack", 3, 0, 0),
     ("victoria-metrics-operator-cluster", 1, 0, 0),
@@ -77,56 +95,15 @@ const FLOORS: &[(&str, usize, usize, usize)] = &[
     ("zipkin", 0, 0, 0),
 ];
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CanonicalFile {
-    /// Namespace the fixture was installed into (`helm template -n`), for objects
-    /// without `metadata.namespace` (like `discover --default-namespace`).
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    canonical: Vec<Canonical>,
-    #[serde(default)]
-    acceptable: Vec<Acceptable>,
-    /// Service (`namespace/name`) -> why it must produce nothing.
-    #[serde(default)]
-    nothing: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Canonical {
-    toolset: String,
-    service: String,
-    url: String,
-    why: String,
-    #[serde(default)]
-    alternatives: Vec<Alternative>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Alternative {
-    service: String,
-    url: String,
-    why: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Acceptable {
-    toolset: String,
-    service: String,
-    url: String,
-    why: String,
-}
-
 /// One chosen toolset instance: what HolmesGPT would be configured with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Chosen {
     toolset: String,
     service: String,
     endpoint: String,
+    instance: String,
+    /// The detector whose fragment won the instance.
+    detector: String,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -139,31 +116,9 @@ struct Score {
     acceptable: Vec<String>,
 }
 
-/// `scheme://host:port/path` with the default port made explicit, lowercase scheme and
-/// host, no trailing slash: so `http://a:80/` and `http://a` compare equal.
-fn normalize(url: &str) -> String {
-    let url = url.trim();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let scheme = scheme.to_ascii_lowercase();
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let authority = authority.to_ascii_lowercase();
-    let authority = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        authority
-    } else {
-        let port = match scheme.as_str() {
-            "https" => "443",
-            _ => "80",
-        };
-        format!("{authority}:{port}")
-    };
-    let path = path.trim_end_matches('/');
-    format!("{scheme}://{authority}{path}")
+/// Whether `c` reaches canonical endpoint `k` (its URL or one of its alternatives).
+fn reaches(k: &Canonical, c: &Chosen) -> bool {
+    k.reaches(&c.toolset, &c.endpoint)
 }
 
 /// Compares the chosen toolsets with the canonical file. Pure, so the scorer itself can be
@@ -176,11 +131,7 @@ fn score(canon: &CanonicalFile, chosen: &[Chosen]) -> Score {
     let mut hit = vec![false; canon.canonical.len()];
     for c in chosen {
         let url = normalize(&c.endpoint);
-        let matched = canon.canonical.iter().position(|k| {
-            k.toolset == c.toolset
-                && (normalize(&k.url) == url
-                    || k.alternatives.iter().any(|a| normalize(&a.url) == url))
-        });
+        let matched = canon.canonical.iter().position(|k| reaches(k, c));
         let label = format!("{} {} ({})", c.toolset, c.endpoint, c.service);
         match matched {
             Some(i) if !hit[i] => {
@@ -211,26 +162,16 @@ fn score(canon: &CanonicalFile, chosen: &[Chosen]) -> Score {
 }
 
 fn real_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/real")
+    canonical::fixtures_dir().join("real")
 }
 
-/// Every `<family>.yaml` with its `<family>.canonical.yaml`, sorted by family.
+fn synthetic_dir() -> PathBuf {
+    canonical::fixtures_dir().join("synthetic")
+}
+
+/// Every `<family>.yaml` of `tests/fixtures/real` with its `<family>.canonical.yaml`.
 fn families() -> Vec<(String, PathBuf, PathBuf)> {
-    let mut out: Vec<_> = std::fs::read_dir(real_dir())
-        .expect("tests/fixtures/real exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "yaml")
-                && !p.to_string_lossy().ends_with(".canonical.yaml")
-        })
-        .map(|p| {
-            let family = p.file_stem().unwrap().to_string_lossy().to_string();
-            let canon = p.with_extension("canonical.yaml");
-            (family, p, canon)
-        })
-        .collect();
-    out.sort();
-    out
+    families_in(&real_dir())
 }
 
 /// The bundled detectors, loaded as `discover` loads them (no third-party directory).
@@ -239,9 +180,13 @@ fn detector_set() -> DetectorSet {
         None,
         Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("detector-cache")),
     );
-    let (set, errors) = pipeline::load_detectors(&setup).expect("runtime starts");
-    assert!(errors.is_empty(), "detectors failed to load: {errors:?}");
-    set
+    let loaded = pipeline::load_detectors(&setup).expect("runtime starts");
+    assert!(
+        loaded.errors.is_empty(),
+        "detectors failed to load: {:?}",
+        loaded.errors
+    );
+    loaded.set
 }
 
 struct Family {
@@ -253,16 +198,10 @@ struct Family {
 
 /// Reads one family and runs it through detect + gate + select, as `discover` does.
 fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Path) -> Family {
-    let canon_text = std::fs::read_to_string(canon_path)
-        .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
-    let canon: CanonicalFile = serde_yaml::from_str(&canon_text)
-        .unwrap_or_else(|e| panic!("{}: {e}", canon_path.display()));
+    let canon = read_canonical(canon_path);
     let text = std::fs::read_to_string(fixture).unwrap();
     let opts = ReadOptions {
-        default_namespace: canon
-            .namespace
-            .clone()
-            .unwrap_or_else(|| ReadOptions::default().default_namespace),
+        default_namespace: canon.default_namespace().to_string(),
     };
     let loaded = manifest::parse_str(name, &text, &opts);
     assert!(loaded.errors.is_empty(), "{name}: {:?}", loaded.errors);
@@ -276,8 +215,19 @@ fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Pa
         services.len(),
         "{name}: a Service appears twice in the fixture"
     );
+    Family {
+        name: name.to_string(),
+        canon,
+        services: keys,
+        chosen: choose(set, name, &services),
+    }
+}
+
+/// Detect + gate (baseline policy) + select, as `discover --no-health-check` does.
+fn choose(set: &mut DetectorSet, name: &str, services: &[ServiceSnapshot]) -> Vec<Chosen> {
     let policy = Policy::baseline("cluster.local");
-    let detections = pipeline::detect_all(set, &policy, &services);
+    let grants = pipeline::grants(set, &Default::default());
+    let detections = pipeline::detect_all(set, &policy, services, &grants);
     for sd in &detections {
         for v in &sd.verdicts {
             if let Err(e) = &v.outcome {
@@ -296,22 +246,23 @@ fn run_family(set: &mut DetectorSet, name: &str, fixture: &Path, canon_path: &Pa
             toolset: g.key.toolset.clone(),
             service: g.chosen.service.to_string(),
             endpoint: g.chosen.fragment.endpoint.clone(),
+            instance: g.key.instance.clone(),
+            detector: g.chosen.detector.clone(),
         })
         .collect();
     chosen.sort();
-    Family {
-        name: name.to_string(),
-        canon,
-        services: keys,
-        chosen,
-    }
+    chosen
 }
 
 /// The canonical file names every Service of the fixture exactly once (canonical,
 /// alternative, acceptable or nothing) and no Service the fixture lacks.
 fn coverage_problems(f: &Family) -> Vec<String> {
     let mut listed = BTreeSet::new();
+    let mut problems = Vec::new();
     for k in &f.canon.canonical {
+        if k.instance.as_deref().is_none_or(|i| i.trim().is_empty()) {
+            problems.push(format!("{}: {} has no instance", f.name, k.url));
+        }
         listed.insert(k.service.clone());
         listed.extend(k.alternatives.iter().map(|a| a.service.clone()));
         assert!(
@@ -338,7 +289,6 @@ fn coverage_problems(f: &Family) -> Vec<String> {
             a.url
         );
     }
-    let mut problems = Vec::new();
     for (svc, why) in &f.canon.nothing {
         if why.trim().is_empty() {
             problems.push(format!("{}: nothing.{svc} has no reason", f.name));
@@ -365,6 +315,23 @@ fn coverage_problems(f: &Family) -> Vec<String> {
                 "{}: the canonical file names {svc}, which the fixture does not contain",
                 f.name
             ));
+        }
+    }
+    problems
+}
+
+/// A chosen toolset that reaches a canonical endpoint carries the canonical instance name.
+fn instance_problems(f: &Family) -> Vec<String> {
+    let mut problems = Vec::new();
+    for k in &f.canon.canonical {
+        let Some(want) = &k.instance else { continue };
+        for c in f.chosen.iter().filter(|c| reaches(k, c)) {
+            if &c.instance != want {
+                problems.push(format!(
+                    "{}: {} {} ({}) is instance {}, canonical instance {want}",
+                    f.name, c.toolset, c.endpoint, c.service, c.instance
+                ));
+            }
         }
     }
     problems
@@ -428,10 +395,12 @@ fn real_fixtures_score_at_least_the_recorded_floors() {
     let mut set = detector_set();
     let mut rows = Vec::new();
     let mut problems = Vec::new();
+    let mut misnamed = Vec::new();
     for (name, fixture, canon) in &families {
         let f = run_family(&mut set, name, fixture, canon);
         problems.extend(coverage_problems(&f));
         rows.push((name.clone(), score(&f.canon, &f.chosen)));
+        misnamed.extend(instance_problems(&f));
     }
     let printed = table(&rows);
     eprintln!("{printed}");
@@ -439,6 +408,16 @@ fn real_fixtures_score_at_least_the_recorded_floors() {
         problems.is_empty(),
         "canonical files out of step with their fixtures:\n{}",
         problems.join("\n")
+    );
+    let positives: usize = rows.iter().map(|(_, s)| s.canonical).sum();
+    assert!(
+        positives > 20,
+        "suspiciously few canonical endpoints: {positives}"
+    );
+    assert!(
+        misnamed.is_empty(),
+        "instances named otherwise than the canonical files say:\n{}",
+        misnamed.join("\n")
     );
 
     let floors: BTreeMap<&str, (usize, usize, usize)> = FLOORS
@@ -490,6 +469,7 @@ fn canonical(toolset: &str, service: &str, url: &str, alts: &[(&str, &str)]) -> 
         toolset: toolset.into(),
         service: service.into(),
         url: url.into(),
+        instance: None,
         why: "test".into(),
         alternatives: alts
             .iter()
@@ -507,6 +487,8 @@ fn chosen(toolset: &str, service: &str, endpoint: &str) -> Chosen {
         toolset: toolset.into(),
         service: service.into(),
         endpoint: endpoint.into(),
+        instance: "test/test".into(),
+        detector: "test".into(),
     }
 }
 
@@ -615,15 +597,11 @@ fn scorer_on_a_real_family_sees_a_removed_endpoint_and_an_unlisted_one() {
 
     // A deliberate false positive: drop a found canonical endpoint from the judgement; the
     // chosen toolset that matched it is now unlisted, hence false.
-    if let Some(i) = canon.canonical.iter().position(|k| {
-        f.chosen.iter().any(|c| {
-            c.toolset == k.toolset
-                && (normalize(&c.endpoint) == normalize(&k.url)
-                    || k.alternatives
-                        .iter()
-                        .any(|a| normalize(&a.url) == normalize(&c.endpoint)))
-        })
-    }) {
+    if let Some(i) = canon
+        .canonical
+        .iter()
+        .position(|k| f.chosen.iter().any(|c| reaches(k, c)))
+    {
         canon.canonical.remove(i);
         let s = score(&canon, &f.chosen);
         assert_eq!(s.found.len(), found_before - 1);
@@ -650,4 +628,125 @@ fn url_normalization() {
         normalize("http://a.b:80/prometheus"),
         normalize("http://a.b:80")
     );
+}
+
+#[test]
+fn synthetic_examples_are_judged_exactly() {
+    let families = families_in(&synthetic_dir());
+    assert!(
+        families.len() >= 2,
+        "expected the synthetic examples, found {}",
+        families.len()
+    );
+    let mut set = detector_set();
+    let mut failures = Vec::new();
+    for (name, fixture, canon) in &families {
+        let text = std::fs::read_to_string(fixture).unwrap();
+        assert!(
+            text.starts_with("# SYNTHETIC"),
+            "{name}: a synthetic example says so in its first line"
+        );
+        let f = run_family(&mut set, name, fixture, canon);
+        failures.extend(coverage_problems(&f));
+        failures.extend(instance_problems(&f));
+        let s = score(&f.canon, &f.chosen);
+        if !(s.missed.is_empty() && s.false_toolsets.is_empty() && s.duplicates.is_empty()) {
+            failures.push(format!(
+                "{name}: missed {:?}, false {:?}, duplicate {:?}",
+                s.missed, s.false_toolsets, s.duplicates
+            ));
+        }
+        if name == "annotations" {
+            // A chart Service that is also annotated is one instance, won by the annotation.
+            let won: Vec<_> = f
+                .chosen
+                .iter()
+                .filter(|c| c.service == "obs/prometheus-server")
+                .collect();
+            assert_eq!(won.len(), 1, "{:?}", f.chosen);
+            assert_eq!(won[0].detector, "custom", "{:?}", won[0]);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn instance_check_sees_a_renamed_instance() {
+    let dir = real_dir();
+    let mut set = detector_set();
+    let mut f = run_family(
+        &mut set,
+        "kube-prometheus-stack",
+        &dir.join("kube-prometheus-stack.yaml"),
+        &dir.join("kube-prometheus-stack.canonical.yaml"),
+    );
+    assert!(
+        instance_problems(&f).is_empty(),
+        "{:?}",
+        instance_problems(&f)
+    );
+    let renamed = f
+        .chosen
+        .iter_mut()
+        .find(|c| c.toolset == "prometheus/metrics")
+        .expect("kube-prometheus-stack has a Prometheus");
+    renamed.instance = "monitoring/prometheus-operated".into();
+    let problems = instance_problems(&f);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("monitoring/prometheus-operated"));
+}
+
+/// The example cluster `discover --example` embeds (`host/src/discover.rs`) is made of these
+/// fixtures: each read with the namespace its canonical file gives, and discovery over all of
+/// them together finds exactly what the families' judgements say, named as they say.
+#[test]
+fn embedded_example_cluster_is_judged_by_its_families() {
+    use dynamic_toolset::discover::{EXAMPLE_CLUSTER, example_cluster};
+    let fixtures = canonical::fixtures_dir();
+    let mut canon = CanonicalFile::default();
+    for (file, namespace, text) in EXAMPLE_CLUSTER {
+        let path = fixtures.join(file);
+        assert_eq!(
+            *text,
+            std::fs::read_to_string(&path).unwrap(),
+            "{file} is embedded as is"
+        );
+        let family = read_canonical(&path.with_extension("canonical.yaml"));
+        assert_eq!(
+            *namespace,
+            family.default_namespace(),
+            "{file}: embedded with another namespace than its canonical file's"
+        );
+        canon.canonical.extend(family.canonical);
+        canon.acceptable.extend(family.acceptable);
+        canon.nothing.extend(family.nothing);
+    }
+    let loaded = example_cluster();
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let services: Vec<_> = loaded.services.into_iter().map(|(_, s)| s).collect();
+    let keys: BTreeSet<String> = services
+        .iter()
+        .map(|s| format!("{}/{}", s.namespace, s.name))
+        .collect();
+    assert_eq!(keys.len(), services.len(), "a Service is in two families");
+    let mut set = detector_set();
+    let f = Family {
+        name: "example cluster".into(),
+        chosen: choose(&mut set, "example cluster", &services),
+        canon,
+        services: keys,
+    };
+    let mut problems = coverage_problems(&f);
+    problems.extend(instance_problems(&f));
+    let s = score(&f.canon, &f.chosen);
+    assert!(
+        s.missed.is_empty() && s.false_toolsets.is_empty() && s.duplicates.is_empty(),
+        "missed {:?}, false {:?}, duplicate {:?}",
+        s.missed,
+        s.false_toolsets,
+        s.duplicates
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let toolsets: BTreeSet<&str> = f.chosen.iter().map(|c| c.toolset.as_str()).collect();
+    assert!(toolsets.len() >= 8, "a thin example: {toolsets:?}");
 }

@@ -1,5 +1,5 @@
 //! End to end: the `dynamic-toolset` binary runs `discover` on the example cluster (and on
-//! chart fixtures with admin overrides), and HolmesGPT's own loader (holmesgpt 0.45.0, in a
+//! real-source fixtures, `tests/fixtures/real/`, with admin overrides), and HolmesGPT's own loader (holmesgpt 0.45.0, in a
 //! venv made by tests/holmes/setup.sh) must accept every toolset and validate every config
 //! against the toolset's config class (`validate.py --strict`).
 
@@ -108,14 +108,17 @@ mcp_servers:
 "#,
     )
     .unwrap();
-    let charts = repo().join("tests/fixtures/charts");
+    let real = repo().join("tests/fixtures/real");
     let out = discover(&[
         "--no-health-check",
         "--overrides",
         overrides.to_str().unwrap(),
+        // loki-distributed's MinIO objects carry no namespace (its canonical file: loki).
+        "--default-namespace",
+        "loki",
         "--manifests",
-        charts.join("kube-prometheus-stack.yaml").to_str().unwrap(),
-        charts.join("loki-distributed.yaml").to_str().unwrap(),
+        real.join("kube-prometheus-stack.yaml").to_str().unwrap(),
+        real.join("loki-distributed.yaml").to_str().unwrap(),
     ]);
     let file = tmp("with-overrides.yaml");
     std::fs::write(&file, &out.stdout).unwrap();
@@ -141,22 +144,31 @@ mcp_servers:
 
 #[test]
 fn output_is_byte_identical_whatever_the_input_order() {
-    let charts = repo().join("tests/fixtures/charts");
+    let real = repo().join("tests/fixtures/real");
     let files = [
-        "thanos.yaml",
+        "bitnami-thanos.yaml",
         "kube-prometheus-stack.yaml",
         "eck.yaml",
         "jaeger.yaml",
     ];
     let paths: Vec<String> = files
         .iter()
-        .map(|f| charts.join(f).to_str().unwrap().to_string())
+        .map(|f| real.join(f).to_str().unwrap().to_string())
         .collect();
     let mut reversed = paths.clone();
     reversed.reverse();
-    let mut a_args = vec!["--no-health-check", "--format", "json", "--manifests"];
+    // jaeger.yaml's Service carries no namespace (its canonical file: tracing).
+    let common = [
+        "--no-health-check",
+        "--default-namespace",
+        "tracing",
+        "--format",
+        "json",
+        "--manifests",
+    ];
+    let mut a_args = common.to_vec();
     a_args.extend(paths.iter().map(String::as_str));
-    let mut b_args = vec!["--no-health-check", "--format", "json", "--manifests"];
+    let mut b_args = common.to_vec();
     b_args.extend(reversed.iter().map(String::as_str));
     let a = discover(&a_args).stdout;
     let again = discover(&a_args).stdout;

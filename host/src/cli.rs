@@ -204,6 +204,8 @@ pub struct DetectorArgs {
 pub struct RuntimeArgs {
     #[arg(long = flag_name(DET_DIR), value_name = "DIR", help = flag_help(DET_DIR))]
     pub detectors_dir: Option<PathBuf>,
+    #[arg(long = flag_name(DET_FILE), value_name = "FILE", help = flag_help(DET_FILE))]
+    pub detectors_file: Option<PathBuf>,
     #[arg(long = flag_name(DET_CACHE), value_name = "DIR", help = flag_help(DET_CACHE))]
     pub cache_dir: Option<PathBuf>,
 }
@@ -221,15 +223,19 @@ impl RuntimeArgs {
                     .map(PathBuf::from)
             })
         };
-        DetectorSetup::new(
-            dir(&self.detectors_dir, DET_DIR),
-            dir(&self.cache_dir, DET_CACHE),
-        )
+        DetectorSetup {
+            file: dir(&self.detectors_file, DET_FILE),
+            ..DetectorSetup::new(
+                dir(&self.detectors_dir, DET_DIR),
+                dir(&self.cache_dir, DET_CACHE),
+            )
+        }
     }
 
     fn flags(&self, f: &mut Flags) {
         let text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         f.text(DET_DIR, text(&self.detectors_dir))
+            .text(DET_FILE, text(&self.detectors_file))
             .text(DET_CACHE, text(&self.cache_dir));
     }
 }

@@ -17,32 +17,61 @@ use crate::pipeline::{
 };
 use crate::probe::{ProbeOutcome, Prober};
 
+/// One [`EXAMPLE_CLUSTER`] entry: a file under `tests/fixtures/` and its release namespace.
+macro_rules! example {
+    ($file:literal, $namespace:literal) => {
+        (
+            $file,
+            $namespace,
+            include_str!(concat!("../../tests/fixtures/", $file)),
+        )
+    };
+}
+
 /// The example cluster embedded in the binary (`discover --example`): a realistic mixed
-/// cluster made of chart fixtures (Services as the real Helm charts render them, see
-/// `tests/fixtures/charts/`): kube-prometheus-stack, Thanos, Loki (simple scalable),
-/// tempo-distributed, Jaeger, ECK, VictoriaLogs, Kubecost, annotated custom Services and
-/// everyday unrelated Services.
-pub const EXAMPLE_CLUSTER: &str = concat!(
-    include_str!("../../tests/fixtures/charts/kube-prometheus-stack.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/thanos.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/loki-simple-scalable.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/tempo-distributed.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/jaeger.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/eck.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/victoria-logs-single.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/kubecost.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/annotated.yaml"),
-    "\n",
-    include_str!("../../tests/fixtures/charts/unrelated.yaml")
-);
+/// cluster made of Services from real upstream sources (`tests/fixtures/real/`, each file citing
+/// its repository, commit and command; see `tests/fixtures/real/SOURCES.md`):
+/// kube-prometheus-stack (Prometheus, Alertmanager, Grafana), Bitnami Thanos, Loki (simple
+/// scalable), tempo-distributed, Jaeger, ECK, VictoriaLogs, VictoriaMetrics, Grafana, Kubecost
+/// (whose bundled backends must stay out), everyday workloads (ingress-nginx, cert-manager,
+/// Argo CD, Redis, PostgreSQL, the API server and CoreDNS), plus the synthetic example of this
+/// project's own `kubernaut.io/toolset*` annotations (`tests/fixtures/synthetic/annotations.yaml`).
+///
+/// Each entry: (file name, the release namespace its objects without `metadata.namespace` live
+/// in, as its `<family>.canonical.yaml` says, text).
+pub const EXAMPLE_CLUSTER: &[(&str, &str, &str)] = &[
+    example!("real/kube-prometheus-stack.yaml", "monitoring"),
+    example!("real/bitnami-thanos.yaml", "monitoring"),
+    example!("real/loki-simple-scalable.yaml", "loki"),
+    example!("real/tempo-distributed.yaml", "tempo"),
+    example!("real/jaeger.yaml", "tracing"),
+    example!("real/eck.yaml", "default"),
+    example!("real/victoria-logs-single.yaml", "logs"),
+    example!("real/victoria-metrics-single.yaml", "vm"),
+    example!("real/grafana.yaml", "grafana"),
+    example!("real/kubecost.yaml", "kubecost"),
+    example!("real/infra-unrelated.yaml", "default"),
+    example!("real/bitnami-apps.yaml", "apps"),
+    example!("real/argo-cd.yaml", "argocd"),
+    example!("real/kubernetes-core.yaml", "default"),
+    example!("synthetic/annotations.yaml", "default"),
+];
+
+/// Reads [`EXAMPLE_CLUSTER`], each file with its own release namespace.
+pub fn example_cluster() -> manifest::Loaded {
+    let mut loaded = manifest::Loaded::default();
+    for (file, namespace, text) in EXAMPLE_CLUSTER {
+        let opts = ReadOptions {
+            default_namespace: (*namespace).to_string(),
+        };
+        let one = manifest::parse_str(&format!("<example cluster: {file}>"), text, &opts);
+        loaded.services.extend(one.services);
+        loaded.errors.extend(one.errors);
+        loaded.skipped += one.skipped;
+        loaded.too_many_services |= one.too_many_services;
+    }
+    loaded
+}
 
 /// The process environment (for the settings flags not given).
 fn process_env(name: &str) -> Option<String> {
@@ -72,7 +101,7 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
         default_namespace: args.default_namespace.clone(),
     };
     let loaded = if args.example {
-        manifest::parse_str("<example cluster>", EXAMPLE_CLUSTER, &opts)
+        example_cluster()
     } else {
         manifest::read_paths(&args.manifests, &opts)?
     };
@@ -88,10 +117,11 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     );
     let services: Vec<ServiceSnapshot> = loaded.services.into_iter().map(|(_, s)| s).collect();
 
-    let (mut set, load_errors) = load_detectors(&args.runtime.setup(process_env))?;
-    problems += load_errors.len();
+    let mut loaded = load_detectors(&args.runtime.setup(process_env))?;
+    problems += loaded.errors.len();
     let policy = args.security.policy(&args.cluster_domain, process_env);
-    let detections = detect_all(&mut set, &policy, &services);
+    let grants = loaded.grants();
+    let detections = detect_all(&mut loaded.set, &policy, &services, &grants);
     for sd in &detections {
         problems += sd.gate.iter().filter(|n| n.refused()).count();
         for v in &sd.verdicts {
@@ -179,29 +209,43 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `dynamic-toolset detectors`.
+/// `dynamic-toolset detectors`: every detector with its state (loaded, rejected with the
+/// reason, disabled), source and what it may emit.
 pub fn list_detectors(args: &DetectorArgs) -> anyhow::Result<ExitCode> {
-    let (set, errors) = load_detectors(&args.runtime.setup(process_env))?;
+    let loaded = load_detectors(&args.runtime.setup(process_env))?;
+    let statuses = crate::pipeline::statuses(&loaded.set, &loaded.errors, &loaded.declarations);
+    let infos = loaded.set.detectors();
     println!(
-        "{:<16} {:<9} {:<28} BACKENDS",
-        "DETECTOR", "VERSION", "SOURCE"
+        "{:<18} {:<9} {:<9} {:<28} EMITS",
+        "DETECTOR", "STATUS", "VERSION", "SOURCE"
     );
-    for d in set.detectors() {
-        let source = match &d.source {
-            dynamic_toolset_runtime::DetectorSource::Bundled(_) => "bundled".to_string(),
-            dynamic_toolset_runtime::DetectorSource::File(p) => p.display().to_string(),
+    for s in &statuses {
+        let info = infos.iter().find(|d| d.info.name == s.detector);
+        let source = match info.map(|d| &d.source) {
+            Some(dynamic_toolset_runtime::DetectorSource::Bundled(_)) => "bundled".to_string(),
+            Some(dynamic_toolset_runtime::DetectorSource::File(p)) => p.display().to_string(),
+            None => "-".to_string(),
+        };
+        let emits = match info {
+            Some(d) => match &d.info.emits {
+                Some(e) => e.toolsets.join(", "),
+                None => format!("backends: {}", d.info.backends.join(", ")),
+            },
+            None => String::new(),
         };
         println!(
-            "{:<16} {:<9} {:<28} {}",
-            d.info.name,
-            d.info.version,
+            "{:<18} {:<9} {:<9} {:<28} {}",
+            s.detector,
+            s.status,
+            info.map_or("-", |d| d.info.version.as_str()),
             source,
-            d.info.backends.join(", ")
+            emits
         );
+        if let Some(reason) = &s.reason {
+            println!("  {reason}");
+        }
     }
-    for e in &errors {
-        println!("NOT LOADED: {e}");
-    }
+    let errors = loaded.errors;
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {

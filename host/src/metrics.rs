@@ -132,6 +132,7 @@ pub struct ControllerMetrics {
     pub refused_writes: IntCounter,
     pub fenced_writes: IntCounter,
     pub detectors_failed: IntGauge,
+    detector_reloads: IntCounterVec,
     gate_refusals: IntCounterVec,
     pub overrides_invalid: IntCounter,
     services_discovered: IntCounterVec,
@@ -218,9 +219,20 @@ impl ControllerMetrics {
                 "dynamic_toolset_detectors_failed",
                 "Bundled detectors that failed to load",
             )?,
+            detector_reloads: {
+                let c = b.counters(
+                    "dynamic_toolset_detector_reloads_total",
+                    "Detector reloads after a change of the declarations or of a detector file: success (every declared detector loaded), partial (some kept their last good version or were rejected), failure (the declarations were invalid: nothing changed)",
+                    &["result"],
+                )?;
+                for r in ["success", "partial", "failure"] {
+                    c.with_label_values(&[r]);
+                }
+                c
+            },
             gate_refusals: b.counters(
                 "dynamic_toolset_gate_refusals_total",
-                "Detector fragments refused by the validation gate, by detector and reason (external_name, toolset, commands, template, endpoint, health, config, instance)",
+                "Detector fragments refused by the validation gate, by detector and reason (external_name, toolset, commands, template, endpoint, health, config, instance, grant)",
                 &["detector", "reason"],
             )?,
             overrides_invalid: b.counter(
@@ -343,6 +355,16 @@ impl ControllerMetrics {
     }
 
     /// One fragment refused by the gate.
+    /// Counts one detector reload by result (`success`, `partial`, `failure`).
+    pub fn detector_reload(&self, result: &str) {
+        self.detector_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Detector reloads so far with `result`.
+    pub fn detector_reloads(&self, result: &str) -> u64 {
+        self.detector_reloads.with_label_values(&[result]).get()
+    }
+
     pub fn gate_refusal(&self, detector: &str, reason: &str, n: u64) {
         self.gate_refusals
             .with_label_values(&[detector, reason])

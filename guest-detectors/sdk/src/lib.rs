@@ -58,9 +58,12 @@ pub mod prelude {
     pub use crate::{
         Candidate, CustomToolset, Detection, Detector, DetectorInfo, Emits, Fingerprint, Fragment,
         FragmentBuilder, HealthProbe, Identification, Level, Scheme, Service, ServiceExt,
-        ServicePort, Tool, declined, emits, log, matched, metadata, rank,
+        ServicePort, Settings, Tool, declined, emits, log, matched, metadata, rank,
     };
 }
+
+/// A detector's settings, from its declaration (a JSON object).
+pub type Settings = serde_json::Map<String, serde_json::Value>;
 
 /// `Detection::Declined(reason)`.
 pub fn declined(reason: impl Into<String>) -> Detection {
@@ -82,7 +85,7 @@ pub trait Detector {
     fn detect(svc: &Service) -> Detection;
     /// Settings from the operator's declaration (a JSON object). The default takes
     /// none: any key is refused, naming it. Keep what you accept in a static.
-    fn configure(settings: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    fn configure(settings: &Settings) -> Result<(), String> {
         if settings.is_empty() {
             Ok(())
         } else {
@@ -111,7 +114,7 @@ pub fn emits(toolsets: &[&str], custom_toolsets: bool) -> Emits {
 
 /// Parses the settings text the host passes to `configure` (a JSON object).
 #[doc(hidden)]
-pub fn parse_settings(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+pub fn parse_settings(text: &str) -> Result<Settings, String> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         Ok(_) => Err("settings must be a JSON object".to_string()),

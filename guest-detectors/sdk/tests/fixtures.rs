@@ -1,17 +1,24 @@
-//! Native fixture harness: runs every bundled detector (as plain Rust) over each
-//! `tests/fixtures/charts/<chart>.yaml` and compares the fragments per Service with
-//! `<chart>.expect.yaml`. Every Service must be listed; unlisted or extra entries fail.
+//! Native fixture harness: runs every bundled detector (as plain Rust) over each family of
+//! `tests/fixtures/real` (Services from upstream sources) and `tests/fixtures/synthetic`, and
+//! holds the fragments to the family's `<family>.canonical.yaml` without the host's selection:
+//! every canonical endpoint is among the candidates (its URL or an accepted alternative), and
+//! every fragment is a toolset the judgement expects in that namespace (a sibling that
+//! selection folds into the canonical instance), never one out of nowhere (an exporter, Zipkin
+//! as Jaeger, Kubecost's bundled Prometheus, a Service named like a backend). The exact choice,
+//! instance names included, is `tests/detection_real.rs`'s.
 //! `FIXTURES_PRINT=1 cargo test -p detector-sdk --test fixtures -- --nocapture` prints the
-//! actual results in the expect format (to review, never to paste blindly).
+//! fragments per Service (to review).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use detector_sdk::{Detection, Service, ServicePort};
 use native::detectors;
 use serde::Deserialize;
 
+#[path = "../../../tests/common/canonical.rs"]
+mod canonical;
 mod native;
 
 #[derive(Deserialize)]
@@ -23,7 +30,8 @@ struct Svc {
 #[derive(Deserialize)]
 struct Meta {
     name: String,
-    namespace: String,
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -51,25 +59,24 @@ struct Port {
     app_protocol: Option<String>,
 }
 
-#[derive(Deserialize, Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
-#[serde(deny_unknown_fields)]
-struct Expected {
+/// One fragment a detector returned, as the harness compares it.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct Found {
+    service: String,
     toolset: String,
     instance: String,
     endpoint: String,
 }
 
-#[derive(Deserialize)]
-struct ExpectFile {
-    services: BTreeMap<String, Vec<Expected>>,
-}
-
-fn to_service(s: Svc) -> Service {
+fn to_service(s: Svc, default_namespace: &str) -> Service {
     let cluster_ip = s.spec.cluster_ip;
     Service {
         headless: cluster_ip.as_deref() == Some("None"),
         name: s.metadata.name,
-        namespace: s.metadata.namespace,
+        namespace: s
+            .metadata
+            .namespace
+            .unwrap_or_else(|| default_namespace.to_string()),
         labels: s.metadata.labels.into_iter().collect(),
         annotations: s
             .metadata
@@ -117,11 +124,22 @@ fn native_list_names_every_bundled_detector() {
     );
 }
 
-fn charts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/charts")
+/// Every family of `tests/fixtures/real` and `tests/fixtures/synthetic`, with its judgement.
+fn families() -> Vec<(String, Vec<Service>, canonical::CanonicalFile)> {
+    let dir = canonical::fixtures_dir();
+    let mut out = Vec::new();
+    for sub in ["real", "synthetic"] {
+        for (family, fixture, canon) in canonical::families_in(&dir.join(sub)) {
+            let canon = canonical::read_canonical(&canon);
+            let services = load_services(&fixture, canon.default_namespace());
+            out.push((family, services, canon));
+        }
+    }
+    assert!(out.len() > 40, "fixture families found: {}", out.len());
+    out
 }
 
-fn load_services(path: &Path) -> Vec<Service> {
+fn load_services(path: &Path, default_namespace: &str) -> Vec<Service> {
     let text = std::fs::read_to_string(path).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .filter_map(|doc| {
@@ -136,113 +154,114 @@ fn load_services(path: &Path) -> Vec<Service> {
                 path.display()
             );
             assert_eq!(v["apiVersion"].as_str(), Some("v1"), "{}", path.display());
-            Some(to_service(serde_yaml::from_value(v).unwrap()))
+            Some(to_service(
+                serde_yaml::from_value(v).unwrap(),
+                default_namespace,
+            ))
         })
         .collect()
 }
 
-#[test]
-fn chart_fixtures_match_expectations() {
-    let print = std::env::var_os("FIXTURES_PRINT").is_some();
-    let mut failures = Vec::new();
-    let mut charts = 0;
-    let mut services = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(charts_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let file = path.file_name().unwrap().to_string_lossy().to_string();
-        if !file.ends_with(".yaml") || file.ends_with(".expect.yaml") {
-            continue;
-        }
-        charts += 1;
-        let expect_path = path.with_file_name(file.replace(".yaml", ".expect.yaml"));
-        let expect: Option<ExpectFile> = std::fs::read_to_string(&expect_path)
-            .ok()
-            .map(|t| serde_yaml::from_str(&t).unwrap());
-        let mut seen = std::collections::BTreeSet::new();
-        if print {
-            println!("# ---- {file}\nservices:");
-        }
-        for svc in load_services(&path) {
-            services += 1;
-            let key = format!("{}/{}", svc.namespace, svc.name);
-            assert!(seen.insert(key.clone()), "{file}: duplicate Service {key}");
-            let mut actual = Vec::new();
-            let mut notes = Vec::new();
-            for (name, detect) in detectors() {
-                match detect(&svc) {
-                    Detection::Matched(fs) => {
-                        for f in fs {
-                            assert!(!f.config.is_empty());
-                            actual.push(Expected {
-                                toolset: f.toolset,
-                                instance: f.instance,
-                                endpoint: f.endpoint,
-                            });
-                            notes.push(format!("{name} rank {}", f.rank));
-                        }
-                    }
-                    Detection::Declined(r) => notes.push(format!("{name}: {r}")),
-                    Detection::Unrelated => {}
-                }
-            }
-            actual.sort();
-            if print {
-                if actual.is_empty() {
-                    println!(
-                        "  {key}: []  # {}",
-                        if notes.is_empty() {
-                            "unrelated".into()
-                        } else {
-                            notes.join("; ")
-                        }
-                    );
-                } else {
-                    println!("  {key}:  # {}", notes.join("; "));
-                    for a in &actual {
-                        println!(
-                            "    - toolset: {}\n      instance: {}\n      endpoint: {}",
-                            a.toolset, a.instance, a.endpoint
+/// Every fragment the native detectors return for the family's Services, with a note per
+/// Service (who matched at which rank, who declined and why).
+fn detect_family(
+    family: &str,
+    services: &[Service],
+) -> (Vec<Found>, BTreeMap<String, Vec<String>>) {
+    let mut found = Vec::new();
+    let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for svc in services {
+        let key = format!("{}/{}", svc.namespace, svc.name);
+        assert!(
+            seen.insert(key.clone()),
+            "{family}: duplicate Service {key}"
+        );
+        let note = notes.entry(key.clone()).or_default();
+        for (name, detect) in detectors() {
+            match detect(svc) {
+                Detection::Matched(fs) => {
+                    for f in fs {
+                        assert!(
+                            !f.config.is_empty(),
+                            "{family}: {key}: {name}: empty config"
                         );
+                        note.push(format!("{name} rank {}", f.rank));
+                        found.push(Found {
+                            service: key.clone(),
+                            toolset: f.toolset,
+                            instance: f.instance,
+                            endpoint: f.endpoint,
+                        });
                     }
                 }
-            }
-            match expect.as_ref().map(|e| e.services.get(&key)) {
-                None => failures.push(format!("{file}: no {}", expect_path.display())),
-                Some(None) => failures.push(format!(
-                    "{file}: Service {key} not listed in the expect file"
-                )),
-                Some(Some(want)) => {
-                    let mut want = want.clone();
-                    want.sort();
-                    if want != actual {
-                        failures.push(format!(
-                            "{file}: {key}\n  want {want:?}\n  got  {actual:?}\n  ({})",
-                            notes.join("; ")
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(e) = &expect {
-            for k in e.services.keys() {
-                if !seen.contains(k) {
-                    failures.push(format!(
-                        "{file}: expect lists {k}, which is not in the fixture"
-                    ));
-                }
+                Detection::Declined(r) => note.push(format!("{name}: {r}")),
+                Detection::Unrelated => {}
             }
         }
     }
-    assert!(charts > 0, "no fixtures found");
+    found.sort();
+    (found, notes)
+}
+
+#[test]
+fn fixture_families_match_their_judgements() {
+    let print = std::env::var_os("FIXTURES_PRINT").is_some();
+    let mut failures = Vec::new();
+    let mut services = 0;
+    let families = families();
+    for (family, svcs, canon) in &families {
+        services += svcs.len();
+        let (found, notes) = detect_family(family, svcs);
+        if print {
+            println!("# ---- {family}");
+            for (key, note) in &notes {
+                println!("  {key}:  # {}", note.join("; "));
+                for f in found.iter().filter(|f| &f.service == key) {
+                    println!("    - {} {} {}", f.toolset, f.instance, f.endpoint);
+                }
+            }
+        }
+        for k in &canon.canonical {
+            if !found.iter().any(|f| k.reaches(&f.toolset, &f.endpoint)) {
+                failures.push(format!(
+                    "{family}: no candidate for canonical {} {} ({})",
+                    k.toolset, k.url, k.service
+                ));
+            }
+        }
+        // Toolsets the judgement expects, per namespace.
+        let expected: BTreeSet<(&str, &str)> = canon
+            .canonical
+            .iter()
+            .map(|k| (k.toolset.as_str(), k.service.as_str()))
+            .chain(
+                canon
+                    .acceptable
+                    .iter()
+                    .map(|a| (a.toolset.as_str(), a.service.as_str())),
+            )
+            .map(|(t, svc)| (t, svc.split_once('/').map_or("", |(ns, _)| ns)))
+            .collect();
+        for f in &found {
+            let ns = f.service.split_once('/').map_or("", |(ns, _)| ns);
+            if !expected.contains(&(f.toolset.as_str(), ns)) {
+                failures.push(format!(
+                    "{family}: {} produced {} {} ({}), which the judgement does not expect in namespace {ns} ({})",
+                    f.service,
+                    f.toolset,
+                    f.endpoint,
+                    f.instance,
+                    notes.get(&f.service).map(|n| n.join("; ")).unwrap_or_default()
+                ));
+            }
+        }
+    }
     failures.dedup();
     assert!(
         failures.is_empty(),
-        "{} charts, {services} Services; failures:\n{}",
-        charts,
+        "{} families, {services} Services; failures:\n{}",
+        families.len(),
         failures.join("\n")
     );
 }
@@ -252,14 +271,7 @@ fn chart_fixtures_match_expectations() {
 #[test]
 #[ignore]
 fn detect_cost() {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(charts_dir()).unwrap() {
-        let p = e.unwrap().path();
-        let n = p.to_string_lossy().to_string();
-        if n.ends_with(".yaml") && !n.ends_with(".expect.yaml") {
-            all.extend(load_services(&p));
-        }
-    }
+    let all: Vec<Service> = families().into_iter().flat_map(|(_, s, _)| s).collect();
     let dets = detectors();
     let rounds = 2000;
     let start = std::time::Instant::now();

@@ -81,6 +81,20 @@ pub struct Grants {
     backends: BTreeMap<String, BTreeSet<String>>,
     /// Toolsets of the detectors that declared them (contract 1.1 `setup.declares`).
     toolsets: BTreeMap<String, BTreeSet<String>>,
+    /// What operators granted declared detectors (none for bundled ones: the baseline).
+    granted: BTreeMap<String, DetectorGrant>,
+}
+
+/// What an operator grants one declared detector on top of the baseline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorGrant {
+    /// Toolsets it may emit; none: whatever it declares and its backends allow.
+    pub toolsets: Option<BTreeSet<String>>,
+    /// Its endpoints may name other Services (of the Service's namespace, or of
+    /// [`Policy::endpoint_namespaces`]); false: only the Service it was given.
+    pub other_services: bool,
+    /// It may define custom toolsets (tools that run commands in HolmesGPT).
+    pub allow_commands: bool,
 }
 
 impl Grants {
@@ -98,6 +112,11 @@ impl Grants {
             }
         }
         grants
+    }
+
+    /// Grants `detector` (a declared detector, by name) exactly `grant`.
+    pub fn grant(&mut self, detector: &str, grant: DetectorGrant) {
+        self.granted.insert(detector.to_string(), grant);
     }
 
     /// The toolsets `detector` declared, when it declared any.
@@ -333,6 +352,20 @@ fn check(
             ),
         ));
     }
+    let granted = grants.granted.get(detector);
+    if let Some(toolsets) = granted.and_then(|g| g.toolsets.as_ref())
+        && !toolsets.contains(&f.toolset)
+    {
+        return Err(refuse(
+            NoteKind::Grant,
+            "toolset",
+            format!(
+                "toolset {:?} is outside the detector's grant ({})",
+                shown(&f.toolset),
+                toolsets.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     let allowed = catalog::toolsets_for(&f.backend);
     if !allowed.contains(&f.toolset.as_str()) {
         return Err(refuse(
@@ -349,7 +382,7 @@ fn check(
             ),
         ));
     }
-    if f.custom.is_some() {
+    if f.custom.is_some() && !granted.is_some_and(|g| g.allow_commands) {
         return Err(refuse(
             NoteKind::Commands,
             "custom",
@@ -367,6 +400,16 @@ fn check(
         ));
     }
     let target = check_endpoint(svc, &f.endpoint, policy)?;
+    if !target.own && granted.is_some_and(|g| !g.other_services) {
+        return Err(refuse(
+            NoteKind::Grant,
+            "endpoint",
+            format!(
+                "may only point at Service {}/{} itself (not granted other_services)",
+                svc.namespace, svc.name
+            ),
+        ));
+    }
     check_health(svc, f, &target)?;
     check_config(f)?;
     Ok(target)

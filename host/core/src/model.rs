@@ -445,6 +445,8 @@ pub enum NoteKind {
     RankClamped,
     /// Admitted without credentials: namespace not trusted.
     CredentialsWithheld,
+    /// Outside what the operator granted this (declared) detector.
+    Grant,
 }
 
 impl NoteKind {
@@ -461,6 +463,7 @@ impl NoteKind {
             NoteKind::Instance => "instance",
             NoteKind::RankClamped => "rank_clamped",
             NoteKind::CredentialsWithheld => "credentials_withheld",
+            NoteKind::Grant => "grant",
         }
     }
 

@@ -13,22 +13,28 @@ use dynamic_toolset_core::k8s_names::{self, FieldError};
 use dynamic_toolset_core::limits::{self, MANIFEST, OVERRIDES, check_yaml, split_documents};
 use dynamic_toolset_core::overrides::Overrides;
 
+/// Every YAML file of `tests/fixtures/real` (Services from upstream sources and their
+/// canonical judgements) and `tests/fixtures/synthetic`.
 fn fixtures() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/charts");
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        out.push((
-            p.display().to_string(),
-            std::fs::read_to_string(&p).unwrap(),
-        ));
+    for dir in ["real", "synthetic"] {
+        let dir = format!("{}/../../tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "yaml") {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
+            }
+        }
     }
     assert!(out.len() > 40, "fixtures found: {}", out.len());
     out
 }
 
 #[test]
-fn every_chart_fixture_passes_the_pre_scan() {
+fn every_fixture_passes_the_pre_scan() {
     for (name, text) in fixtures() {
         assert_eq!(check_yaml(&text, &MANIFEST), Ok(()), "{name}");
         for d in split_documents(&text, &MANIFEST) {

@@ -35,6 +35,12 @@ pub enum Error {
     },
     #[error("cannot read: {0}")]
     Unreadable(std::io::Error),
+    #[error("is declared as `{declared}` but calls itself `{actual}` (metadata().name)")]
+    NameMismatch { declared: String, actual: String },
+    #[error("sha256 mismatch: the declaration pins {expected}, the file has {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("no bundled detector is named `{name}` (bundled: {})", crate::bundled::BUNDLED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+    UnknownBundled { name: String },
     #[error("not a WebAssembly file (no \\0asm header)")]
     NotWasm,
     #[error(

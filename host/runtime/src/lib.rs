@@ -126,17 +126,134 @@ pub struct DetectorStats {
 
 struct Detector {
     info: LoadedInfo,
+    limits: convert::OutputLimits,
     sandbox: sandbox::Sandbox,
     stats: DetectorStats,
 }
 
+impl From<load::Loaded> for Detector {
+    fn from(l: load::Loaded) -> Self {
+        Detector {
+            stats: DetectorStats {
+                detector: l.info.info.name.clone(),
+                ..DetectorStats::default()
+            },
+            info: l.info,
+            limits: l.limits,
+            sandbox: l.sandbox,
+        }
+    }
+}
+
+/// Per-detector sandbox limits a declaration sets; `None` keeps the set's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub call_deadline: Option<Duration>,
+    pub memory_limit_bytes: Option<usize>,
+    pub max_output_bytes: Option<usize>,
+}
+
+impl Limits {
+    pub(crate) fn apply(&self, base: &RuntimeConfig) -> RuntimeConfig {
+        RuntimeConfig {
+            call_deadline: self.call_deadline.unwrap_or(base.call_deadline),
+            memory_limit_bytes: self.memory_limit_bytes.unwrap_or(base.memory_limit_bytes),
+            max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
+            ..base.clone()
+        }
+    }
+}
+
+/// One detector to load, as an operator declared it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// A bundled detector (by its build name) or a component file.
+    pub origin: DetectorSource,
+    /// sha256 (hex) the component must have; a mismatch refuses it.
+    pub sha256: Option<String>,
+    /// Handed to the detector's `configure` (contract 1.1 `setup`).
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub limits: Limits,
+    /// The name it was declared under: its `metadata().name` must be this.
+    pub name: Option<String>,
+}
+
+impl Spec {
+    /// A bundled detector as it ships.
+    pub fn bundled(name: &str) -> Self {
+        Spec {
+            origin: DetectorSource::Bundled(name.to_string()),
+            sha256: None,
+            settings: serde_json::Map::new(),
+            limits: Limits::default(),
+            name: None,
+        }
+    }
+}
+
 /// The loaded detectors and their sandboxes. `Send`: move it into a blocking task, or keep
-/// it behind a mutex; rebuild it with [`DetectorSet::load`] to reload.
+/// it behind a mutex. A new version is prepared off the hot path ([`DetectorSet::reloader`],
+/// [`Reloader::prepare`]) and swapped in between calls ([`DetectorSet::swap`]).
 pub struct DetectorSet {
-    limits: convert::OutputLimits,
     detectors: Vec<Detector>,
-    // Dropped last: stops the epoch ticker.
-    _ticker: sandbox::Ticker,
+    loader: Reloader,
+}
+
+/// What loading needs, shareable with a thread that prepares a new version: the set's
+/// engine (and its epoch ticker), linker and sandbox defaults.
+#[derive(Clone)]
+pub struct Reloader {
+    engine: wasmtime::Engine,
+    linker: wasmtime::component::Linker<sandbox::HostState>,
+    cfg: RuntimeConfig,
+    // Kept alive by every clone: stops the epoch ticker when the last one goes.
+    _ticker: std::sync::Arc<sandbox::Ticker>,
+}
+
+/// Detectors compiled, instantiated and configured by [`Reloader::prepare`], ready to be
+/// swapped in, with the specs that could not be loaded.
+pub struct Prepared {
+    loaded: Vec<load::Loaded>,
+    /// The origin of every spec (loaded or not), in declaration order.
+    origins: Vec<DetectorSource>,
+    pub errors: Vec<Error>,
+}
+
+/// What [`DetectorSet::swap`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SwapReport {
+    /// Detectors now running a new (or first) version.
+    pub loaded: Vec<String>,
+    /// Detectors whose new version failed to load: the previous one keeps running.
+    pub kept_last_good: Vec<String>,
+    /// Detectors no longer declared, dropped.
+    pub removed: Vec<String>,
+}
+
+impl Reloader {
+    /// Loads `specs` (blocking; compiles): call it off the hot path.
+    pub fn prepare(&self, specs: Vec<Spec>) -> Prepared {
+        let origins = specs.iter().map(|s| s.origin.clone()).collect();
+        let mut errors = Vec::new();
+        let mut sources = Vec::new();
+        for spec in specs {
+            let origin = spec.origin.clone();
+            match load::spec_source(spec, &self.cfg) {
+                Ok(source) => sources.push(source),
+                Err(e) => errors.push(e.loading(origin)),
+            }
+        }
+        let (loaded, load_errors) = load::load_all(&self.engine, &self.linker, sources);
+        errors.extend(load_errors);
+        for e in &errors {
+            tracing::warn!("detector not loaded: {e}");
+        }
+        Prepared {
+            loaded,
+            origins,
+            errors,
+        }
+    }
 }
 
 impl DetectorSet {
@@ -160,46 +277,100 @@ impl DetectorSet {
         plugin_dirs: &[&Path],
     ) -> Result<(Self, Vec<Error>)> {
         let mut sources = if include_bundled {
-            load::bundled_sources()
+            load::bundled_sources(cfg)
         } else {
             Vec::new()
         };
         let mut errors = Vec::new();
         for dir in plugin_dirs {
-            let (more, errs) = load::plugin_sources(dir)?;
+            let (more, errs) = load::plugin_sources(dir, cfg)?;
             sources.extend(more);
             errors.extend(errs);
         }
-        let engine = sandbox::engine()?;
-        let ticker = sandbox::Ticker::start(engine.clone(), cfg.epoch_tick)?;
-        let linker = sandbox::base_linker(&engine)?;
-        let (loaded, load_errors) = load::load_all(&engine, &linker, cfg, sources);
+        let loader = Self::reloader_for(cfg)?;
+        let (loaded, load_errors) = load::load_all(&loader.engine, &loader.linker, sources);
         errors.extend(load_errors);
         for e in &errors {
             tracing::warn!("detector not loaded: {e}");
         }
-        let detectors = loaded
-            .into_iter()
-            .map(|l| Detector {
-                stats: DetectorStats {
-                    detector: l.info.info.name.clone(),
-                    ..DetectorStats::default()
-                },
-                info: l.info,
-                sandbox: l.sandbox,
-            })
-            .collect();
         Ok((
             Self {
-                limits: convert::OutputLimits {
-                    max_fragments: cfg.max_fragments,
-                    max_output_bytes: cfg.max_output_bytes,
-                },
-                detectors,
-                _ticker: ticker,
+                detectors: loaded.into_iter().map(Detector::from).collect(),
+                loader,
             },
             errors,
         ))
+    }
+
+    /// The detectors `specs` declare, in order (the first to claim a name keeps it).
+    pub fn load_specs(cfg: &RuntimeConfig, specs: Vec<Spec>) -> Result<(Self, Vec<Error>)> {
+        let loader = Self::reloader_for(cfg)?;
+        let prepared = loader.prepare(specs);
+        let errors = prepared.errors;
+        Ok((
+            Self {
+                detectors: prepared.loaded.into_iter().map(Detector::from).collect(),
+                loader,
+            },
+            errors,
+        ))
+    }
+
+    fn reloader_for(cfg: &RuntimeConfig) -> Result<Reloader> {
+        let engine = sandbox::engine()?;
+        let ticker = sandbox::Ticker::start(engine.clone(), cfg.epoch_tick)?;
+        let linker = sandbox::base_linker(&engine)?;
+        Ok(Reloader {
+            engine,
+            linker,
+            cfg: cfg.clone(),
+            _ticker: std::sync::Arc::new(ticker),
+        })
+    }
+
+    /// A handle that prepares new versions with this set's engine, on any thread.
+    pub fn reloader(&self) -> Reloader {
+        self.loader.clone()
+    }
+
+    /// Swaps in a prepared version: every detector it loaded replaces the one of the same
+    /// origin (or name); a declared detector whose new version failed keeps running its
+    /// previous version (last good); detectors of origins no longer declared are dropped.
+    /// Cheap (moves only): call it between detection passes, so no pass mixes versions.
+    pub fn swap(&mut self, prepared: Prepared) -> (SwapReport, Vec<Error>) {
+        let Prepared {
+            loaded,
+            origins,
+            errors,
+        } = prepared;
+        let mut report = SwapReport::default();
+        let mut old: Vec<Detector> = std::mem::take(&mut self.detectors);
+        let mut next: Vec<Detector> = Vec::new();
+        let failed: Vec<&DetectorSource> = errors.iter().filter_map(Error::origin).collect();
+        for origin in &origins {
+            if failed.contains(&origin)
+                && let Some(i) = old.iter().position(|d| &d.info.source == origin)
+            {
+                let kept = old.swap_remove(i);
+                report.kept_last_good.push(kept.info.info.name.clone());
+                next.push(kept);
+            }
+        }
+        for l in loaded {
+            if next.iter().any(|d| d.info.info.name == l.info.info.name) {
+                continue; // the last good version of that name stays
+            }
+            report.loaded.push(l.info.info.name.clone());
+            next.push(Detector::from(l));
+        }
+        report.removed = old
+            .iter()
+            .map(|d| d.info.info.name.clone())
+            .filter(|n| !next.iter().any(|d| &d.info.info.name == n))
+            .collect();
+        next.sort_by(|a, b| a.info.info.name.cmp(&b.info.info.name));
+        self.detectors = next;
+        (report, errors)
     }
 
     /// The loaded detectors, sorted by name.
@@ -212,11 +383,10 @@ impl DetectorSet {
     /// whose message names the detector; the others are unaffected.
     pub fn detect(&mut self, svc: &ServiceSnapshot, cluster_domain: &str) -> ServiceDetections {
         let input = convert::service_to_wit(svc, cluster_domain);
-        let limits = self.limits;
         let verdicts = self
             .detectors
             .iter_mut()
-            .map(|d| d.detect(&input, limits))
+            .map(|d| d.detect(&input))
             .collect();
         ServiceDetections {
             service: svc.service_ref(),
@@ -240,7 +410,8 @@ impl DetectorSet {
 }
 
 impl Detector {
-    fn detect(&mut self, input: &bindings::wit::Service, limits: convert::OutputLimits) -> Verdict {
+    fn detect(&mut self, input: &bindings::wit::Service) -> Verdict {
+        let limits = self.limits;
         let name = &self.info.info.name;
         let identifies = self.info.capabilities.identify;
         let sandbox = &mut self.sandbox;

@@ -28,28 +28,76 @@ pub(crate) struct Source {
     pub bytes: Cow<'static, [u8]>,
     /// The operator's settings, handed to `configure` (a 1.1 detector with `setup`).
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The sandbox this detector runs in (the set's, with its declaration's limits).
+    pub cfg: RuntimeConfig,
+    /// The sha256 (hex) the declaration pins; a mismatch refuses the detector.
+    pub sha256: Option<String>,
+    /// The name it was declared under.
+    pub name: Option<String>,
+}
+
+impl Source {
+    /// A source with no settings, no pin, the set's sandbox.
+    pub(crate) fn plain(
+        origin: DetectorSource,
+        bytes: Cow<'static, [u8]>,
+        cfg: &RuntimeConfig,
+    ) -> Self {
+        Source {
+            origin,
+            bytes,
+            settings: serde_json::Map::new(),
+            cfg: cfg.clone(),
+            sha256: None,
+            name: None,
+        }
+    }
 }
 
 /// A loaded detector.
 pub(crate) struct Loaded {
     pub info: LoadedInfo,
+    pub limits: crate::convert::OutputLimits,
     pub sandbox: Sandbox,
 }
 
 /// Bundled detectors as sources.
-pub(crate) fn bundled_sources() -> Vec<Source> {
+pub(crate) fn bundled_sources(cfg: &RuntimeConfig) -> Vec<Source> {
     crate::bundled::BUNDLED
         .iter()
-        .map(|(name, bytes)| Source {
-            origin: DetectorSource::Bundled((*name).to_string()),
-            bytes: Cow::Borrowed(*bytes),
-            settings: serde_json::Map::new(),
+        .map(|(name, bytes)| {
+            Source::plain(
+                DetectorSource::Bundled((*name).to_string()),
+                Cow::Borrowed(*bytes),
+                cfg,
+            )
         })
         .collect()
 }
 
+/// The source a declaration names: a bundled detector's bytes or a file's.
+pub(crate) fn spec_source(spec: crate::Spec, base: &RuntimeConfig) -> Result<Source> {
+    let bytes = match &spec.origin {
+        DetectorSource::Bundled(name) => crate::bundled::BUNDLED
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| Cow::Borrowed(*b))
+            .ok_or_else(|| Error::UnknownBundled { name: name.clone() })?,
+        DetectorSource::File(path) => Cow::Owned(std::fs::read(path).map_err(Error::Unreadable)?),
+    };
+    let cfg = spec.limits.apply(base);
+    Ok(Source {
+        origin: spec.origin,
+        bytes,
+        settings: spec.settings,
+        cfg,
+        sha256: spec.sha256,
+        name: spec.name,
+    })
+}
+
 /// Every `*.wasm` file of `dir`, sorted by file name. Unreadable files become errors.
-pub(crate) fn plugin_sources(dir: &Path) -> Result<(Vec<Source>, Vec<Error>)> {
+pub(crate) fn plugin_sources(dir: &Path, cfg: &RuntimeConfig) -> Result<(Vec<Source>, Vec<Error>)> {
     let unreadable = |source| Error::PluginDir {
         dir: dir.to_path_buf(),
         source,
@@ -68,11 +116,11 @@ pub(crate) fn plugin_sources(dir: &Path) -> Result<(Vec<Source>, Vec<Error>)> {
     let mut errors = Vec::new();
     for path in paths {
         match std::fs::read(&path) {
-            Ok(bytes) => sources.push(Source {
-                origin: DetectorSource::File(path),
-                bytes: Cow::Owned(bytes),
-                settings: serde_json::Map::new(),
-            }),
+            Ok(bytes) => sources.push(Source::plain(
+                DetectorSource::File(path),
+                Cow::Owned(bytes),
+                cfg,
+            )),
             Err(e) => errors.push(Error::Unreadable(e).loading(DetectorSource::File(path))),
         }
     }
@@ -85,15 +133,36 @@ pub(crate) fn plugin_sources(dir: &Path) -> Result<(Vec<Source>, Vec<Error>)> {
 pub(crate) fn load_all(
     engine: &Engine,
     linker: &Linker<HostState>,
-    cfg: &RuntimeConfig,
     sources: Vec<Source>,
 ) -> (Vec<Loaded>, Vec<Error>) {
-    let compiled = compile_all(engine, cfg, &sources);
-    let mut loaded: Vec<Loaded> = Vec::new();
     let mut errors = Vec::new();
-    for (source, component) in sources.into_iter().zip(compiled) {
+    let mut pinned = Vec::with_capacity(sources.len());
+    for source in sources {
         let sha256 = hex::encode(Sha256::digest(&source.bytes));
-        let result = component.and_then(|c| instantiate(engine, linker, cfg, &source, &c));
+        match &source.sha256 {
+            Some(expected) if !expected.eq_ignore_ascii_case(&sha256) => {
+                errors.push(
+                    Error::DigestMismatch {
+                        expected: expected.clone(),
+                        actual: sha256,
+                    }
+                    .loading(source.origin),
+                );
+            }
+            _ => pinned.push((source, sha256)),
+        }
+    }
+    let compiled = compile_all(engine, &pinned);
+    let mut loaded: Vec<Loaded> = Vec::new();
+    for ((source, sha256), component) in pinned.into_iter().zip(compiled) {
+        let result = component.and_then(|c| instantiate(engine, linker, &source.cfg, &source, &c));
+        let result = result.and_then(|(info, sandbox)| match &source.name {
+            Some(declared) if *declared != info.name => Err(Error::NameMismatch {
+                declared: declared.clone(),
+                actual: info.name,
+            }),
+            _ => Ok((info, sandbox)),
+        });
         match result {
             Ok((info, sandbox)) => {
                 let capabilities = sandbox.capabilities();
@@ -112,6 +181,10 @@ pub(crate) fn load_all(
                         sha256,
                         capabilities,
                     },
+                    limits: crate::convert::OutputLimits {
+                        max_fragments: source.cfg.max_fragments,
+                        max_output_bytes: source.cfg.max_output_bytes,
+                    },
                     sandbox,
                 });
             }
@@ -123,7 +196,7 @@ pub(crate) fn load_all(
 }
 
 /// Compiles every source, a few at a time.
-fn compile_all(engine: &Engine, cfg: &RuntimeConfig, sources: &[Source]) -> Vec<Result<Component>> {
+fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Component>> {
     let results: Vec<Mutex<Option<Result<Component>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -136,8 +209,10 @@ fn compile_all(engine: &Engine, cfg: &RuntimeConfig, sources: &[Source]) -> Vec<
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(source) = sources.get(i) else { break };
-                    let result = compile(engine, cfg, &source.bytes);
+                    let Some((source, _)) = sources.get(i) else {
+                        break;
+                    };
+                    let result = compile(engine, &source.cfg, &source.bytes);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
                     }

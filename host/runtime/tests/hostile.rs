@@ -484,3 +484,177 @@ fn first_contract_guest_runs_unchanged_on_this_host() {
     assert_eq!(fragments[0].identification, None);
     others_ok(&v, "");
 }
+
+// --- Declared detectors (issue 8): pins, settings, names, limits, swaps ---------------
+
+use dynamic_toolset_runtime::{Limits, Spec};
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn declared(path: &Path, name: &str, settings: serde_json::Value) -> Spec {
+    Spec {
+        origin: DetectorSource::File(path.to_path_buf()),
+        sha256: Some(sha256_of(path)),
+        settings: settings.as_object().cloned().unwrap_or_default(),
+        limits: Limits::default(),
+        name: Some(name.to_string()),
+    }
+}
+
+fn labelled(name: &str) -> ServiceSnapshot {
+    let mut s = service(name);
+    s.labels.insert(
+        "test.dynamic-toolset.io/backend".to_string(),
+        "prometheus".to_string(),
+    );
+    s
+}
+
+fn instance_of(set: &mut DetectorSet, detector: &str, svc: &ServiceSnapshot) -> String {
+    let v = set.detect(svc, "cluster.local").verdicts;
+    match &verdict(&v, detector).outcome {
+        Ok(Detection::Matched(f)) => f[0].instance.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn declared_files_are_pinned_configured_and_named_or_refused_with_the_reason() {
+    let dir = plugin_dir("declared", &["versioned", "wit-v1-0", "looper"], &[]);
+    let versioned = dir.join("versioned.wasm");
+    let old = dir.join("wit-v1-0.wasm");
+    let mut wrong_pin = declared(&versioned, "versioned", serde_json::json!({"version": 1}));
+    wrong_pin.sha256 = Some("0".repeat(64));
+    let specs = vec![
+        Spec::bundled("prometheus"),
+        wrong_pin,
+        declared(&versioned, "versioned", serde_json::json!({"version": "x"})),
+        declared(&old, "wit-v1-0", serde_json::json!({"port": 1})),
+        declared(
+            &dir.join("looper.wasm"),
+            "not-looper",
+            serde_json::json!({}),
+        ),
+        Spec {
+            origin: DetectorSource::File(dir.join("missing.wasm")),
+            sha256: Some("1".repeat(64)),
+            settings: serde_json::Map::new(),
+            limits: Limits::default(),
+            name: Some("missing".into()),
+        },
+    ];
+    let (set, errors) = DetectorSet::load_specs(&config(), specs).unwrap();
+    let names: Vec<String> = set.detectors().into_iter().map(|d| d.info.name).collect();
+    assert_eq!(names, vec!["prometheus"], "{errors:#?}");
+    let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let expect = [
+        format!(
+            "{}: sha256 mismatch: the declaration pins {}, the file has {}",
+            versioned.display(),
+            "0".repeat(64),
+            sha256_of(&versioned)
+        ),
+        format!(
+            "{}: refused its settings: settings.version must be a positive integer",
+            versioned.display()
+        ),
+        format!(
+            "{}: takes no settings (it does not export `setup`), but settings were given: port",
+            old.display()
+        ),
+        format!(
+            "{}: is declared as `not-looper` but calls itself `looper` (metadata().name)",
+            dir.join("looper.wasm").display()
+        ),
+    ];
+    for e in &expect {
+        assert!(texts.contains(e), "missing {e:?} in {texts:#?}");
+    }
+    assert!(
+        texts.iter().any(|t| t.starts_with(&format!(
+            "{}: cannot read: ",
+            dir.join("missing.wasm").display()
+        ))),
+        "{texts:#?}"
+    );
+    assert_eq!(errors.len(), 5, "{texts:#?}");
+}
+
+#[test]
+fn declared_limits_apply_to_that_detector_only() {
+    let dir = plugin_dir("declared-limits", &["looper"], &[]);
+    let mut spec = declared(&dir.join("looper.wasm"), "looper", serde_json::json!({}));
+    spec.limits.call_deadline = Some(Duration::from_millis(30));
+    let (mut set, errors) = DetectorSet::load_specs(&config(), vec![spec]).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let (kind, msg) = failure(
+        &set.detect(&service("loop"), "cluster.local").verdicts,
+        "looper",
+    );
+    assert_eq!(kind, FailureKind::Timeout);
+    assert!(msg.contains("30ms"), "{msg}");
+}
+
+#[test]
+fn a_swap_replaces_versions_keeps_the_last_good_one_and_drops_the_undeclared() {
+    let dir = plugin_dir("swap", &["versioned", "panicker"], &[]);
+    let versioned = dir.join("versioned.wasm");
+    let v1 = declared(&versioned, "versioned", serde_json::json!({"version": 1}));
+    let panicker = declared(
+        &dir.join("panicker.wasm"),
+        "panicker",
+        serde_json::json!({}),
+    );
+    let (mut set, errors) = DetectorSet::load_specs(&config(), vec![v1, panicker.clone()]).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let svc = labelled("prom");
+    assert_eq!(
+        instance_of(&mut set, "versioned", &svc),
+        "monitoring/prom-v1"
+    );
+
+    // Version 2: swapped in; panicker no longer declared: dropped.
+    let reloader = set.reloader();
+    let prepared = reloader.prepare(vec![declared(
+        &versioned,
+        "versioned",
+        serde_json::json!({"version": 2}),
+    )]);
+    let (report, errors) = set.swap(prepared);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(report.loaded, vec!["versioned"]);
+    assert_eq!(report.removed, vec!["panicker"]);
+    assert_eq!(
+        instance_of(&mut set, "versioned", &svc),
+        "monitoring/prom-v2"
+    );
+
+    // A new version whose settings are refused: version 2 keeps running.
+    let prepared = reloader.prepare(vec![declared(
+        &versioned,
+        "versioned",
+        serde_json::json!({"version": 0}),
+    )]);
+    let (report, errors) = set.swap(prepared);
+    assert_eq!(report.kept_last_good, vec!["versioned"]);
+    assert!(
+        errors[0].to_string().contains("refused its settings"),
+        "{errors:#?}"
+    );
+    assert_eq!(
+        instance_of(&mut set, "versioned", &svc),
+        "monitoring/prom-v2"
+    );
+    // Declared with a wrong pin: the running version stays as well.
+    let mut bad_pin = declared(&versioned, "versioned", serde_json::json!({"version": 3}));
+    bad_pin.sha256 = Some("f".repeat(64));
+    let (report, _) = set.swap(reloader.prepare(vec![bad_pin]));
+    assert_eq!(report.kept_last_good, vec!["versioned"]);
+    assert_eq!(
+        instance_of(&mut set, "versioned", &svc),
+        "monitoring/prom-v2"
+    );
+}

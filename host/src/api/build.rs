@@ -35,6 +35,8 @@ pub struct Parts<'a> {
     pub health: &'a dyn Fn(&InstanceKey) -> HealthInfo,
     pub detectors: &'a [LoadedInfo],
     pub stats: &'a [RuntimeStats],
+    /// Every detector's status (loaded, rejected with the reason, disabled).
+    pub statuses: &'a [crate::pipeline::DetectorStatus],
     pub limits: LimitsView,
     pub last_write: Option<WriteView>,
     pub last_error: Option<String>,
@@ -172,7 +174,9 @@ fn verdicts(d: &ServiceDetections) -> Vec<VerdictView> {
 fn detectors(p: &Parts<'_>) -> Vec<DetectorView> {
     let stats: BTreeMap<&str, &RuntimeStats> =
         p.stats.iter().map(|s| (s.detector.as_str(), s)).collect();
-    p.detectors
+    let status = |name: &str| p.statuses.iter().find(|s| s.detector == name);
+    let mut out: Vec<DetectorView> = p
+        .detectors
         .iter()
         .map(|d| {
             let s = stats.get(d.info.name.as_str());
@@ -194,6 +198,9 @@ fn detectors(p: &Parts<'_>) -> Vec<DetectorView> {
             });
             DetectorView {
                 name: d.info.name.clone(),
+                status: "loaded".into(),
+                reason: status(&d.info.name).and_then(|s| s.reason.clone()),
+                emits: d.info.emits.as_ref().map(|e| e.toolsets.clone()),
                 version: d.info.version.clone(),
                 source: match &d.source {
                     DetectorSource::Bundled(_) => "bundled".into(),
@@ -212,7 +219,23 @@ fn detectors(p: &Parts<'_>) -> Vec<DetectorView> {
                 },
             }
         })
-        .collect()
+        .collect();
+    for s in p.statuses.iter().filter(|s| s.status != "loaded") {
+        out.push(DetectorView {
+            name: s.detector.clone(),
+            status: s.status.to_string(),
+            reason: s.reason.clone(),
+            emits: None,
+            version: String::new(),
+            source: String::new(),
+            sha256: String::new(),
+            wit_version: dynamic_toolset_runtime::WIT_VERSION.to_string(),
+            limits: p.limits.clone(),
+            stats: DetectorStats::default(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// The view of `p`.

@@ -126,6 +126,15 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DetectorView {
     pub name: String,
+    /// `loaded`, `rejected` (see `reason`) or `disabled` (by its declaration).
+    #[serde(default = "loaded")]
+    pub status: String,
+    /// Why it was rejected, or why its running version is not the newest declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Toolsets it declares it may emit (contract 1.1 `setup`); none for 1.0 detectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emits: Option<Vec<String>>,
     pub version: String,
     /// `bundled` or the file it was loaded from.
     pub source: String,
@@ -133,6 +142,10 @@ pub struct DetectorView {
     pub wit_version: String,
     pub limits: LimitsView,
     pub stats: DetectorStats,
+}
+
+fn loaded() -> String {
+    "loaded".to_string()
 }
 
 /// A detector's sandbox limits.

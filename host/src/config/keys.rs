@@ -95,6 +95,8 @@ pub const LE_RENEW: &str = "leader_election.renew_deadline";
 pub const LE_RETRY: &str = "leader_election.retry_period";
 pub const DET_DIR: &str = "detectors.dir";
 pub const DET_CACHE: &str = "detectors.cache_dir";
+pub const DET_FILE: &str = "detectors.file";
+pub const DET_RELOAD: &str = "detectors.reload_interval";
 pub const SEC_CREDENTIALS: &str = "security.credential_namespaces";
 pub const SEC_ENDPOINTS: &str = "security.endpoint_namespaces";
 pub const SEC_EXTERNAL: &str = "security.external_hosts";
@@ -229,6 +231,12 @@ pub static KEYS: &[Key] = &[
     key(DET_DIR, Slot::Path(|s| &mut s.detectors.dir),
         Some("DETECTORS_DIR"), value("detectors-dir"), "",
         "Directory of third-party detector components (`*.wasm`), loaded beside the bundled ones."),
+    key(DET_FILE, Slot::Path(|s| &mut s.detectors.file),
+        Some("DETECTORS_FILE"), value("detectors-file"), "",
+        "Detector declarations (YAML `detectors:` list: pinned files, settings, limits, grants, disabled bundled ones; README, \"Declaring detectors\"). Watched: changes apply without a restart."),
+    key(DET_RELOAD, Slot::Dur(|s| &mut s.detectors.reload_interval, false),
+        None, None, "2s",
+        "How often the declarations file, the files it names and the detectors directory are checked for changes."),
     key(DET_CACHE, Slot::Path(|s| &mut s.detectors.cache_dir),
         Some("DETECTOR_CACHE_DIR"), value("cache-dir"), "",
         "Directory for precompiled detectors (makes later starts fast); off when unset."),

@@ -123,6 +123,10 @@ pub struct DetectorSettings {
     #[serde(serialize_with = "ser_opt_path")]
     pub dir: Option<PathBuf>,
     #[serde(serialize_with = "ser_opt_path")]
+    pub file: Option<PathBuf>,
+    #[serde(serialize_with = "ser_duration")]
+    pub reload_interval: Duration,
+    #[serde(serialize_with = "ser_opt_path")]
     pub cache_dir: Option<PathBuf>,
 }
 

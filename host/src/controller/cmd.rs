@@ -93,8 +93,13 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
         settings.detectors.dir.clone(),
         settings.detectors.cache_dir.clone(),
     );
-    let (detectors, load_errors) = crate::pipeline::load_detectors(&setup)?;
-    for e in &load_errors {
+    let setup = DetectorSetup {
+        file: settings.detectors.file.clone(),
+        ..setup
+    };
+    let loaded = crate::pipeline::load_detectors(&setup)?;
+    let load_errors = &loaded.errors;
+    for e in load_errors {
         tracing::error!("detector not loaded: {e}");
     }
     // A bundled detector that failed to load would silently drop its toolsets: not ready.
@@ -125,8 +130,14 @@ async fn serve(args: &RunArgs, settings: Settings) -> anyhow::Result<()> {
     } else {
         Authorizer::disabled()
     };
+    let detectors = super::Detectors {
+        loaded,
+        reload: Some((setup, settings.detectors.reload_interval)),
+    };
     let handle = super::start_with(client, opts, detectors, metrics);
-    handle.set_detector_load_errors(bundled_failures);
+    if !bundled_failures.is_empty() {
+        handle.set_detector_load_errors(bundled_failures);
+    }
 
     // Health (unauthenticated; the runbook's /health and /ready too), then the REST API and
     // the status page behind TokenReview + SubjectAccessReview.

@@ -12,6 +12,8 @@ use std::time::Instant;
 use dynamic_toolset_core::gate::{Grants, Policy};
 use dynamic_toolset_core::{Detection, GateNote, ServiceDetections, ServiceRef, ServiceSnapshot};
 use dynamic_toolset_runtime::{DetectorSet, DetectorStats};
+
+use crate::detectors::declare::Declarations;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::mirror::{self, Key};
@@ -53,6 +55,7 @@ impl GateLog {
 /// The detectors and what goes with them: owned by whichever job runs.
 struct Detectors {
     set: DetectorSet,
+    declarations: Declarations,
     grants: Grants,
     policy: Policy,
     log: GateLog,
@@ -141,14 +144,48 @@ fn store(services: &mirror::Shared<Watched>, results: Results) -> bool {
 pub struct Signals {
     pub wake: mpsc::Receiver<()>,
     pub done: mpsc::Sender<()>,
-    pub stats: Option<tokio::sync::watch::Sender<Vec<DetectorStats>>>,
+    pub stats: Option<tokio::sync::watch::Sender<DetectorsView>>,
+    /// New detectors to swap in (hot reload); after a swap the worker asks for a relist
+    /// on `relist`, so every Service is detected by the new version.
+    pub reloads: mpsc::Receiver<super::reload::Reload>,
+    pub relist: mpsc::Sender<()>,
+    /// Readiness lists required (`fail_strategy: fail`) detectors that are not loaded.
+    pub readiness: Arc<std::sync::RwLock<super::Readiness>>,
+}
+
+/// The detectors as the API shows them: loaded ones, their counters, and every
+/// declared one's status.
+#[derive(Debug, Clone, Default)]
+pub struct DetectorsView {
+    pub infos: Vec<dynamic_toolset_runtime::LoadedInfo>,
+    pub stats: Vec<DetectorStats>,
+    pub statuses: Vec<pipeline::DetectorStatus>,
+}
+
+/// Required detectors (`fail_strategy: fail`) that are not loaded, for readiness.
+pub fn required_missing(statuses: &[pipeline::DetectorStatus]) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|s| s.required && s.status != "loaded")
+        .map(|s| {
+            format!(
+                "required detector `{}` is {}{}",
+                s.detector,
+                s.status,
+                s.reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// Detects what the watch recorded, in batches, on blocking threads (at most `bound`
 /// jobs at once). Signals `done` after every wake-up, also when nothing was pending (a
 /// deletion), so the loop selects again.
 pub async fn worker(
-    set: DetectorSet,
+    loaded: pipeline::LoadedDetectors,
     policy: Policy,
     services: mirror::Shared<Watched>,
     metrics: Arc<ControllerMetrics>,
@@ -159,16 +196,31 @@ pub async fn worker(
         mut wake,
         done,
         stats,
+        mut reloads,
+        relist,
+        readiness,
     } = signals;
+    let grants = loaded.grants();
     let mut detectors = Some(Detectors {
-        grants: pipeline::grants(&set),
-        stats: set.stats(),
-        set,
+        grants,
+        stats: loaded.set.stats(),
+        set: loaded.set,
+        declarations: loaded.declarations,
         policy,
         log: GateLog::default(),
         metrics: metrics.clone(),
     });
-    while wake.recv().await.is_some() {
+    loop {
+        tokio::select! {
+            w = wake.recv() => if w.is_none() { return },
+            Some(reload) = reloads.recv() => {
+                let Some(job) = detectors.as_mut() else { return };
+                swap(job, reload, stats.as_ref(), &readiness, &metrics);
+                // Every Service is detected again by the new version.
+                let _ = relist.try_send(());
+                continue;
+            }
+        }
         let started = Instant::now();
         let mut detected = false;
         loop {
@@ -202,7 +254,7 @@ pub async fn worker(
                 return;
             };
             if let Some(tx) = &stats {
-                tx.send_replace(job.set.stats());
+                tx.send_modify(|v| v.stats = job.set.stats());
             }
             detectors = Some(job);
             detected = true;
@@ -217,5 +269,45 @@ pub async fn worker(
                 .observe(started.elapsed().as_secs_f64());
         }
         let _ = done.try_send(());
+    }
+}
+
+/// Swaps a reload in (between batches: no batch mixes versions), recomputes the grants,
+/// and reports what changed.
+fn swap(
+    job: &mut Detectors,
+    reload: super::reload::Reload,
+    stats: Option<&tokio::sync::watch::Sender<DetectorsView>>,
+    readiness: &std::sync::RwLock<super::Readiness>,
+    metrics: &ControllerMetrics,
+) {
+    let (report, errors) = job.set.swap(reload.prepared);
+    job.declarations = reload.declarations;
+    job.grants = pipeline::grants(&job.set, &job.declarations);
+    job.stats = job.set.stats();
+    let statuses = pipeline::statuses(&job.set, &errors, &job.declarations);
+    for e in &errors {
+        tracing::error!("detector reload: {e}");
+    }
+    tracing::info!(
+        loaded = ?report.loaded,
+        kept_last_good = ?report.kept_last_good,
+        removed = ?report.removed,
+        "detectors swapped"
+    );
+    metrics.detector_reload(if errors.is_empty() {
+        "success"
+    } else {
+        "partial"
+    });
+    if let Ok(mut r) = readiness.write() {
+        r.detector_load_errors = required_missing(&statuses);
+    }
+    if let Some(tx) = stats {
+        tx.send_replace(DetectorsView {
+            infos: job.set.detectors(),
+            stats: job.stats.clone(),
+            statuses,
+        });
     }
 }

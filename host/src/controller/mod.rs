@@ -29,6 +29,7 @@ mod events;
 pub mod lease;
 pub mod mirror;
 mod reconcile;
+pub mod reload;
 pub mod state;
 mod watch;
 
@@ -250,14 +251,35 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The detectors the controller runs, and where to reload them from.
+pub struct Detectors {
+    pub loaded: crate::pipeline::LoadedDetectors,
+    /// Watched for changes every `Duration` (hot reload); None: never reloaded.
+    pub reload: Option<(crate::pipeline::DetectorSetup, Duration)>,
+}
+
+impl From<DetectorSet> for Detectors {
+    fn from(set: DetectorSet) -> Self {
+        Detectors {
+            loaded: crate::pipeline::LoadedDetectors {
+                set,
+                errors: Vec::new(),
+                declarations: Default::default(),
+            },
+            reload: None,
+        }
+    }
+}
+
 /// Starts the controller on the current tokio runtime (multi-threaded or not: detection
 /// runs on blocking threads, see [`detect`]), with its metrics registered on `metrics`.
 pub fn start_with(
     client: kube::Client,
     opts: ControllerOptions,
-    detectors: DetectorSet,
+    detectors: impl Into<Detectors>,
     metrics: Arc<ControllerMetrics>,
 ) -> Handle {
+    let detectors: Detectors = detectors.into();
     let (shutdown, shutdown_rx) = signal::channel(false);
     let readiness = Arc::new(RwLock::new(Readiness::default()));
     // The limits every detector runs under (the runtime's defaults: `run` sets none).
@@ -267,8 +289,19 @@ pub fn start_with(
         memory_bytes: rc.memory_limit_bytes as u64,
         output_bytes: rc.max_output_bytes as u64,
     };
-    let (api_side, api) =
-        reconcile::view::channels(detectors.detectors(), detectors.stats(), limits);
+    let loaded = &detectors.loaded;
+    let statuses = crate::pipeline::statuses(&loaded.set, &loaded.errors, &loaded.declarations);
+    if let Ok(mut r) = readiness.write() {
+        r.detector_load_errors = detect::required_missing(&statuses);
+    }
+    let (api_side, api) = reconcile::view::channels(
+        detect::DetectorsView {
+            infos: loaded.set.detectors(),
+            stats: loaded.set.stats(),
+            statuses,
+        },
+        limits,
+    );
     let task = tokio::spawn(reconcile::main_loop(
         client,
         opts,
@@ -287,7 +320,11 @@ pub fn start_with(
 }
 
 /// [`start_with`] on a new set of metrics.
-pub fn start(client: kube::Client, opts: ControllerOptions, detectors: DetectorSet) -> Handle {
+pub fn start(
+    client: kube::Client,
+    opts: ControllerOptions,
+    detectors: impl Into<Detectors>,
+) -> Handle {
     start_with(
         client,
         opts,

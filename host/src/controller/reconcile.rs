@@ -12,7 +12,6 @@ use dynamic_toolset_core::ServiceDetections;
 use dynamic_toolset_core::overrides::Overrides;
 use dynamic_toolset_core::render::{Discovery, Generated, OVERRIDES_KEY};
 use dynamic_toolset_core::select::{self, InstanceKey, Selection};
-use dynamic_toolset_runtime::DetectorSet;
 use k8s_openapi::api::core::v1::ConfigMap;
 use tokio::sync::{Semaphore, mpsc, watch as signal};
 use tokio::time::Instant;
@@ -66,6 +65,9 @@ struct Loop {
     /// Endpoint candidates that proved themselves, kept across discovery passes while
     /// the detector names the same candidates (health then probes only the winner).
     identified: BTreeMap<InstanceKey, Winner>,
+    /// After a detector reload: the mirror's `lists_completed` to reach before selecting
+    /// again (until then the mirror may hold detections of both versions).
+    hold_until_list: Option<u64>,
 }
 
 /// An identified installation: its candidates' endpoints (to notice a change) and proof.
@@ -88,7 +90,7 @@ fn candidate_endpoints(selection: &Selection, key: &InstanceKey) -> Option<Vec<S
 pub(super) async fn main_loop(
     client: kube::Client,
     opts: ControllerOptions,
-    detectors: DetectorSet,
+    detectors: super::Detectors,
     mut shutdown: signal::Receiver<bool>,
     readiness: Arc<RwLock<Readiness>>,
     metrics: Arc<ControllerMetrics>,
@@ -105,8 +107,21 @@ pub(super) async fn main_loop(
     let mut watches = tokio::task::JoinSet::new();
 
     let mut services_watch = watch::services(&client, &opts, services.clone(), pending_tx.clone());
+    // Hot reload: the watcher prepares new detectors, the worker swaps them in and asks
+    // for a relist, during which nothing is selected (no pass mixes versions).
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    let (relist_tx, mut relist_rx) = mpsc::channel::<()>(1);
+    if let Some((setup, interval)) = detectors.reload.clone() {
+        watches.spawn(super::reload::watch(
+            setup,
+            interval,
+            detectors.loaded.set.reloader(),
+            reload_tx,
+            metrics.clone(),
+        ));
+    }
     watches.spawn(detect::worker(
-        detectors,
+        detectors.loaded,
         opts.policy.clone(),
         services.clone(),
         metrics.clone(),
@@ -115,6 +130,9 @@ pub(super) async fn main_loop(
             wake: pending_rx,
             done: detected_tx,
             stats: api.stats_tx.take(),
+            reloads: reload_rx,
+            relist: relist_tx,
+            readiness: readiness.clone(),
         },
     ));
     watches.spawn(watch::configmap(
@@ -181,6 +199,7 @@ pub(super) async fn main_loop(
         exported_health: Vec::new(),
         api,
         identified: BTreeMap::new(),
+        hold_until_list: None,
     };
 
     lp.leadership = leader_rx.borrow().clone();
@@ -233,6 +252,18 @@ pub(super) async fn main_loop(
                 services_watch = watch::services(
                     &lp.client, &lp.opts, lp.services.clone(), pending_tx.clone(),
                 );
+                continue;
+            }
+            Some(()) = relist_rx.recv() => {
+                // New detectors: every Service is detected again, and nothing is
+                // selected until that relist is complete.
+                let scopes = lp.opts.watch_namespaces.as_ref().map_or(1, |n| n.len() as u64);
+                let done = lp.services.read().map(|m| m.lists_completed).unwrap_or(0);
+                lp.hold_until_list = Some(done + scopes.max(1));
+                services_watch = watch::services(
+                    &lp.client, &lp.opts, lp.services.clone(), pending_tx.clone(),
+                );
+                health_round = lp.prober.is_some();
                 continue;
             }
             _ = health.tick() => { health_round = lp.prober.is_some(); }
@@ -355,6 +386,12 @@ impl Loop {
                 tracing::error!("services mirror lock poisoned");
                 return true;
             };
+            if let Some(target) = self.hold_until_list {
+                if m.lists_completed < target {
+                    return false;
+                }
+                self.hold_until_list = None;
+            }
             if m.generation == self.seen_generation {
                 return true;
             }

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::detect::DetectorsView;
 use dynamic_toolset_core::render::{GENERATED_AT_ANNOTATION, TOOLSETS_KEY};
 use dynamic_toolset_core::select::InstanceKey;
-use dynamic_toolset_runtime::{DetectorStats, LoadedInfo};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -37,10 +37,10 @@ struct Fingerprint {
 pub struct ApiSide {
     view: watch::Sender<Arc<View>>,
     pub(super) requests: mpsc::Receiver<DiscoverRequest>,
-    infos: Vec<LoadedInfo>,
-    stats: watch::Receiver<Vec<DetectorStats>>,
-    /// Handed to the detection worker, which publishes its counters after every batch.
-    pub(super) stats_tx: Option<watch::Sender<Vec<DetectorStats>>>,
+    stats: watch::Receiver<DetectorsView>,
+    /// Handed to the detection worker, which publishes its counters after every batch
+    /// and the detectors after a reload.
+    pub(super) stats_tx: Option<watch::Sender<DetectorsView>>,
     limits: LimitsView,
     pub(super) last_write: Option<WriteView>,
     pub(super) probed_at: BTreeMap<InstanceKey, String>,
@@ -56,19 +56,14 @@ pub struct ApiSide {
 }
 
 /// The ends the loop keeps ([`ApiSide`]) and the ends the API reads ([`ApiState`]).
-pub fn channels(
-    infos: Vec<LoadedInfo>,
-    stats: Vec<DetectorStats>,
-    limits: LimitsView,
-) -> (ApiSide, ApiState) {
+pub fn channels(detectors: DetectorsView, limits: LimitsView) -> (ApiSide, ApiState) {
     let (view_tx, view_rx) = watch::channel(Arc::new(View::default()));
-    let (stats_tx, stats) = watch::channel(stats);
+    let (stats_tx, stats) = watch::channel(detectors);
     let (req_tx, req_rx) = mpsc::channel(64);
     (
         ApiSide {
             view: view_tx,
             requests: req_rx,
-            infos,
             stats,
             stats_tx: Some(stats_tx),
             limits,
@@ -187,7 +182,7 @@ impl Loop {
                 None => (Health::Unknown, None, None),
             }
         };
-        let stats = self.api.stats.borrow().clone();
+        let detectors = self.api.stats.borrow().clone();
         let last_error = self
             .readiness
             .read()
@@ -202,8 +197,9 @@ impl Loop {
             toolsets_yaml,
             generated_at,
             health: &health,
-            detectors: &self.api.infos,
-            stats: &stats,
+            detectors: &detectors.infos,
+            stats: &detectors.stats,
+            statuses: &detectors.statuses,
             limits: self.api.limits.clone(),
             last_write: self.api.last_write.clone(),
             last_error,
