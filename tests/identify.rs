@@ -292,9 +292,15 @@ async fn discover(services: &[Svc]) -> Run {
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     let snapshots: Vec<_> = loaded.services.into_iter().map(|(_, s)| s).collect();
     let setup = pipeline::DetectorSetup::new(None, Some(cache_dir()));
-    let (mut set, errors) = pipeline::load_detectors(&setup).unwrap();
-    assert!(errors.is_empty(), "{errors:?}");
-    let detections = pipeline::detect_all(&mut set, &Policy::baseline("cluster.local"), &snapshots);
+    let mut loaded = pipeline::load_detectors(&setup).unwrap();
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let grants = loaded.grants();
+    let detections = pipeline::detect_all(
+        &mut loaded.set,
+        &Policy::baseline("cluster.local"),
+        &snapshots,
+        &grants,
+    );
     let mut selection = select::select(&detections);
     let targets = pipeline::probe_targets(&selection);
     let prober = Prober::new(settings(services.iter().map(Svc::host).collect())).unwrap();
