@@ -19,8 +19,8 @@
 //! a query Service when it has both `http-query` and `grpc-query` ports (Istio's addon,
 //! see [`THIN_QUERY`]); with only a query-looking port ([`THIN_PORT_NAMES`], or port or
 //! targetPort 16686, e.g. the old jaeger-kubernetes templates' `jaeger-query` Service) it
-//! is matched at [`rank::GENERIC`] with a *required* identification: when probes run it
-//! is published only if the port answers as Jaeger.
+//! is matched at [`identify::THIN_RANK`] (below any sibling) with a *required*
+//! identification: when probes run it is published only if the port answers as Jaeger.
 //!
 //! Identification (contract 1.1 `identify`): candidates on the query port at the
 //! fragment's base path and at the other of `""` / `/jaeger` (`QUERY_BASE_PATH`, Istio's
@@ -129,7 +129,7 @@ fn thin(svc: &Service) -> Detection {
         };
         let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
             .instance(svc.release_instance(svc.name_base(&["-query", "-headless"])))
-            .rank(rank::unless_headless(svc, rank::GENERIC))
+            .rank(identify::THIN_RANK)
             .port_endpoint(port, "")
             .health("/", &[200]);
         return matched(b.build());
@@ -362,7 +362,7 @@ mod tests {
         );
         assert_eq!(
             (f.rank, f.instance.as_str()),
-            (rank::GENERIC, "tracing/jaeger")
+            (identify::THIN_RANK, "tracing/jaeger")
         );
         assert!(Jaeger::identify(&svc, &f).required);
         // By target port alone, unnamed.

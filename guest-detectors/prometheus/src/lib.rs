@@ -40,10 +40,12 @@
 //! instance `<namespace>/mimir`.
 //!
 //! Thin labels: a Service whose only sign is the component `prometheus`
-//! (`app.kubernetes.io/component` or `component`; with no application name or one that
-//! names Prometheus, e.g. Bitnami's `kube-prometheus`) and a web port (`http-web`, `web`,
-//! `http`, `http-prometheus` or 9090) is matched at [`rank::GENERIC`] with a *required*
-//! identification: when probes run, it is published only if it answers as Prometheus.
+//! (`app.kubernetes.io/component` or `component`, no application name) and a web port
+//! (`http-web`, `web`, `http`, `http-prometheus` or 9090) is matched at
+//! [`identify::THIN_RANK`] (below any sibling) with a *required* identification: when
+//! probes run, it is published only if it answers as Prometheus. (Bitnami's
+//! `name=kube-prometheus, component=prometheus` Service is left to its operator's
+//! `prometheus-operated`, as before.)
 //!
 //! Identification (contract 1.1 `identify`): every fragment names candidates on its port,
 //! http and https unless `appProtocol` settles the scheme (TLS can be on behind a port
@@ -163,11 +165,9 @@ impl Detector for Prometheus {
 
     fn detect(svc: &Service) -> Detection {
         match labelled(svc) {
-            Detection::Unrelated if thin(svc).is_some() => fragment(
-                svc,
-                svc.chart_instance(),
-                rank::unless_headless(svc, rank::GENERIC),
-            ),
+            Detection::Unrelated if thin(svc).is_some() => {
+                fragment(svc, svc.chart_instance(), identify::THIN_RANK)
+            }
             d => d,
         }
     }
@@ -324,7 +324,7 @@ fn thin(svc: &Service) -> Option<&ServicePort> {
     if svc.component() != Some("prometheus") {
         return None;
     }
-    if svc.app_name().is_some_and(|n| !n.contains("prometheus")) {
+    if svc.app_name().is_some() {
         return None;
     }
     svc.pick_port(PORT_NAMES, &[9090])
@@ -745,20 +745,13 @@ mod tests {
 
     #[test]
     fn thin_component_label_is_accepted_only_with_proof() {
-        // Bitnami kube-prometheus: name=kube-prometheus, component=prometheus.
-        let bitnami = service("monitoring", "kube-prometheus-prometheus")
-            .with_label("app.kubernetes.io/name", "kube-prometheus")
-            .with_label("app.kubernetes.io/instance", "kube-prometheus")
-            .with_label("app.kubernetes.io/component", "prometheus")
-            .with_port(Some("http"), 9090);
-        let f = one(Prometheus::detect(&bitnami));
-        assert_eq!(f.rank, rank::GENERIC);
-        assert_eq!(f.instance, "monitoring/kube-prometheus");
-        assert!(Prometheus::identify(&bitnami, &f).required);
         let bare = service("metrics", "prom")
             .with_label("component", "prometheus")
             .with_port(Some("web"), 9090);
         let f = one(Prometheus::detect(&bare));
+        assert_eq!(f.rank, identify::THIN_RANK);
+        assert!(f.rank < rank::HEADLESS);
+        assert_eq!(f.instance, "metrics/prom");
         assert!(Prometheus::identify(&bare, &f).required);
         // A labelled match stays as it was: not required.
         let k8s = service("monitoring", "prometheus-k8s")
@@ -767,8 +760,12 @@ mod tests {
             .with_port(Some("web"), 9090);
         let f = one(Prometheus::detect(&k8s));
         assert!(!Prometheus::identify(&k8s, &f).required);
-        // Another application's component, or no web port: nothing.
+        // An application name, Bitnami's included, or no web port: nothing.
         for svc in [
+            service("monitoring", "kube-prometheus-prometheus")
+                .with_label("app.kubernetes.io/name", "kube-prometheus")
+                .with_label("app.kubernetes.io/component", "prometheus")
+                .with_port(Some("http"), 9090),
             service("logs", "x")
                 .with_label("app.kubernetes.io/name", "loki")
                 .with_label("app.kubernetes.io/component", "prometheus")

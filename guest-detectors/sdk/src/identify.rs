@@ -25,6 +25,13 @@ use crate::{
     Candidate, Fingerprint, Fragment, Identification, Scheme, Service, ServiceExt, ServicePort,
 };
 
+/// Rank for a match on thin labels whose identification is `required`: below every
+/// band of [`crate::rank`], a headless twin's included. Such a fragment may vanish when
+/// probes run and it does not prove itself, and the host does not fall back to a sibling
+/// of its installation then; so it must never displace a Service that stands without
+/// proof, and wins only when it is alone.
+pub const THIN_RANK: u32 = crate::rank::HEADLESS / 2;
+
 /// Nothing to identify: the fragment stands as it is.
 pub fn none() -> Identification {
     Identification {

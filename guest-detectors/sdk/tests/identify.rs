@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use detector_sdk::service::build::{ServiceBuild, service};
-use detector_sdk::{Detection, Fragment, Identification, Service, rank};
+use detector_sdk::{Detection, Fragment, Identification, Service, identify, rank};
 use native::{detectors, identifiers};
 
 mod native;
@@ -77,13 +77,11 @@ fn check(detector: &str, svc: &Service, f: &Fragment, id: &Identification) {
             "{what}: candidate {i} repeats an earlier one"
         );
     }
-    // Only thin matches, published on proof alone, are required.
+    // Only thin matches, published on proof alone, are required, and they rank below any
+    // sibling (a headless twin's included) that stands without proof.
     if id.required {
-        assert!(
-            f.rank <= rank::GENERIC,
-            "{what}: required at rank {}",
-            f.rank
-        );
+        assert_eq!(f.rank, identify::THIN_RANK, "{what}");
+        assert!(f.rank < rank::HEADLESS, "{what}");
     }
 }
 
