@@ -25,7 +25,14 @@
 //!
 //! Health: `GET /-/ready` → 200. Config: `{}` (the host builds the toolset from the endpoint).
 //! Declined: Kubecost's bundled Alertmanager. Environment variables referenced: none.
+//!
+//! Identification (contract 1.1 `identify`): http and https on the web port unless
+//! `appProtocol` settles it (TLS via `--web.config.file` keeps the port's name; OpenShift's
+//! serving certificate puts https first), at the fragment's base path, recognised by the
+//! v2 status API ([`status`]). Cortex/Mimir's multi-tenant Alertmanager answers it only
+//! with a tenant, so it keeps the metadata's guess.
 
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The Alertmanager detector.
@@ -50,6 +57,22 @@ impl Detector for Alertmanager {
 
     fn metadata() -> DetectorInfo {
         metadata("alertmanager", env!("CARGO_PKG_VERSION"), &["alertmanager"])
+    }
+
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let schemes = identify::schemes(identify::port_of(svc, f));
+        let base = PREFIXED
+            .iter()
+            .map(|(_, prefix)| *prefix)
+            .find(|prefix| f.endpoint.ends_with(prefix))
+            .unwrap_or("");
+        identify::among(
+            svc,
+            f,
+            &identify::places(schemes, &[base]),
+            &status(),
+            false,
+        )
     }
 
     fn detect(svc: &Service) -> Detection {
@@ -119,6 +142,19 @@ fn fragment(svc: &Service, instance: String, rank: u32) -> Detection {
         .port_endpoint(port, "")
         .health("/-/ready", &[200]);
     matched(b.build())
+}
+
+/// `GET /api/v2/status` answers `alertmanagerStatus`, whose `cluster` (with `status`),
+/// `versionInfo` (with `version`), `config` and `uptime` are all required:
+/// `api/v2/openapi.yaml` (basePath `/api/v2/`, path `/status`, definitions
+/// `alertmanagerStatus`, `clusterStatus`, `versionInfo`) of
+/// prometheus/alertmanager@68fb2d5759b3a92c0bb2a1a13d4ef7ff5b06256d.
+pub fn status() -> Fingerprint {
+    identify::fingerprint(
+        "/api/v2/status",
+        &["/versionInfo/version", "/cluster/status"],
+        &[],
+    )
 }
 
 detector_sdk::export_detector!(Alertmanager);
@@ -243,5 +279,52 @@ mod tests {
             Alertmanager::detect(&querier),
             Detection::Unrelated
         ));
+    }
+
+    #[test]
+    fn identify_https_first_on_openshift_then_http() {
+        let svc = service("openshift-monitoring", "alertmanager-main")
+            .with_label("app.kubernetes.io/name", "alertmanager")
+            .with_label("app.kubernetes.io/instance", "main")
+            .with_annotation(
+                "service.beta.openshift.io/serving-cert-secret-name",
+                "alertmanager-main-tls",
+            )
+            .with_port(Some("web"), 9094);
+        let f = one(Alertmanager::detect(&svc));
+        let id = Alertmanager::identify(&svc, &f);
+        let eps: Vec<&str> = id.candidates.iter().map(|c| c.endpoint.as_str()).collect();
+        assert_eq!(
+            eps,
+            vec![
+                "https://alertmanager-main.openshift-monitoring.svc.cluster.local:9094",
+                "http://alertmanager-main.openshift-monitoring.svc.cluster.local:9094",
+            ]
+        );
+        let fp = &id.candidates[0].fingerprint;
+        assert_eq!(fp.path, "/api/v2/status");
+        assert_eq!(
+            fp.json_pointers,
+            vec!["/versionInfo/version", "/cluster/status"]
+        );
+        assert!(id.candidates[0].why.contains("serving-certificate"));
+        assert_eq!(id.candidates[1].config, "{}");
+        assert!(!id.required);
+    }
+
+    #[test]
+    fn identify_cortex_alertmanager_keeps_its_prefix_and_root_health() {
+        let svc = service("cortex", "cortex-alertmanager")
+            .with_label("app.kubernetes.io/name", "cortex")
+            .with_label("app.kubernetes.io/instance", "cortex")
+            .with_label("app.kubernetes.io/component", "alertmanager")
+            .with_port(Some("http-metrics"), 8080);
+        let f = one(Alertmanager::detect(&svc));
+        let id = Alertmanager::identify(&svc, &f);
+        assert_eq!(id.candidates.len(), 2);
+        for c in &id.candidates {
+            assert!(c.endpoint.ends_with(":8080/alertmanager"), "{}", c.endpoint);
+            assert_eq!(c.health.as_ref().map(|h| h.path.as_str()), Some("/ready"));
+        }
     }
 }

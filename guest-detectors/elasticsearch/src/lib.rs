@@ -27,8 +27,14 @@
 //! Declined: ECK transport Services, Kibana / APM / Enterprise Search / Beats / Agent /
 //! Logstash / Maps resources, the ECK operator and its webhook, Kibana from the elastic
 //! chart, and elasticsearch exporters.
+//!
+//! Identification (contract 1.1 `identify`): the fragment rebuilt for http and https on its
+//! port unless `appProtocol` settles it (the elastic chart defaults to https but may run
+//! with security off; a Bitnami `http` port may carry TLS), so `verify_ssl` follows the
+//! scheme; recognised by the root document ([`root`]).
 
 use detector_sdk::catalog::search_engine_fragments;
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The Elasticsearch detector.
@@ -47,6 +53,11 @@ impl Detector for Elasticsearch {
             env!("CARGO_PKG_VERSION"),
             &["elasticsearch"],
         )
+    }
+
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let rebuild = |scheme, port| fragments(svc, &f.instance, f.rank, port, scheme);
+        identify::rebuilt(svc, f, rebuild, &root(), false)
     }
 
     fn detect(svc: &Service) -> Detection {
@@ -122,18 +133,33 @@ fn build(svc: &Service, instance: String, rank: u32, default_scheme: Scheme) -> 
         Scheme::Http if named_http && matches!(default_scheme, Scheme::Https) => Scheme::Https,
         s => s,
     };
-    let https = matches!(scheme, Scheme::Https);
-    let fragments = search_engine_fragments(
+    Detection::Matched(fragments(svc, &instance, rank, port.port, scheme))
+}
+
+/// Both toolsets' fragments on `port` with `scheme` (on https with `verify_ssl: false`).
+fn fragments(svc: &Service, instance: &str, rank: u32, port: u16, scheme: Scheme) -> Vec<Fragment> {
+    search_engine_fragments(
         |toolset| {
             FragmentBuilder::new(svc, toolset, "elasticsearch")
-                .instance(instance.clone())
+                .instance(instance)
                 .rank(rank)
-                .endpoint(scheme, port.port, "")
+                .endpoint(scheme, port, "")
                 .health("/_cluster/health", &[200, 401])
         },
-        https,
-    );
-    Detection::Matched(fragments)
+        matches!(scheme, Scheme::Https),
+    )
+}
+
+/// Elasticsearch's root: `GET /` answers `{"name", "cluster_name", "cluster_uuid",
+/// "version": {"number", "build_flavor", ...}, "tagline": "You Know, for Search"}`
+/// (`MainResponse.toXContent`,
+/// `modules/rest-root/src/main/java/org/elasticsearch/rest/root/MainResponse.java` of
+/// elastic/elasticsearch@6b782ac950ade0f733b6a8845c39f152ebb96670). OpenSearch changed the
+/// tagline (see the OpenSearch detector), so it does not pass as Elasticsearch. A secured
+/// cluster answers 401 without credentials (the probe sends none) and keeps the
+/// metadata's guess.
+pub fn root() -> Fingerprint {
+    identify::fingerprint("/", &["/version/number"], &["You Know, for Search"])
 }
 
 detector_sdk::export_detector!(Elasticsearch);
@@ -243,5 +269,49 @@ mod tests {
             Elasticsearch::detect(&by_name),
             Detection::Unrelated
         ));
+    }
+
+    #[test]
+    fn identify_rebuilds_each_scheme_with_its_own_tls_config() {
+        let s = service("logging", "elasticsearch-master")
+            .with_label("app", "elasticsearch-master")
+            .with_label("chart", "elasticsearch")
+            .with_label("release", "elasticsearch")
+            .with_port(Some("http"), 9200);
+        let f = two(Elasticsearch::detect(&s));
+        for fragment in &f {
+            let id = Elasticsearch::identify(&s, fragment);
+            assert_eq!(id.candidates.len(), 2);
+            let (https, http) = (&id.candidates[0], &id.candidates[1]);
+            assert_eq!(
+                https.endpoint,
+                "https://elasticsearch-master.logging.svc.cluster.local:9200"
+            );
+            assert_eq!(https.config, fragment.config);
+            assert_eq!(
+                from_str::<Value>(&http.config).expect("json"),
+                json!({"api_url": "http://elasticsearch-master.logging.svc.cluster.local:9200"})
+            );
+            assert_eq!(
+                http.health.as_ref().map(|h| (h.scheme, h.path.as_str())),
+                Some((Scheme::Http, "/_cluster/health"))
+            );
+            assert_eq!(http.fingerprint.path, "/");
+            assert_eq!(http.fingerprint.json_pointers, vec!["/version/number"]);
+            assert_eq!(http.fingerprint.body_contains, vec!["You Know, for Search"]);
+            assert!(https.why.starts_with("metadata: https on port 9200"));
+            assert_eq!(http.why, "alternative: http on port 9200");
+            assert!(!id.required);
+        }
+        // Plain http first, https (verify_ssl off) second.
+        let plain = service("search", "es")
+            .with_label("app.kubernetes.io/name", "elasticsearch")
+            .with_port(Some("tcp-rest-api"), 9200);
+        let f = two(Elasticsearch::detect(&plain));
+        let id = Elasticsearch::identify(&plain, &f[1]);
+        assert_eq!(
+            from_str::<Value>(&id.candidates[1].config).expect("json"),
+            json!({"api_url": "https://es.search.svc.cluster.local:9200", "verify_ssl": false})
+        );
     }
 }

@@ -14,8 +14,22 @@
 //! Declined: collector, agent, ingester (write path), the jaeger-operator, the HotROD
 //! demo, and the chart's storage subcharts' helpers (es index cleaner, spark jobs).
 //! Environment variables referenced: none.
+//!
+//! Thin labels: `app=jaeger` (or `app.kubernetes.io/name=jaeger`) without a component is
+//! a query Service when it has both `http-query` and `grpc-query` ports (Istio's addon,
+//! see [`THIN_QUERY`]); with only a query-looking port ([`THIN_PORT_NAMES`], or port or
+//! targetPort 16686, e.g. the old jaeger-kubernetes templates' `jaeger-query` Service) it
+//! is matched at [`identify::THIN_RANK`] (below any sibling) with a *required*
+//! identification: when probes run it is published only if the port answers as Jaeger.
+//!
+//! Identification (contract 1.1 `identify`): candidates on the query port at the
+//! fragment's base path and at the other of `""` / `/jaeger` (`QUERY_BASE_PATH`, Istio's
+//! addon and demo setups), http and https unless `appProtocol` settles it; recognised by
+//! the query service's `GET /api/services` ([`services`]), which a Zipkin (bare JSON
+//! array at `/api/v2/services`, nothing at `/api/services`) does not answer.
 
 use detector_sdk::catalog::JAEGER_TOOLSET;
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The Jaeger detector.
@@ -29,6 +43,20 @@ const PORT_NAMES: &[&str] = &["http-query", "https-query", "query", "http"];
 const THIN_QUERY: &[(&str, u16, &str)] = &[("tracing", 80, "/jaeger")];
 const PORT_NUMBERS: &[u16] = &[16686, 80];
 
+/// Port names of a thin `app=jaeger` Service that look like the query API (besides port
+/// or targetPort 16686).
+const THIN_PORT_NAMES: &[&str] = &[
+    "http-query",
+    "https-query",
+    "query",
+    "query-http",
+    "jaeger-query",
+];
+/// Jaeger's query HTTP port (`QUERY_HTTP_SERVER_HOST_PORT` default `:16686`).
+const QUERY_PORT: u16 = 16686;
+/// The base path demo setups and Istio's addon serve the query service under.
+const BASE_PATH: &str = "/jaeger";
+
 impl Detector for Jaeger {
     fn emits() -> Emits {
         emits(&[JAEGER_TOOLSET], false)
@@ -38,13 +66,27 @@ impl Detector for Jaeger {
         metadata("jaeger", env!("CARGO_PKG_VERSION"), &["jaeger"])
     }
 
-    fn detect(svc: &Service) -> Detection {
-        let jaeger = match svc.label("app.kubernetes.io/name") {
-            Some("jaeger") => true,
-            Some("jaeger-operator") => return declined("jaeger-operator (an operator)"),
-            _ => svc.has_label("app", "jaeger"),
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let schemes = identify::schemes(identify::port_of(svc, f));
+        let bases: &[&str] = if f.endpoint.ends_with(BASE_PATH) {
+            &[BASE_PATH, ""]
+        } else {
+            &["", BASE_PATH]
         };
-        if !jaeger {
+        identify::among(
+            svc,
+            f,
+            &identify::places(schemes, bases),
+            &services(),
+            is_thin_port(svc),
+        )
+    }
+
+    fn detect(svc: &Service) -> Detection {
+        if svc.has_label("app.kubernetes.io/name", "jaeger-operator") {
+            return declined("jaeger-operator (an operator)");
+        }
+        if !labelled_jaeger(svc) {
             return Detection::Unrelated;
         }
         match svc.component() {
@@ -74,14 +116,23 @@ impl Detector for Jaeger {
     }
 }
 
-/// `app=jaeger` without a component: a query Service only when it has both query ports
-/// (`http-query` and `grpc-query`); base path from [`THIN_QUERY`].
+/// `app=jaeger` without a component: a query Service when it has both query ports
+/// (`http-query` and `grpc-query`; base path from [`THIN_QUERY`]), else one with only a
+/// query-looking port ([`thin_port`], identification required).
 fn thin(svc: &Service) -> Detection {
     let (Some(port), Some(_)) = (
         svc.pick_port(&["http-query"], &[]),
         svc.pick_port(&["grpc-query"], &[]),
     ) else {
-        return Detection::Unrelated;
+        let Some(port) = thin_port(svc) else {
+            return Detection::Unrelated;
+        };
+        let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
+            .instance(svc.release_instance(svc.name_base(&["-query", "-headless"])))
+            .rank(identify::THIN_RANK)
+            .port_endpoint(port, "")
+            .health("/", &[200]);
+        return matched(b.build());
     };
     let path = THIN_QUERY
         .iter()
@@ -93,6 +144,49 @@ fn thin(svc: &Service) -> Detection {
         .port_endpoint(port, path)
         .health(&format!("{path}/"), &[200]);
     matched(b.build())
+}
+
+/// A thin Service's query-looking port: by name ([`THIN_PORT_NAMES`]), else port or
+/// targetPort 16686.
+fn thin_port(svc: &Service) -> Option<&ServicePort> {
+    svc.pick_port(THIN_PORT_NAMES, &[QUERY_PORT]).or_else(|| {
+        svc.ports.iter().find(|p| {
+            p.protocol.eq_ignore_ascii_case("TCP") && p.target_port.as_deref() == Some("16686")
+        })
+    })
+}
+
+/// Labelled as Jaeger: `app.kubernetes.io/name=jaeger`, or `app=jaeger` (the operator's
+/// own `app.kubernetes.io/name=jaeger-operator` is declined before).
+fn labelled_jaeger(svc: &Service) -> bool {
+    svc.has_label("app.kubernetes.io/name", "jaeger") || svc.has_label("app", "jaeger")
+}
+
+/// Whether [`Jaeger::detect`] matched `svc` on a thin `app=jaeger` with only a
+/// query-looking port (its identification is then required).
+fn is_thin_port(svc: &Service) -> bool {
+    labelled_jaeger(svc)
+        && !svc.has_label("app.kubernetes.io/name", "jaeger-operator")
+        && svc.component().is_none()
+        && !(svc.pick_port(&["http-query"], &[]).is_some()
+            && svc.pick_port(&["grpc-query"], &[]).is_some())
+        && thin_port(svc).is_some()
+}
+
+/// The query service's services list: `GET <base>/api/services` answers
+/// `structuredResponse{Data "data", Total "total", Limit, Offset, Errors}` with the
+/// service names as `data` (`getServices`;
+/// `cmd/jaeger/internal/extension/jaegerquery/internal/http_handler.go` lines 57-63, 112
+/// and 147-162 of jaegertracing/jaeger@83f312167ee91c5e1299616011f33bde6f87bb75). Its
+/// child 639eefe045ca6d1a1beb001960c36021b50b2758 (#9260, 2026-08-07, after v2.20.0)
+/// removes `/api/services` from Jaeger's main branch; the host's Jaeger toolset calls
+/// that same endpoint, so a Jaeger without it is rightly not proven.
+/// Zipkin has no `/api/services`; its `/api/v2/services` is a bare JSON array
+/// (`ZipkinQueryApiV2.getServiceNames`,
+/// `zipkin-server/src/main/java/zipkin2/server/internal/ZipkinQueryApiV2.java` line 85,
+/// openzipkin/zipkin@878ce2a1fad54ca941d17fdcf2e1d924b148eb1f), which has no `/data`.
+pub fn services() -> Fingerprint {
+    identify::fingerprint("/api/services", &["/data", "/total"], &[])
 }
 
 detector_sdk::export_detector!(Jaeger);
@@ -193,5 +287,100 @@ mod tests {
             f.endpoint,
             "https://simplest-query.observability.svc.cluster.local:443"
         );
+    }
+
+    fn endpoints(id: &Identification) -> Vec<&str> {
+        id.candidates.iter().map(|c| c.endpoint.as_str()).collect()
+    }
+
+    #[test]
+    fn identify_query_port_at_root_then_under_jaeger() {
+        let s = jaeger("jaeger-query", "query")
+            .with_port_full(Some("query"), 80, Some("query"), "TCP")
+            .with_port_full(Some("admin"), 16687, Some("admin"), "TCP");
+        let f = one(Jaeger::detect(&s));
+        let id = Jaeger::identify(&s, &f);
+        let host = "jaeger-query.tracing.svc.cluster.local:80";
+        assert_eq!(
+            endpoints(&id),
+            vec![
+                format!("http://{host}"),
+                format!("https://{host}"),
+                format!("http://{host}/jaeger"),
+                format!("https://{host}/jaeger"),
+            ]
+        );
+        assert!(!id.required);
+        let fp = &id.candidates[0].fingerprint;
+        assert_eq!(fp.path, "/api/services");
+        assert_eq!(fp.json_pointers, vec!["/data", "/total"]);
+        let based = &id.candidates[2];
+        assert_eq!(
+            based.health.as_ref().map(|h| h.path.as_str()),
+            Some("/jaeger/")
+        );
+        assert_eq!(based.config, "{}");
+    }
+
+    #[test]
+    fn identify_istio_addon_keeps_its_base_path_first() {
+        let tracing = service("istio-system", "tracing")
+            .with_label("app", "jaeger")
+            .with_port(Some("http-query"), 80)
+            .with_port(Some("grpc-query"), 16685);
+        let f = one(Jaeger::detect(&tracing));
+        let id = Jaeger::identify(&tracing, &f);
+        let host = "tracing.istio-system.svc.cluster.local:80";
+        assert_eq!(
+            endpoints(&id),
+            vec![
+                format!("http://{host}/jaeger"),
+                format!("https://{host}/jaeger"),
+                format!("http://{host}"),
+                format!("https://{host}"),
+            ]
+        );
+        assert_eq!(
+            id.candidates[2].health.as_ref().map(|h| h.path.as_str()),
+            Some("/")
+        );
+        // Accepted on both query ports before identification existed: not required.
+        assert!(!id.required);
+    }
+
+    #[test]
+    fn thin_app_label_with_a_query_port_needs_proof() {
+        // jaeger-kubernetes' hand-written query Service: app=jaeger, port 80 -> 16686.
+        let svc = service("tracing", "jaeger-query")
+            .with_label("app", "jaeger")
+            .with_label("jaeger-infra", "query-service")
+            .with_port_full(Some("jaeger-query"), 80, Some("16686"), "TCP");
+        let f = one(Jaeger::detect(&svc));
+        assert_eq!(
+            f.endpoint,
+            "http://jaeger-query.tracing.svc.cluster.local:80"
+        );
+        assert_eq!(
+            (f.rank, f.instance.as_str()),
+            (identify::THIN_RANK, "tracing/jaeger")
+        );
+        assert!(Jaeger::identify(&svc, &f).required);
+        // By target port alone, unnamed.
+        let unnamed = service("demo", "jaeger")
+            .with_label("app", "jaeger")
+            .with_port_full(None, 8080, Some("16686"), "TCP");
+        let f = one(Jaeger::detect(&unnamed));
+        assert!(f.endpoint.ends_with(":8080"));
+        assert!(Jaeger::identify(&unnamed, &f).required);
+        // No query-looking port (Istio's collector): nothing, as before.
+        let collector = service("istio-system", "jaeger-collector")
+            .with_label("app", "jaeger")
+            .with_port(Some("jaeger-collector-http"), 14268)
+            .with_port(Some("http-zipkin"), 9411);
+        assert!(matches!(Jaeger::detect(&collector), Detection::Unrelated));
+        // Labelled components keep their identification optional.
+        let q = jaeger("jaeger-query", "query").with_port(Some("http-query"), 16686);
+        let f = one(Jaeger::detect(&q));
+        assert!(!Jaeger::identify(&q, &f).required);
     }
 }

@@ -21,8 +21,14 @@
 //!
 //! Health: `GET /_cluster/health` → 200, or 401 (alive, authentication required).
 //! Declined: OpenSearch Dashboards (a UI), the operator, `*-discovery` Services.
+//!
+//! Identification (contract 1.1 `identify`): the fragment rebuilt for https and http on its
+//! port unless `appProtocol` settles it (the chart's https default holds only while the
+//! security plugin is on), so `verify_ssl` follows the scheme; recognised by the root
+//! document's `version.distribution` ([`root`]).
 
 use detector_sdk::catalog::search_engine_fragments;
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The OpenSearch detector.
@@ -41,6 +47,11 @@ impl Detector for OpenSearch {
 
     fn metadata() -> DetectorInfo {
         metadata("opensearch", env!("CARGO_PKG_VERSION"), &["opensearch"])
+    }
+
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let rebuild = |scheme, port| fragments(svc, &f.instance, f.rank, port, scheme);
+        identify::rebuilt(svc, f, rebuild, &root(), false)
     }
 
     fn detect(svc: &Service) -> Detection {
@@ -75,18 +86,40 @@ impl Detector for OpenSearch {
             Some(p) if operator && p.eq_ignore_ascii_case("http") => Scheme::Http,
             _ => Scheme::Https,
         };
-        let fragments = search_engine_fragments(
-            |toolset| {
-                FragmentBuilder::new(svc, toolset, "opensearch")
-                    .instance(instance.clone())
-                    .rank(rank)
-                    .endpoint(scheme, port.port, "")
-                    .health("/_cluster/health", &[200, 401])
-            },
-            scheme == Scheme::Https,
-        );
-        Detection::Matched(fragments)
+        Detection::Matched(fragments(svc, &instance, rank, port.port, scheme))
     }
+}
+
+/// Both toolsets' fragments on `port` with `scheme` (on https with `verify_ssl: false`).
+fn fragments(svc: &Service, instance: &str, rank: u32, port: u16, scheme: Scheme) -> Vec<Fragment> {
+    search_engine_fragments(
+        |toolset| {
+            FragmentBuilder::new(svc, toolset, "opensearch")
+                .instance(instance)
+                .rank(rank)
+                .endpoint(scheme, port, "")
+                .health("/_cluster/health", &[200, 401])
+        },
+        scheme == Scheme::Https,
+    )
+}
+
+/// OpenSearch's root: `GET /` answers `{"name", "cluster_name", "cluster_uuid",
+/// "version": {"distribution", "number", ...}, "tagline": "The OpenSearch Project: ..."}`
+/// (`MainResponse.toXContent`, `server/src/main/java/org/opensearch/action/main/MainResponse.java`
+/// of opensearch-project/OpenSearch@2928b75566d3d8dc0e97f9fd1883e9b18609d6db) with
+/// `distribution` always `"opensearch"` (`Build`, `final String distribution =
+/// "opensearch"`, `server/src/main/java/org/opensearch/Build.java` of
+/// opensearch-project/OpenSearch@80a08d03597958729871c34aec611d5f1630de0a). Elasticsearch's
+/// root has no `version.distribution`, so it does not pass as OpenSearch. With the
+/// security plugin on, the root answers 401 without credentials (the probe sends none)
+/// and the metadata's guess stands.
+pub fn root() -> Fingerprint {
+    identify::fingerprint(
+        "/",
+        &["/version/number", "/version/distribution"],
+        &["\"opensearch\""],
+    )
 }
 
 detector_sdk::export_detector!(OpenSearch);
@@ -170,5 +203,44 @@ mod tests {
             c,
             json!({"api_url": "http://opensearch.opensearch.svc.cluster.local:9200"})
         );
+    }
+
+    #[test]
+    fn identify_https_then_http_with_security_plugin_off() {
+        let svc = chart("opensearch-cluster-master");
+        let Detection::Matched(f) = OpenSearch::detect(&svc) else {
+            panic!()
+        };
+        let id = OpenSearch::identify(&svc, &f[0]);
+        let eps: Vec<&str> = id.candidates.iter().map(|c| c.endpoint.as_str()).collect();
+        assert_eq!(
+            eps,
+            vec![
+                "https://opensearch-cluster-master.search.svc.cluster.local:9200",
+                "http://opensearch-cluster-master.search.svc.cluster.local:9200",
+            ]
+        );
+        let http = &id.candidates[1];
+        assert_eq!(
+            from_str::<Value>(&http.config).expect("json"),
+            json!({"api_url": "http://opensearch-cluster-master.search.svc.cluster.local:9200"})
+        );
+        assert_eq!(
+            http.fingerprint.json_pointers,
+            vec!["/version/number", "/version/distribution"]
+        );
+        assert_eq!(http.fingerprint.body_contains, vec!["\"opensearch\""]);
+        assert!(!id.required);
+        // appProtocol settles it: one candidate.
+        let mut op = service("opensearch", "opensearch")
+            .with_label("opensearch.org/opensearch-cluster", "opensearch-sample")
+            .with_port(Some("http"), 9200);
+        op.ports[0].app_protocol = Some("http".into());
+        let Detection::Matched(f) = OpenSearch::detect(&op) else {
+            panic!()
+        };
+        let id = OpenSearch::identify(&op, &f[1]);
+        assert_eq!(id.candidates.len(), 1);
+        assert!(id.candidates[0].why.contains("appProtocol http"));
     }
 }

@@ -39,6 +39,21 @@
 //! `query-frontend-http-metrics` port on 8080 (Loki's and Tempo's jsonnet use 3100/3200),
 //! instance `<namespace>/mimir`.
 //!
+//! Thin labels: a Service whose only sign is the component `prometheus`
+//! (`app.kubernetes.io/component` or `component`, no application name) and a web port
+//! (`http-web`, `web`, `http`, `http-prometheus` or 9090) is matched at
+//! [`identify::THIN_RANK`] (below any sibling) with a *required* identification: when
+//! probes run, it is published only if it answers as Prometheus. (Bitnami's
+//! `name=kube-prometheus, component=prometheus` Service is left to its operator's
+//! `prometheus-operated`, as before.)
+//!
+//! Identification (contract 1.1 `identify`): every fragment names candidates on its port,
+//! http and https unless `appProtocol` settles the scheme (TLS can be on behind a port
+//! named `http-web` or `web`), and for a Prometheus server also under `/prometheus` (a
+//! `--web.route-prefix` / prometheus-operator `routePrefix` the Service does not show);
+//! Mimir and Cortex only under their `/prometheus` prefix. Fingerprint: `GET
+//! /api/v1/status/buildinfo` answering JSON with `/data/version` ([`buildinfo`]).
+//!
 //! Declined: exporters (node-exporter, blackbox, kube-state-metrics, pushgateway,
 //! `*-exporter`), prometheus-operator and its admission webhook, prometheus-adapter,
 //! the kubelet Service the operator maintains in kube-system, the kube-prometheus-stack
@@ -48,6 +63,7 @@
 //! Environment variables referenced: none.
 
 use detector_sdk::catalog::{KPS_APP_PREFIXES, PROMETHEUS};
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The Prometheus detector.
@@ -131,120 +147,187 @@ impl Detector for Prometheus {
         metadata("prometheus", env!("CARGO_PKG_VERSION"), &["prometheus"])
     }
 
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let schemes = identify::schemes(identify::port_of(svc, f));
+        let bases: &[&str] = if mimir(svc).is_some() {
+            &[MIMIR_PREFIX]
+        } else {
+            &["", ROUTE_PREFIX]
+        };
+        identify::among(
+            svc,
+            f,
+            &identify::places(schemes, bases),
+            &buildinfo(),
+            is_thin(svc),
+        )
+    }
+
     fn detect(svc: &Service) -> Detection {
-        if let Some(d) = mimir(svc) {
-            return d;
+        match labelled(svc) {
+            Detection::Unrelated if thin(svc).is_some() => {
+                fragment(svc, svc.chart_instance(), identify::THIN_RANK)
+            }
+            d => d,
         }
-        if svc.has_label("app.kubernetes.io/part-of", "openshift-monitoring")
-            && svc.app_name() == Some("prometheus")
-        {
+    }
+}
+
+/// Detection on the labels and names this detector knows (everything but the thin
+/// `component=prometheus` match).
+fn labelled(svc: &Service) -> Detection {
+    if let Some(d) = mimir(svc) {
+        return d;
+    }
+    if svc.has_label("app.kubernetes.io/part-of", "openshift-monitoring")
+        && svc.app_name() == Some("prometheus")
+    {
+        return declined(OPENSHIFT);
+    }
+    // prometheus-operator's governing Service.
+    if svc.has_label("operated-prometheus", "true") {
+        if OPENSHIFT_NAMESPACES.contains(&svc.namespace.as_str()) {
             return declined(OPENSHIFT);
         }
-        // prometheus-operator's governing Service.
-        if svc.has_label("operated-prometheus", "true") {
-            if OPENSHIFT_NAMESPACES.contains(&svc.namespace.as_str()) {
-                return declined(OPENSHIFT);
-            }
-            return fragment(svc, operator_instance(svc), rank::HEADLESS);
+        return fragment(svc, operator_instance(svc), rank::HEADLESS);
+    }
+    if svc.has_label("app.kubernetes.io/managed-by", "prometheus-operator") {
+        if svc.app_name() == Some("kubelet") {
+            return declined("kubelet Service maintained by prometheus-operator (a scrape target)");
         }
-        if svc.has_label("app.kubernetes.io/managed-by", "prometheus-operator") {
-            if svc.app_name() == Some("kubelet") {
-                return declined(
-                    "kubelet Service maintained by prometheus-operator (a scrape target)",
-                );
-            }
-            return Detection::Unrelated;
-        }
+        return Detection::Unrelated;
+    }
 
-        let app = svc.label("app");
-        let name = svc.label("app.kubernetes.io/name");
-        let component = svc.component();
+    let app = svc.label("app");
+    let name = svc.label("app.kubernetes.io/name");
+    let component = svc.component();
 
-        // kube-prometheus-stack and its ancestors.
-        let kps_app = app.and_then(|a| {
-            KPS_APP_PREFIXES
-                .iter()
-                .find_map(|p| a.strip_prefix(p).map(|rest| (a, rest)))
-        });
-        let part_of_kps = svc.has_label("app.kubernetes.io/part-of", "kube-prometheus-stack");
-        if let Some((app, role)) = kps_app.or_else(|| {
-            // A renamed chart (nameOverride) still says part-of=kube-prometheus-stack.
-            app.filter(|_| part_of_kps)
-                .and_then(|a| a.rsplit_once('-').map(|(_, r)| (a, r)))
-        }) {
-            return match role {
-                "prometheus" => {
-                    if svc.is_kubecost() {
-                        return kubecost();
-                    }
-                    fragment(
-                        svc,
-                        svc.chart_instance(),
-                        rank::unless_headless(svc, rank::PRIMARY),
-                    )
+    // kube-prometheus-stack and its ancestors.
+    let kps_app = app.and_then(|a| {
+        KPS_APP_PREFIXES
+            .iter()
+            .find_map(|p| a.strip_prefix(p).map(|rest| (a, rest)))
+    });
+    let part_of_kps = svc.has_label("app.kubernetes.io/part-of", "kube-prometheus-stack");
+    if let Some((app, role)) = kps_app.or_else(|| {
+        // A renamed chart (nameOverride) still says part-of=kube-prometheus-stack.
+        app.filter(|_| part_of_kps)
+            .and_then(|a| a.rsplit_once('-').map(|(_, r)| (a, r)))
+    }) {
+        return match role {
+            "prometheus" => {
+                if svc.is_kubecost() {
+                    return kubecost();
                 }
-                // The other detectors' business.
-                "alertmanager" | "grafana" => Detection::Unrelated,
-                "operator" => declined(format!(
-                    "prometheus-operator of kube-prometheus-stack (app={app})"
-                )),
-                "thanos-discovery" => declined(
-                    "Thanos sidecar discovery Service of kube-prometheus-stack (gRPC only)",
-                ),
-                _ => declined(format!(
-                    "scrape-target Service created by kube-prometheus-stack (app={app})"
-                )),
-            };
-        }
-
-        if let Some(app_name) = svc.app_name()
-            && let Some((_, why)) = DECLINED_APPS.iter().find(|(n, _)| *n == app_name)
-        {
-            return declined(format!("{why}; app name {app_name}"));
-        }
-        if component == Some("prometheus-operator") {
-            return declined("prometheus-operator (an operator)");
-        }
-
-        // The community chart: new labels, then the old ones.
-        let community = (name == Some("prometheus")) || (app == Some("prometheus"));
-        if community {
-            if svc.is_kubecost() {
-                return kubecost();
-            }
-            return match component {
-                Some("server") => fragment(
+                fragment(
                     svc,
                     svc.chart_instance(),
                     rank::unless_headless(svc, rank::PRIMARY),
-                ),
-                Some("alertmanager") => Detection::Unrelated,
-                Some(c @ ("node-exporter" | "pushgateway" | "kube-state-metrics")) => {
-                    declined(format!("{c} of the prometheus chart (not queryable)"))
-                }
-                Some(c) if c.ends_with("-exporter") => {
-                    declined(format!("{c} of the prometheus chart (an exporter)"))
-                }
-                // app.kubernetes.io/name=prometheus with no/other component: weaker signal.
-                _ => match svc.pick_port(PORT_NAMES, &[9090]) {
-                    Some(_) => fragment(
-                        svc,
-                        svc.chart_instance(),
-                        rank::unless_headless(svc, rank::GENERIC),
-                    ),
-                    None => Detection::Unrelated,
-                },
-            };
-        }
-
-        if let Some(n) = svc.app_name()
-            && n.ends_with("-exporter")
-            && n.contains("prometheus")
-        {
-            return declined(format!("exporter {n} (a scrape target)"));
-        }
-        Detection::Unrelated
+                )
+            }
+            // The other detectors' business.
+            "alertmanager" | "grafana" => Detection::Unrelated,
+            "operator" => declined(format!(
+                "prometheus-operator of kube-prometheus-stack (app={app})"
+            )),
+            "thanos-discovery" => {
+                declined("Thanos sidecar discovery Service of kube-prometheus-stack (gRPC only)")
+            }
+            _ => declined(format!(
+                "scrape-target Service created by kube-prometheus-stack (app={app})"
+            )),
+        };
     }
+
+    if let Some(app_name) = svc.app_name()
+        && let Some((_, why)) = DECLINED_APPS.iter().find(|(n, _)| *n == app_name)
+    {
+        return declined(format!("{why}; app name {app_name}"));
+    }
+    if component == Some("prometheus-operator") {
+        return declined("prometheus-operator (an operator)");
+    }
+
+    // The community chart: new labels, then the old ones.
+    let community = (name == Some("prometheus")) || (app == Some("prometheus"));
+    if community {
+        if svc.is_kubecost() {
+            return kubecost();
+        }
+        return match component {
+            Some("server") => fragment(
+                svc,
+                svc.chart_instance(),
+                rank::unless_headless(svc, rank::PRIMARY),
+            ),
+            Some("alertmanager") => Detection::Unrelated,
+            Some(c @ ("node-exporter" | "pushgateway" | "kube-state-metrics")) => {
+                declined(format!("{c} of the prometheus chart (not queryable)"))
+            }
+            Some(c) if c.ends_with("-exporter") => {
+                declined(format!("{c} of the prometheus chart (an exporter)"))
+            }
+            // app.kubernetes.io/name=prometheus with no/other component: weaker signal.
+            _ => match svc.pick_port(PORT_NAMES, &[9090]) {
+                Some(_) => fragment(
+                    svc,
+                    svc.chart_instance(),
+                    rank::unless_headless(svc, rank::GENERIC),
+                ),
+                None => Detection::Unrelated,
+            },
+        };
+    }
+
+    if let Some(n) = svc.app_name()
+        && n.ends_with("-exporter")
+        && n.contains("prometheus")
+    {
+        return declined(format!("exporter {n} (a scrape target)"));
+    }
+    Detection::Unrelated
+}
+
+/// Whether [`Prometheus::detect`] matched `svc` on the thin `component=prometheus` alone.
+fn is_thin(svc: &Service) -> bool {
+    thin(svc).is_some() && matches!(labelled(svc), Detection::Unrelated)
+}
+
+/// The route prefix a Prometheus server may run under without the Service showing it
+/// (`--web.route-prefix`, prometheus-operator's `routePrefix`).
+const ROUTE_PREFIX: &str = "/prometheus";
+
+/// Prometheus' build information, which Thanos, VictoriaMetrics and Mimir serve too
+/// (relative to the candidate's base path).
+///
+/// - Prometheus: `r.Get("/status/buildinfo", ...)` on the `/api/v1` router and
+///   `PrometheusVersion{Version string \`json:"version"\`...}` as the `data` of the
+///   `{"status","data"}` envelope: `web/api/v1/api.go` (lines 173-180, 200-207, 479) of
+///   prometheus/prometheus@d15adb9ad7e5d9fbde3a9a8f30200593a5a14d86; example answer in
+///   `docs/querying/api.md` (lines 1516-1537) of the same commit.
+/// - Mimir: `RegisterQueryAPI` registers `<prometheus-http-prefix>/api/v1/status/buildinfo`
+///   with `auth=false` (no tenant needed), `pkg/api/api.go` of
+///   grafana/mimir@7b5f5289734a675ff347650899ac3d2e8a8ac693; answer
+///   `BuildInfoResponse{Status "status", BuildInfo "data"{version, ...}}`,
+///   `pkg/util/version/info_handler.go` of grafana/mimir@e4ad3ea2d9d1ccbe2dcde39292c77021cbf70841.
+/// - Cortex serves it only with `-api.build-info-enabled` (default false) and behind the
+///   tenant header (`pkg/api/api.go` lines 99 and 482-486 of
+///   cortexproject/cortex@a8c6358a13073af1dfa81394420273e5fe9ce88c): a default Cortex does
+///   not prove itself and keeps the metadata's guess.
+pub fn buildinfo() -> Fingerprint {
+    identify::fingerprint("/api/v1/status/buildinfo", &["/data/version"], &[])
+}
+
+/// A Service labelled only with the component `prometheus` (see the module
+/// documentation): its web port, or `None`.
+fn thin(svc: &Service) -> Option<&ServicePort> {
+    if svc.component() != Some("prometheus") {
+        return None;
+    }
+    if svc.app_name().is_some() {
+        return None;
+    }
+    svc.pick_port(PORT_NAMES, &[9090])
 }
 
 /// Grafana Mimir / Cortex, or `None` when the Service is not one of theirs.
@@ -561,5 +644,141 @@ mod tests {
             Prometheus::detect(&ingester),
             Detection::Unrelated
         ));
+    }
+    fn endpoints(id: &Identification) -> Vec<&str> {
+        id.candidates.iter().map(|c| c.endpoint.as_str()).collect()
+    }
+
+    #[test]
+    fn identify_tries_both_schemes_then_the_route_prefix() {
+        let svc = kps(
+            "kps-kube-prometheus-stack-prometheus",
+            "kube-prometheus-stack-prometheus",
+        )
+        .with_port(Some("http-web"), 9090);
+        let f = one(Prometheus::detect(&svc));
+        let id = Prometheus::identify(&svc, &f);
+        let host = "kps-kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090";
+        assert_eq!(
+            endpoints(&id),
+            vec![
+                format!("http://{host}"),
+                format!("https://{host}"),
+                format!("http://{host}/prometheus"),
+                format!("https://{host}/prometheus"),
+            ]
+        );
+        assert!(!id.required);
+        for c in &id.candidates {
+            assert_eq!(c.fingerprint.path, "/api/v1/status/buildinfo");
+            assert_eq!(c.fingerprint.json_pointers, vec!["/data/version"]);
+            assert!(c.fingerprint.statuses.is_empty() && c.fingerprint.body_contains.is_empty());
+            assert_eq!(
+                c.config,
+                format!(r#"{{"prometheus_url":"{}"}}"#, c.endpoint)
+            );
+        }
+        let prefixed = &id.candidates[3];
+        let h = prefixed.health.as_ref().expect("health");
+        assert_eq!(
+            (h.scheme, h.path.as_str()),
+            (Scheme::Https, "/prometheus/-/ready")
+        );
+        assert!(
+            id.candidates[0]
+                .why
+                .starts_with("metadata: http on port 9090")
+        );
+    }
+
+    #[test]
+    fn identify_https_first_behind_a_serving_certificate_and_app_protocol_settles() {
+        let mut svc = service("team", "prometheus")
+            .with_label("app.kubernetes.io/name", "prometheus")
+            .with_label("app.kubernetes.io/component", "server")
+            .with_annotation(
+                "service.beta.openshift.io/serving-cert-secret-name",
+                "prometheus-tls",
+            )
+            .with_port(Some("web"), 9091);
+        let f = one(Prometheus::detect(&svc));
+        let id = Prometheus::identify(&svc, &f);
+        assert_eq!(
+            endpoints(&id)[..2],
+            [
+                "https://prometheus.team.svc.cluster.local:9091",
+                "http://prometheus.team.svc.cluster.local:9091"
+            ]
+        );
+        svc.ports[0].app_protocol = Some("https".into());
+        let f = one(Prometheus::detect(&svc));
+        let id = Prometheus::identify(&svc, &f);
+        assert!(
+            id.candidates
+                .iter()
+                .all(|c| c.endpoint.starts_with("https://"))
+        );
+        assert_eq!(id.candidates.len(), 2);
+    }
+
+    #[test]
+    fn identify_mimir_only_under_its_prefix_health_at_the_root() {
+        let svc = service("mimir", "mimir-query-frontend")
+            .with_label("app.kubernetes.io/name", "mimir")
+            .with_label("app.kubernetes.io/instance", "mimir")
+            .with_label("app.kubernetes.io/component", "query-frontend")
+            .with_port(Some("http-metrics"), 8080);
+        let f = one(Prometheus::detect(&svc));
+        let id = Prometheus::identify(&svc, &f);
+        assert_eq!(
+            endpoints(&id),
+            vec![
+                "http://mimir-query-frontend.mimir.svc.cluster.local:8080/prometheus",
+                "https://mimir-query-frontend.mimir.svc.cluster.local:8080/prometheus",
+            ]
+        );
+        for c in &id.candidates {
+            assert_eq!(c.health.as_ref().map(|h| h.path.as_str()), Some("/ready"));
+        }
+        assert!(!id.required);
+    }
+
+    #[test]
+    fn thin_component_label_is_accepted_only_with_proof() {
+        let bare = service("metrics", "prom")
+            .with_label("component", "prometheus")
+            .with_port(Some("web"), 9090);
+        let f = one(Prometheus::detect(&bare));
+        assert_eq!(f.rank, identify::THIN_RANK);
+        assert!(f.rank < rank::HEADLESS);
+        assert_eq!(f.instance, "metrics/prom");
+        assert!(Prometheus::identify(&bare, &f).required);
+        // A labelled match stays as it was: not required.
+        let k8s = service("monitoring", "prometheus-k8s")
+            .with_label("app.kubernetes.io/name", "prometheus")
+            .with_label("app.kubernetes.io/component", "prometheus")
+            .with_port(Some("web"), 9090);
+        let f = one(Prometheus::detect(&k8s));
+        assert!(!Prometheus::identify(&k8s, &f).required);
+        // An application name, Bitnami's included, or no web port: nothing.
+        for svc in [
+            service("monitoring", "kube-prometheus-prometheus")
+                .with_label("app.kubernetes.io/name", "kube-prometheus")
+                .with_label("app.kubernetes.io/component", "prometheus")
+                .with_port(Some("http"), 9090),
+            service("logs", "x")
+                .with_label("app.kubernetes.io/name", "loki")
+                .with_label("app.kubernetes.io/component", "prometheus")
+                .with_port(Some("http"), 9090),
+            service("metrics", "y")
+                .with_label("component", "prometheus")
+                .with_port(Some("grpc"), 10901),
+        ] {
+            assert!(
+                matches!(Prometheus::detect(&svc), Detection::Unrelated),
+                "{}",
+                svc.name
+            );
+        }
     }
 }

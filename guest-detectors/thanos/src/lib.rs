@@ -15,8 +15,13 @@
 //! Declined: store gateway, compactor, receive (write path), ruler, bucket web, sidecar,
 //! and gRPC-only Services (e.g. Bitnami's `-query-grpc`).
 //! Health: `GET /-/ready` → 200. Environment variables referenced: none.
+//!
+//! Identification (contract 1.1 `identify`): http and https on the query port unless
+//! `appProtocol` settles it (OpenShift's `thanos-querier` serves TLS on a port named
+//! `web`), recognised by Prometheus' build information ([`buildinfo`]).
 
 use detector_sdk::catalog::PROMETHEUS;
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The Thanos detector.
@@ -38,6 +43,17 @@ impl Detector for Thanos {
 
     fn metadata() -> DetectorInfo {
         metadata("thanos", env!("CARGO_PKG_VERSION"), &["thanos"])
+    }
+
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let schemes = identify::schemes(identify::port_of(svc, f));
+        identify::among(
+            svc,
+            f,
+            &identify::places(schemes, &[""]),
+            &buildinfo(),
+            false,
+        )
     }
 
     fn detect(svc: &Service) -> Detection {
@@ -92,6 +108,16 @@ impl Detector for Thanos {
                 .build(),
         )
     }
+}
+
+/// Thanos Query serves Prometheus' `/api/v1/status/buildinfo` (`data.version`):
+/// `BaseAPI.Register` adds `r.Get("/status/buildinfo", ...)` answering `ThanosVersion`
+/// (`json:"version"`, ...), `pkg/api/api.go` lines 77-85 and 170-178, mounted on
+/// `/api/v1` in `cmd/thanos/query.go` line 600, thanos-io/thanos@e103a81bd5943697394afcb4fb592b6ffa806c30.
+/// Query Frontend passes every path it does not split to the downstream querier
+/// (`pkg/queryfrontend/roundtrip.go`, `default: return r.next.RoundTrip(req)`, same commit).
+pub fn buildinfo() -> Fingerprint {
+    identify::fingerprint("/api/v1/status/buildinfo", &["/data/version"], &[])
 }
 
 detector_sdk::export_detector!(Thanos);
@@ -161,5 +187,44 @@ mod tests {
     fn unrelated_names() {
         let s = service("monitoring", "thanos-query").with_port(Some("http"), 9090);
         assert!(matches!(Thanos::detect(&s), Detection::Unrelated));
+    }
+
+    #[test]
+    fn identify_openshift_thanos_querier_https_first() {
+        let svc = service("openshift-monitoring", "thanos-querier")
+            .with_label("app.kubernetes.io/name", "thanos-query")
+            .with_label("app.kubernetes.io/part-of", "openshift-monitoring")
+            .with_annotation(
+                "service.beta.openshift.io/serving-cert-secret-name",
+                "thanos-querier-tls",
+            )
+            .with_port(Some("web"), 9091)
+            .with_port(Some("tenancy"), 9092);
+        let f = one(Thanos::detect(&svc));
+        let id = Thanos::identify(&svc, &f);
+        let eps: Vec<&str> = id.candidates.iter().map(|c| c.endpoint.as_str()).collect();
+        assert_eq!(
+            eps,
+            vec![
+                "https://thanos-querier.openshift-monitoring.svc.cluster.local:9091",
+                "http://thanos-querier.openshift-monitoring.svc.cluster.local:9091",
+            ]
+        );
+        assert!(!id.required);
+        let fp = &id.candidates[1].fingerprint;
+        assert_eq!(
+            (fp.path.as_str(), fp.json_pointers.as_slice()),
+            (
+                "/api/v1/status/buildinfo",
+                &["/data/version".to_string()][..]
+            )
+        );
+        assert_eq!(
+            id.candidates[1]
+                .health
+                .as_ref()
+                .map(|h| (h.scheme, h.path.as_str())),
+            Some((Scheme::Http, "/-/ready"))
+        );
     }
 }

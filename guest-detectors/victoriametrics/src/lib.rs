@@ -19,8 +19,13 @@
 //! evaluator), vmauth (proxy with user-defined routing), vm-operator, and the
 //! victoria-metrics-k8s-stack scrape-target Services.
 //! Health: `GET /health` → 200. Environment variables referenced: none.
+//!
+//! Identification (contract 1.1 `identify`): http and https (`-tls`) on the port unless
+//! `appProtocol` settles it, at the fragment's own base path, recognised by the
+//! Prometheus-compatible build information ([`buildinfo`]).
 
 use detector_sdk::catalog::PROMETHEUS;
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
 
 /// The VictoriaMetrics detector.
@@ -36,6 +41,22 @@ impl Detector for VictoriaMetrics {
             "victoriametrics",
             env!("CARGO_PKG_VERSION"),
             &["victoriametrics"],
+        )
+    }
+
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let schemes = identify::schemes(identify::port_of(svc, f));
+        let base = if f.endpoint.ends_with(VMSELECT_PATH) {
+            VMSELECT_PATH
+        } else {
+            ""
+        };
+        identify::among(
+            svc,
+            f,
+            &identify::places(schemes, &[base]),
+            &buildinfo(),
+            false,
         )
     }
 
@@ -95,8 +116,22 @@ fn single(svc: &Service, default_port: u16) -> Detection {
     build(svc, &[default_port, 8428, 8429], "")
 }
 
+/// vmselect's Prometheus API for tenant 0.
+const VMSELECT_PATH: &str = "/select/0/prometheus";
+
 fn vmselect(svc: &Service) -> Detection {
-    build(svc, &[8481], "/select/0/prometheus")
+    build(svc, &[8481], VMSELECT_PATH)
+}
+
+/// VictoriaMetrics answers Prometheus' `/api/v1/status/buildinfo` with a fixed
+/// `{"status":"success","data":{"version":"2.24.0"}}` (for Grafana):
+/// single-node `app/vmselect/main.go` lines 601-607 of
+/// VictoriaMetrics/VictoriaMetrics@b7ef6cc3ed35c607e053a8b7755fc3b896a10eaa; the
+/// cluster's vmselect under `/select/<accountID>/` as `prometheus/api/v1/status/buildinfo`,
+/// `app/vmselect/main.go` line 817 of the `cluster` branch,
+/// VictoriaMetrics/VictoriaMetrics@64fce8baf72eb618ebaa65e48ea36be03b808cb0.
+pub fn buildinfo() -> Fingerprint {
+    identify::fingerprint("/api/v1/status/buildinfo", &["/data/version"], &[])
 }
 
 fn build(svc: &Service, numbers: &[u16], path: &str) -> Detection {
@@ -195,5 +230,44 @@ mod tests {
             VictoriaMetrics::detect(&named_only),
             Detection::Unrelated
         ));
+    }
+
+    #[test]
+    fn identify_keeps_the_vmselect_path_and_tries_both_schemes() {
+        let s = service("vm", "vmselect-vmc")
+            .with_label("app.kubernetes.io/name", "vmselect")
+            .with_label("app.kubernetes.io/instance", "vmc")
+            .with_port(Some("http"), 8481);
+        let f = one(VictoriaMetrics::detect(&s));
+        let id = VictoriaMetrics::identify(&s, &f);
+        let eps: Vec<&str> = id.candidates.iter().map(|c| c.endpoint.as_str()).collect();
+        assert_eq!(
+            eps,
+            vec![
+                "http://vmselect-vmc.vm.svc.cluster.local:8481/select/0/prometheus",
+                "https://vmselect-vmc.vm.svc.cluster.local:8481/select/0/prometheus",
+            ]
+        );
+        // /health is vmselect's own, not under the tenant path.
+        assert!(
+            id.candidates
+                .iter()
+                .all(|c| c.health.as_ref().map(|h| h.path.as_str()) == Some("/health"))
+        );
+        assert_eq!(
+            id.candidates[0].fingerprint.path,
+            "/api/v1/status/buildinfo"
+        );
+        let single = service("vm", "vms")
+            .with_label("app.kubernetes.io/name", "victoria-metrics-single")
+            .with_label("app.kubernetes.io/instance", "vms")
+            .with_port(Some("http"), 8428);
+        let f = one(VictoriaMetrics::detect(&single));
+        let id = VictoriaMetrics::identify(&single, &f);
+        assert_eq!(
+            id.candidates[1].endpoint,
+            "https://vms.vm.svc.cluster.local:8428"
+        );
+        assert!(!id.required);
     }
 }

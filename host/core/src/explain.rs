@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::assemble::{Assembly, Health, LeftOutReason};
 use crate::model::{Detection, Fragment, GateNote, ServiceDetections, ServiceRef};
 use crate::overrides::MergeReport;
-use crate::select::{InstanceGroup, InstanceKey, Selection, SiblingLoss};
+use crate::select::{Candidate, InstanceGroup, InstanceKey, Selection, SiblingLoss};
 
 /// What became of one fragment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,12 +114,27 @@ fn outcome(
     disabled: &BTreeSet<&str>,
 ) -> FragmentOutcome {
     let key = InstanceKey::new(&fragment.toolset, &fragment.instance);
-    let Some(group) = selection.group(&key) else {
+    // Selection may have folded the fragment into another installation (and renamed its
+    // instance): its group is the one that holds it.
+    let holds = |g: &&InstanceGroup| {
+        let this = |c: &Candidate| {
+            c.service == *service && c.detector == detector && c.position == position
+        };
+        this(&g.chosen) || g.siblings.iter().any(|s| this(&s.candidate))
+    };
+    let Some(group) = selection.group(&key).filter(holds).or_else(|| {
+        selection
+            .groups
+            .iter()
+            .filter(|g| g.key.toolset == fragment.toolset)
+            .find(holds)
+    }) else {
         // Cannot happen when `selection` was built from the same detections.
         return FragmentOutcome::Unknown {
             reason: format!("{key} is not in the selection"),
         };
     };
+    let key = &group.key;
     let is_chosen = group.chosen.service == *service
         && group.chosen.detector == detector
         && group.chosen.position == position;
@@ -134,12 +149,12 @@ fn outcome(
             lost: s.lost.clone(),
         };
     }
-    if let Some(left) = assembly.left_out_reason(&key) {
+    if let Some(left) = assembly.left_out_reason(key) {
         return FragmentOutcome::LeftOut {
             reason: left.reason.clone(),
         };
     }
-    match assembly.placement(&key) {
+    match assembly.placement(key) {
         Some(p) if disabled.contains(p.toolset.as_str()) => {
             FragmentOutcome::DisabledByOverride { toolset: p.toolset }
         }

@@ -258,3 +258,21 @@ fn snapshot_grouping_reads_selector_owners_and_governing_labels() {
     assert_eq!(g.owners[0].name, "main");
     assert!(ServiceSnapshot::default().grouping().is_empty());
 }
+
+#[test]
+fn explain_finds_a_folded_fragment_in_the_installation_it_joined() {
+    // `prometheus-operated` (instance monitoring/prometheus-operated) folds into k8s: the
+    // explanation must say it lost to prometheus-k8s, not that its key is unknown.
+    let input = kube_prometheus();
+    let s = select(&input);
+    let health = BTreeMap::new();
+    let assembly = dynamic_toolset_core::assemble::assemble(&s, &health, None);
+    let (_, merge) =
+        dynamic_toolset_core::overrides::merge(&assembly.document(), &Default::default());
+    let text = dynamic_toolset_core::explain::explain(&input, &s, &assembly, &merge).render_text();
+    assert!(!text.contains("unknown"), "{text}");
+    assert!(
+        text.contains("not chosen: lower rank than monitoring/prometheus-k8s"),
+        "{text}"
+    );
+}
