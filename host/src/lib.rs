@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod deliver;
+pub mod detectors_cmd;
 pub mod discover;
 pub mod error;
 pub mod import;

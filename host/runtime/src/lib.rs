@@ -170,6 +170,38 @@ impl DetectorSet {
             sources.extend(more);
             errors.extend(errs);
         }
+        Self::from_sources(cfg, sources, errors)
+    }
+
+    /// Only the given component files, no bundled detector (`dynamic-toolset detectors
+    /// test`). A file that cannot be read or loaded is an [`Error::Load`] naming it.
+    pub fn load_files(cfg: &RuntimeConfig, files: &[&Path]) -> Result<(Self, Vec<Error>)> {
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for path in files {
+            let origin = DetectorSource::File(path.to_path_buf());
+            let bytes = match std::fs::metadata(path) {
+                Ok(meta) if !meta.is_file() => Err(std::io::Error::other("not a regular file")),
+                Ok(_) => std::fs::read(path),
+                Err(e) => Err(e),
+            };
+            match bytes {
+                Ok(bytes) => sources.push(load::Source {
+                    origin,
+                    bytes: std::borrow::Cow::Owned(bytes),
+                    settings: serde_json::Map::new(),
+                }),
+                Err(e) => errors.push(Error::Unreadable(e).loading(origin)),
+            }
+        }
+        Self::from_sources(cfg, sources, errors)
+    }
+
+    fn from_sources(
+        cfg: &RuntimeConfig,
+        sources: Vec<load::Source>,
+        mut errors: Vec<Error>,
+    ) -> Result<(Self, Vec<Error>)> {
         let engine = sandbox::engine()?;
         let ticker = sandbox::Ticker::start(engine.clone(), cfg.epoch_tick)?;
         let linker = sandbox::base_linker(&engine)?;
