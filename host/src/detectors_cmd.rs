@@ -100,7 +100,7 @@ pub struct Summary {
 pub fn run(args: &DetectorTestArgs) -> anyhow::Result<ExitCode> {
     let cache_dir = args.cache_dir.clone().or_else(|| {
         keys::env_name(keys::DET_CACHE)
-            .and_then(|name| std::env::var_os(name))
+            .and_then(std::env::var_os)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });

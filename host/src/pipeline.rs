@@ -158,10 +158,10 @@ pub fn health_map(
 
 /// Adopts an identified candidate, logging which one and why.
 pub fn adopt(selection: &mut Selection, key: &InstanceKey, proof: crate::probe::Proof) {
-    if selection.adopt(key, proof.candidate, proof.text) {
-        if let Some(g) = selection.group(key) {
-            tracing::info!(toolset = %key.toolset, instance = %key.instance, endpoint = %g.chosen.fragment.endpoint, candidate = proof.candidate + 1, "backend identified");
-        }
+    if selection.adopt(key, proof.candidate, proof.text)
+        && let Some(g) = selection.group(key)
+    {
+        tracing::info!(toolset = %key.toolset, instance = %key.instance, endpoint = %g.chosen.fragment.endpoint, candidate = proof.candidate + 1, "backend identified");
     }
 }
 

@@ -201,7 +201,7 @@ pub fn screen(
                     let creds = catalog::credentials(&fragment.toolset, &fragment.backend, scheme);
                     if !creds.is_empty() {
                         if trusted {
-                            add_credentials(&mut fragment.config, &creds);
+                            add_credentials(&mut fragment.config, creds);
                         } else {
                             notes.push(note(
                                 NoteKind::CredentialsWithheld,
@@ -268,7 +268,7 @@ fn screen_candidates(
                 if trusted {
                     let creds =
                         catalog::credentials(&fragment.toolset, &fragment.backend, target.scheme);
-                    add_credentials(&mut c.config, &creds);
+                    add_credentials(&mut c.config, creds);
                 }
                 kept.push(c);
             }
