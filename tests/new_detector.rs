@@ -247,6 +247,28 @@ fn a_bad_component_is_named_with_the_reason() {
     }
 }
 
+/// Settings reach the detector's `configure`; the example takes none, and says which.
+#[test]
+fn settings_the_detector_refuses_are_named_with_its_reason() {
+    let s = scaffolded();
+    let manifests = s.dir.join("manifests");
+    let out = detectors_test(&s.wasm, &manifests, &["--settings", "{}"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = detectors_test(&s.wasm, &manifests, &["--settings", r#"{"tenant": "a"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "error: cannot load detector {}: refused its settings: this detector takes no settings (got: tenant)",
+            s.wasm.display()
+        )),
+        "{err}"
+    );
+    let out = detectors_test(&s.wasm, &manifests, &["--settings", "[1]"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--settings must be a JSON object"));
+}
+
 /// The SDK is self-contained: the contract is in the crate (the repository's `wit/` is that
 /// same file, one copy), and the package carries it.
 #[test]

@@ -235,6 +235,11 @@ pub struct DetectorTestArgs {
     /// for scripts.
     #[arg(long, short = 'o', value_enum, default_value_t = TestOutput::Text)]
     pub output: TestOutput,
+    /// Settings handed to the detector's `configure` at load, as an operator's declaration
+    /// would (the text of a JSON object); a detector that refuses them is not loaded (exit
+    /// status 1, with its reason).
+    #[arg(long, value_name = "JSON")]
+    pub settings: Option<String>,
     /// Leave out the Services the detector said are unrelated (text output).
     #[arg(long)]
     pub hide_unrelated: bool,

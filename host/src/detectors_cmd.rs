@@ -108,7 +108,15 @@ pub fn run(args: &DetectorTestArgs) -> anyhow::Result<ExitCode> {
         cache_dir,
         ..RuntimeConfig::default()
     };
-    let (mut set, errors) = DetectorSet::load_files(&cfg, &[args.file.as_path()])
+    let settings = match &args.settings {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => bail!("--settings must be a JSON object, e.g. '{{\"key\": \"value\"}}'"),
+            Err(e) => bail!("--settings is not valid JSON: {e}"),
+        },
+    };
+    let (mut set, errors) = DetectorSet::load_file(&cfg, &args.file, settings)
         .context("cannot start the detector runtime")?;
     if let Some(e) = errors.first() {
         bail!("cannot load detector {e}");

@@ -173,28 +173,33 @@ impl DetectorSet {
         Self::from_sources(cfg, sources, errors)
     }
 
-    /// Only the given component files, no bundled detector (`dynamic-toolset detectors
-    /// test`). A file that cannot be read or loaded is an [`Error::Load`] naming it.
-    pub fn load_files(cfg: &RuntimeConfig, files: &[&Path]) -> Result<(Self, Vec<Error>)> {
-        let mut sources = Vec::new();
-        let mut errors = Vec::new();
-        for path in files {
-            let origin = DetectorSource::File(path.to_path_buf());
-            let bytes = match std::fs::metadata(path) {
-                Ok(meta) if !meta.is_file() => Err(std::io::Error::other("not a regular file")),
-                Ok(_) => std::fs::read(path),
-                Err(e) => Err(e),
-            };
-            match bytes {
-                Ok(bytes) => sources.push(load::Source {
+    /// One component file, no bundled detector (`dynamic-toolset detectors test`), handed
+    /// `settings` at load as an operator's declaration would. A file that cannot be read or
+    /// loaded, or whose detector refuses the settings, is an [`Error::Load`] naming it.
+    pub fn load_file(
+        cfg: &RuntimeConfig,
+        path: &Path,
+        settings: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(Self, Vec<Error>)> {
+        let origin = DetectorSource::File(path.to_path_buf());
+        let bytes = match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => Err(std::io::Error::other("not a regular file")),
+            Ok(_) => std::fs::read(path),
+            Err(e) => Err(e),
+        };
+        match bytes {
+            Ok(bytes) => {
+                let source = load::Source {
                     origin,
                     bytes: std::borrow::Cow::Owned(bytes),
-                    settings: serde_json::Map::new(),
-                }),
-                Err(e) => errors.push(Error::Unreadable(e).loading(origin)),
+                    settings,
+                };
+                Self::from_sources(cfg, vec![source], Vec::new())
+            }
+            Err(e) => {
+                Self::from_sources(cfg, Vec::new(), vec![Error::Unreadable(e).loading(origin)])
             }
         }
-        Self::from_sources(cfg, sources, errors)
     }
 
     fn from_sources(
