@@ -232,6 +232,7 @@ fn a_bad_component_is_named_with_the_reason() {
         (&truncated, "invalid component"),
         (&text_file, "not a WebAssembly file"),
         (&missing, "cannot read"),
+        (&tmp.path().to_path_buf(), "cannot read: not a regular file"),
     ] {
         let out = detectors_test(file, &s.dir.join("manifests"), &[]);
         assert_eq!(out.status.code(), Some(1), "{}", file.display());
