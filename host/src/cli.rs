@@ -194,9 +194,71 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DetectorArgs {
+    #[command(subcommand)]
+    pub command: Option<DetectorsCommand>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DetectorsCommand {
+    /// Run one detector component over Service manifests and show what it answers.
+    ///
+    /// Per Service: its verdict, every fragment (toolset, instance, rank, endpoint, health,
+    /// config), its candidate endpoints with their fingerprints, and what the host's
+    /// validation gate did with each fragment. What a detector author iterates with: the
+    /// component runs in the host's sandbox, alone (no bundled detector beside it), and
+    /// nothing is probed.
+    Test(DetectorTestArgs),
+}
+
+/// Arguments of `dynamic-toolset detectors test`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when every Service was run and no fragment was refused; \
+1 when the component cannot be loaded (the error names the file and the reason) or a manifest \
+path does not exist; 2 on a usage error; 3 when the detector ran but a call failed (trap, \
+timeout, invalid output), the validation gate refused a fragment or candidate, or a manifest \
+document was rejected (each is reported)."
+)]
+pub struct DetectorTestArgs {
+    /// The detector component, e.g. target/wasm32-wasip2/release/my_detector.wasm.
+    #[arg(value_name = "FILE.wasm")]
+    pub file: PathBuf,
+    /// Service manifests: files, directories (every *.yaml, *.yml, *.json inside) or `-` for
+    /// stdin, read as `discover` reads them; objects of other kinds are skipped.
+    #[arg(long, short = 'm', value_name = "PATH", num_args = 1.., required = true)]
+    pub manifests: Vec<PathBuf>,
+    /// Output format: text for a person, JSON (every field, fragments as the host holds them)
+    /// for scripts.
+    #[arg(long, short = 'o', value_enum, default_value_t = TestOutput::Text)]
+    pub output: TestOutput,
+    /// Settings handed to the detector's `configure` at load, as an operator's declaration
+    /// would (the text of a JSON object); a detector that refuses them is not loaded (exit
+    /// status 1, with its reason).
+    #[arg(long, value_name = "JSON")]
+    pub settings: Option<String>,
+    /// Leave out the Services the detector said are unrelated (text output).
+    #[arg(long)]
+    pub hide_unrelated: bool,
+    /// Cluster DNS domain used in endpoint URLs.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub cluster_domain: String,
+    /// Namespace for objects that carry none (e.g. `helm template` output).
+    #[arg(long, default_value = "default", value_name = "NS")]
+    pub default_namespace: String,
+    #[arg(long = flag_name(DET_CACHE), value_name = "DIR", help = flag_help(DET_CACHE))]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestOutput {
+    Text,
+    Json,
 }
 
 /// Where the detectors come from; the environment is read when a flag is not given.
@@ -488,6 +550,33 @@ mod tests {
         assert_eq!(a.ip().to_string(), "127.0.0.1");
         assert!(parse_resolve("nohost").is_err());
         assert!(parse_resolve("h=notanip").is_err());
+    }
+
+    #[test]
+    fn detectors_lists_or_tests() {
+        let parse = |args: &[&str]| {
+            let argv = ["dynamic-toolset", "detectors"].iter().chain(args);
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Detectors(a) => a,
+                other => panic!("{other:?}"),
+            })
+        };
+        let list = parse(&["--detectors-dir", "/plugins"]).unwrap();
+        assert!(list.command.is_none());
+        assert_eq!(list.runtime.detectors_dir, Some(PathBuf::from("/plugins")));
+        let test = parse(&["test", "d.wasm", "-m", "a.yaml", "b/", "-o", "json"]).unwrap();
+        let Some(DetectorsCommand::Test(t)) = test.command else {
+            panic!("{test:?}")
+        };
+        assert_eq!(t.file, PathBuf::from("d.wasm"));
+        assert_eq!(t.manifests.len(), 2);
+        assert_eq!(t.output, TestOutput::Json);
+        assert_eq!(t.cluster_domain, "cluster.local");
+        assert!(
+            parse(&["test", "d.wasm"]).is_err(),
+            "manifests are required"
+        );
+        assert!(parse(&["--detectors-dir", "/p", "test", "d.wasm", "-m", "a"]).is_err());
     }
 
     #[test]

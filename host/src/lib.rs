@@ -8,6 +8,7 @@ pub mod config;
 pub mod controller;
 pub mod deliver;
 pub mod detectors;
+pub mod detectors_cmd;
 pub mod discover;
 pub mod error;
 pub mod import;

@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dynamic_toolset::cli::{Cli, Command, ConfigCommand, LogArgs, LogFormat, OverridesCommand};
+use dynamic_toolset::cli::{
+    Cli, Command, ConfigCommand, DetectorsCommand, LogArgs, LogFormat, OverridesCommand,
+};
 
 fn init_logging(args: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -23,7 +25,10 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     let result = match cli.command {
         Command::Discover(args) => dynamic_toolset::discover::run(&args),
-        Command::Detectors(args) => dynamic_toolset::discover::list_detectors(&args),
+        Command::Detectors(args) => match &args.command {
+            Some(DetectorsCommand::Test(test)) => dynamic_toolset::detectors_cmd::run(test),
+            None => dynamic_toolset::discover::list_detectors(&args),
+        },
         Command::Run(args) => dynamic_toolset::controller::cmd::run(&args),
         Command::Deliver(args) => dynamic_toolset::deliver::run(&args),
         Command::Get(args) => dynamic_toolset::api::client::run(&args),

@@ -5,6 +5,7 @@
 //! - `kube`: build (cached outside the repository) and run a real kube-apiserver + etcd.
 //! - `helm-tools`, `chart-check`, `deploy-manifests`: the Helm chart (see `helm.rs`).
 //! - `image`: build the container image without a Docker daemon (see `image.rs`).
+//! - `new-detector`: create a third-party detector crate outside this repository.
 
 use clap::{Parser, Subcommand};
 
@@ -13,6 +14,7 @@ mod ci;
 mod helm;
 mod image;
 mod kube;
+mod new_detector;
 mod process;
 
 #[derive(Parser)]
@@ -39,6 +41,9 @@ enum Command {
     DeployManifests(helm::ManifestArgs),
     /// Build the container image (static musl binary, OCI layout) and prove it by running it.
     Image(image::Args),
+    /// Create a detector crate outside this repository, on this checkout's guest SDK: it
+    /// builds to a component with `cargo build --release --target wasm32-wasip2` alone.
+    NewDetector(new_detector::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::ChartCheck => helm::chart_check(),
         Command::DeployManifests(args) => helm::deploy_manifests(args),
         Command::Image(args) => image::build(args),
+        Command::NewDetector(args) => new_detector::run(args),
     }
 }

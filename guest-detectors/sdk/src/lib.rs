@@ -2,20 +2,71 @@
 //!
 //! A detector is a plain Rust type implementing [`Detector`]; [`export_detector!`] turns
 //! it into the exports of the `dynamic-toolset:detector@1.1.0` world `full-detector`
-//! (`detector`, `setup`, `identify`) when compiled for `wasm32-wasip2`. The same code
-//! compiles natively, which is how detectors are unit tested and benchmarked against
-//! their wasm build.
+//! (`detector`, `setup`, `identify`) when compiled for `wasm32-wasip2`. The contract ships
+//! inside this crate (`wit/detector.wit`): depending on the crate is all a detector needs.
+//! The same code compiles natively, which is how detectors are unit tested (see
+//! [`harness`]) and benchmarked against their wasm build.
 //!
-//! ```ignore
-//! use detector_sdk::prelude::*;
-//! pub struct Mine;
-//! impl Detector for Mine {
-//!     fn metadata() -> DetectorInfo { metadata("mine", env!("CARGO_PKG_VERSION"), &["mine"]) }
-//!     fn emits() -> Emits { emits(&["mine/toolset"], false) }
-//!     fn detect(svc: &Service) -> Detection { Detection::Unrelated }
-//! }
-//! detector_sdk::export_detector!(Mine);
+//! A complete detector (crate type `cdylib` for the component, `rlib` for native tests):
+//! it recognises a Prometheus-compatible server by its chart label and its `http` port.
+//!
 //! ```
+//! use detector_sdk::prelude::*;
+//!
+//! /// Finds `app.kubernetes.io/name=acme-metrics` Services.
+//! pub struct AcmeMetrics;
+//!
+//! impl Detector for AcmeMetrics {
+//!     fn metadata() -> DetectorInfo {
+//!         // Name (unique among loaded detectors), version, the backend kinds it emits.
+//!         metadata("acme-metrics", "0.1.0", &["prometheus"])
+//!     }
+//!     fn emits() -> Emits {
+//!         // The host drops any fragment outside this declaration.
+//!         emits(&["prometheus/metrics"], false)
+//!     }
+//!     fn detect(svc: &Service) -> Detection {
+//!         if svc.app_name() != Some("acme-metrics") {
+//!             return Detection::Unrelated;
+//!         }
+//!         let Some(port) = svc.pick_port(&["http"], &[9090]) else {
+//!             return declined("acme-metrics Service without an http port");
+//!         };
+//!         matched(
+//!             FragmentBuilder::new(svc, "prometheus/metrics", "prometheus")
+//!                 .instance(svc.chart_instance())
+//!                 .rank(rank::unless_headless(svc, rank::PRIMARY))
+//!                 .port_endpoint(port, "")
+//!                 .health("/-/ready", &[200])
+//!                 .config_url("prometheus_url")
+//!                 .build(),
+//!         )
+//!     }
+//! }
+//!
+//! // The component's exports (expands to nothing in native builds).
+//! detector_sdk::export_detector!(AcmeMetrics);
+//!
+//! // A test: the harness reads Kubernetes manifests and runs the detector natively.
+//! let verdicts = detector_sdk::harness::run_yaml::<AcmeMetrics>("example.yaml", r#"
+//! apiVersion: v1
+//! kind: Service
+//! metadata:
+//!   name: acme
+//!   namespace: monitoring
+//!   labels: {app.kubernetes.io/name: acme-metrics, app.kubernetes.io/instance: acme}
+//! spec:
+//!   ports: [{name: http, port: 9090, targetPort: 9090}]
+//! "#).unwrap();
+//! let fragment = verdicts.verdict("monitoring/acme").one();
+//! assert_eq!(fragment.endpoint, "http://acme.monitoring.svc.cluster.local:9090");
+//! assert_eq!(fragment.instance, "monitoring/acme");
+//! assert!(verdicts.problems().is_empty());
+//! ```
+//!
+//! Build the component with `cargo build --release --target wasm32-wasip2` (rustc emits a
+//! component for that target directly) and try it with `dynamic-toolset detectors test
+//! target/wasm32-wasip2/release/<crate>.wasm -m <manifests>`.
 //!
 //! `configure` (settings from the operator's declaration) and `identify` (candidate
 //! endpoints with fingerprints, see [`identify`]) have defaults: no settings accepted,
@@ -24,7 +75,7 @@
 #[allow(unsafe_code, clippy::all, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "full-detector",
         pub_export_macro: true,
         export_macro_name: "__export_bindings",
@@ -34,6 +85,8 @@ pub mod bindings {
 
 pub mod catalog;
 pub mod fragment;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod harness;
 pub mod identify;
 /// Re-exported for `FragmentBuilder::config_value`.
 pub use serde_json;

@@ -302,6 +302,26 @@ impl DetectorSet {
         ))
     }
 
+    /// One component file, no bundled detector (`dynamic-toolset detectors test`), handed
+    /// `settings` at load as an operator's declaration would. A file that cannot be read or
+    /// loaded, or whose detector refuses the settings, is an [`Error::Load`] naming it.
+    pub fn load_file(
+        cfg: &RuntimeConfig,
+        path: &Path,
+        settings: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(Self, Vec<Error>)> {
+        Self::load_specs(
+            cfg,
+            vec![Spec {
+                origin: DetectorSource::File(path.to_path_buf()),
+                sha256: None,
+                settings,
+                limits: Limits::default(),
+                name: None,
+            }],
+        )
+    }
+
     /// The detectors `specs` declare, in order (the first to claim a name keeps it).
     pub fn load_specs(cfg: &RuntimeConfig, specs: Vec<Spec>) -> Result<(Self, Vec<Error>)> {
         let loader = Self::reloader_for(cfg)?;
