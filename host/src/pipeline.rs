@@ -289,7 +289,11 @@ pub fn health_map(
                     url,
                     reason,
                     attempts,
+                    identified,
                 } => {
+                    if let Some(proof) = identified {
+                        adopt(selection, &key, proof);
+                    }
                     tracing::warn!(toolset = %key.toolset, instance = %key.instance, %url, attempts, %reason, "endpoint unhealthy: left out");
                     Health::Unhealthy {
                         reason: format!("{url}: {reason}"),

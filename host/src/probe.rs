@@ -87,6 +87,8 @@ pub enum ProbeOutcome {
         url: String,
         reason: String,
         attempts: u32,
+        /// The candidate that proved its identity but failed its health probe.
+        identified: Option<Proof>,
     },
 }
 
@@ -157,15 +159,49 @@ impl Prober {
         let mut reasons = Vec::new();
         for (index, answer) in answers.into_iter().enumerate() {
             match answer {
-                Ok((url, status, text)) => {
-                    return ProbeOutcome::Healthy {
-                        url,
-                        status,
-                        attempts: 1,
-                        identified: Some(Proof {
-                            candidate: index,
-                            text,
-                        }),
+                Ok((_, _, text)) => {
+                    // Identified (TLS unverified). Health is then checked as HolmesGPT
+                    // will connect: with the candidate's own TLS policy and probe, so an
+                    // adopted https endpoint is judged the same way every round.
+                    let c = &id.candidates[index];
+                    let health = ProbeTarget {
+                        key: (),
+                        endpoint: c.endpoint.clone(),
+                        probe: c.health.clone().unwrap_or_else(|| target.probe.clone()),
+                        verify_tls: c
+                            .config
+                            .get("verify_ssl")
+                            .and_then(serde_json::Value::as_bool)
+                            .unwrap_or(true),
+                        identification: None,
+                    };
+                    let proof = Proof {
+                        candidate: index,
+                        text,
+                    };
+                    return match self.health(&health).await {
+                        ProbeOutcome::Healthy {
+                            url,
+                            status,
+                            attempts,
+                            ..
+                        } => ProbeOutcome::Healthy {
+                            url,
+                            status,
+                            attempts,
+                            identified: Some(proof),
+                        },
+                        ProbeOutcome::Unhealthy {
+                            url,
+                            reason,
+                            attempts,
+                            ..
+                        } => ProbeOutcome::Unhealthy {
+                            url,
+                            reason,
+                            attempts,
+                            identified: Some(proof),
+                        },
                     };
                 }
                 Err(reason) => reasons.push(format!("candidate {}: {reason}", index + 1)),
@@ -181,6 +217,7 @@ impl Prober {
                 url: target.endpoint.clone(),
                 reason,
                 attempts: 1,
+                identified: None,
             };
         }
         tracing::debug!(endpoint = %target.endpoint, reasons = %reasons.join("; "), "no candidate proved itself: probing the metadata's guess");
@@ -239,6 +276,7 @@ impl Prober {
                     url: target.endpoint.clone(),
                     reason: reason.to_string(),
                     attempts: 0,
+                    identified: None,
                 };
             }
         };
@@ -275,6 +313,7 @@ impl Prober {
             url: url.to_string(),
             reason,
             attempts,
+            identified: None,
         }
     }
 }

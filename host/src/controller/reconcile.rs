@@ -470,29 +470,27 @@ impl Loop {
             if self.selection.group(&key).is_none() {
                 continue; // no longer chosen
             }
+            let identified = match &outcome {
+                ProbeOutcome::Healthy { identified, .. }
+                | ProbeOutcome::Unhealthy { identified, .. } => identified.clone(),
+            };
+            match (identified, candidate_endpoints(&self.selection, &key)) {
+                // Identified (its health judged as HolmesGPT will connect): kept, and
+                // only its health is probed from then on.
+                (Some(proof), Some(candidates)) => {
+                    pipeline::adopt(&mut self.selection, &key, proof.clone());
+                    self.identified
+                        .insert(key.clone(), Winner { candidates, proof });
+                }
+                // The adopted winner stopped answering: identify again next time.
+                (None, _) if !outcome.is_healthy() && self.identified.remove(&key).is_some() => {
+                    self.selection.unadopt(&key);
+                }
+                _ => {}
+            }
             let (healthy, reason) = match &outcome {
-                ProbeOutcome::Healthy { identified, .. } => {
-                    if let (Some(proof), Some(candidates)) =
-                        (identified, candidate_endpoints(&self.selection, &key))
-                    {
-                        pipeline::adopt(&mut self.selection, &key, proof.clone());
-                        self.identified.insert(
-                            key.clone(),
-                            Winner {
-                                candidates,
-                                proof: proof.clone(),
-                            },
-                        );
-                    }
-                    (true, String::new())
-                }
-                ProbeOutcome::Unhealthy { url, reason, .. } => {
-                    // The winner stopped answering: identify again next time.
-                    if self.identified.remove(&key).is_some() {
-                        self.selection.unadopt(&key);
-                    }
-                    (false, format!("{url}: {reason}"))
-                }
+                ProbeOutcome::Healthy { .. } => (true, String::new()),
+                ProbeOutcome::Unhealthy { url, reason, .. } => (false, format!("{url}: {reason}")),
             };
             self.api
                 .probed_at
