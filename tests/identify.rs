@@ -268,8 +268,12 @@ impl Run {
     }
 }
 
+/// Probe settings for the stubs. Their certificates are self-signed, so health (unlike
+/// identification, which never verifies) needs `insecure_tls` (the operator's
+/// `insecure_skip_tls_verify`), as a cluster with such backends would.
 fn settings(hosts: Vec<String>) -> ProbeSettings {
     ProbeSettings {
+        insecure_tls: true,
         timeout: Duration::from_secs(3),
         attempts: 1,
         interval: Duration::from_millis(50),
@@ -287,6 +291,10 @@ fn cache_dir() -> PathBuf {
 
 /// Detects, selects, probes (every Service's name resolved to loopback) and assembles.
 async fn discover(services: &[Svc]) -> Run {
+    discover_with(services, true).await
+}
+
+async fn discover_with(services: &[Svc], insecure_tls: bool) -> Run {
     let text = manifest_text(services);
     let loaded = manifest::parse_str("identify", &text, &ReadOptions::default());
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
@@ -303,7 +311,11 @@ async fn discover(services: &[Svc]) -> Run {
     );
     let mut selection = select::select(&detections);
     let targets = pipeline::probe_targets(&selection);
-    let prober = Prober::new(settings(services.iter().map(Svc::host).collect())).unwrap();
+    let prober = Prober::new(ProbeSettings {
+        insecure_tls,
+        ..settings(services.iter().map(Svc::host).collect())
+    })
+    .unwrap();
     let outcomes = prober.probe_all(&targets).await;
     let health = pipeline::health_map(&mut selection, outcomes);
     let out = pipeline::assemble_output(
@@ -756,6 +768,7 @@ async fn discover_binary_adopts_winners_explains_and_drops_the_unproven() {
         "1",
         "--probe-interval",
         "0.1",
+        "--insecure-skip-tls-verify",
         "--manifests",
     ])
     .arg(&manifest)
@@ -792,4 +805,26 @@ async fn discover_binary_adopts_winners_explains_and_drops_the_unproven() {
     );
     assert!(stderr.contains("backend identified"), "{stderr}");
     assert!(stderr.contains("not identified"), "{stderr}");
+}
+
+/// Identification never verifies certificates; health does, as HolmesGPT will connect.
+/// Without `insecure_skip_tls_verify`, a self-signed https backend is identified (the
+/// winner is adopted and explained) but left out as unhealthy, naming the certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identified_https_winner_is_still_health_checked_with_tls_verification() {
+    let tls = prometheus_stub("").https().await;
+    let run = discover_with(
+        &[prometheus_server("monitoring", "secure", "http", tls)],
+        false,
+    )
+    .await;
+    let url = format!("https://secure.monitoring.svc.cluster.local:{tls}");
+    let secure = run.group("prometheus/metrics", "monitoring/secure");
+    assert_eq!(secure.chosen.fragment.endpoint, url);
+    assert_eq!(secure.identified.as_ref().map(|i| i.candidate), Some(1));
+    assert!(
+        run.explain.contains("left out: unhealthy") && run.explain.contains("certificate"),
+        "{}",
+        run.explain
+    );
 }
