@@ -83,7 +83,13 @@ pub(crate) fn spec_source(spec: crate::Spec, base: &RuntimeConfig) -> Result<Sou
             .find(|(n, _)| n == name)
             .map(|(_, b)| Cow::Borrowed(*b))
             .ok_or_else(|| Error::UnknownBundled { name: name.clone() })?,
-        DetectorSource::File(path) => Cow::Owned(std::fs::read(path).map_err(Error::Unreadable)?),
+        DetectorSource::File(path) => {
+            let read = match std::fs::metadata(path) {
+                Ok(meta) if !meta.is_file() => Err(std::io::Error::other("not a regular file")),
+                _ => std::fs::read(path),
+            };
+            Cow::Owned(read.map_err(Error::Unreadable)?)
+        }
     };
     let cfg = spec.limits.apply(base);
     Ok(Source {
