@@ -216,14 +216,25 @@ async fn declaration_changes_swap_detectors_without_a_restart() {
     })
     .await;
     apply_service(&client, &labelled(ns, "late")).await;
-    wait_for("the late Service, still as v2", Duration::from_secs(30), async || {
-        let cm = cms.get_opt(CM).await.ok().flatten()?;
-        let names = instances(&cm);
-        (names.len() == total + 1 && versions(&names) == BTreeSet::from(["2".into()]))
-            .then_some(())
-    })
+    wait_for(
+        "the late Service, still as v2",
+        Duration::from_secs(30),
+        async || {
+            let cm = cms.get_opt(CM).await.ok().flatten()?;
+            let names = instances(&cm);
+            (names.len() == total + 1 && versions(&names) == BTreeSet::from(["2".into()]))
+                .then_some(())
+        },
+    )
     .await;
-    assert!(handle.readiness().read().unwrap().detector_load_errors.is_empty());
+    assert!(
+        handle
+            .readiness()
+            .read()
+            .unwrap()
+            .detector_load_errors
+            .is_empty()
+    );
 
     // Invalid declarations change nothing.
     let failures_before = reloads("failure");
@@ -243,13 +254,22 @@ async fn declaration_changes_swap_detectors_without_a_restart() {
             "a".repeat(64)
         ),
     );
-    wait_for("not ready for the required detector", Duration::from_secs(30), async || {
-        let errors = handle.readiness().read().unwrap().detector_load_errors.clone();
-        errors
-            .iter()
-            .any(|e| e.starts_with("required detector `required` is rejected"))
-            .then_some(errors)
-    })
+    wait_for(
+        "not ready for the required detector",
+        Duration::from_secs(30),
+        async || {
+            let errors = handle
+                .readiness()
+                .read()
+                .unwrap()
+                .detector_load_errors
+                .clone();
+            errors
+                .iter()
+                .any(|e| e.starts_with("required detector `required` is rejected"))
+                .then_some(errors)
+        },
+    )
     .await;
     handle.stop().await;
 }

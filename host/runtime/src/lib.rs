@@ -83,6 +83,21 @@ pub struct LoadedInfo {
     /// The optional 1.1 exports it has.
     #[serde(skip)]
     pub capabilities: Capabilities,
+    /// Where its machine code came from.
+    #[serde(skip)]
+    pub code: CodeOrigin,
+}
+
+/// Where a loaded detector's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeOrigin {
+    /// Precompiled into the binary at build time (bundled detectors), deserialized.
+    Embedded,
+    /// The on-disk cache ([`RuntimeConfig::cache_dir`]), deserialized.
+    Cache,
+    /// Compiled at load.
+    Compiled,
 }
 
 /// Failures of one detector, by kind.

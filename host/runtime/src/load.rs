@@ -6,16 +6,16 @@ use std::borrow::Cow;
 use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest as _, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Precompiled};
 
 use crate::convert::info_from_wit;
 use crate::sandbox::{HostState, Sandbox, pre_instantiate};
 use crate::since_v1_1::emits_from_wit;
-use crate::{DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
+use crate::{CodeOrigin, DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
 
 /// The WIT interface every detector exports, without its version.
 pub(crate) const EXPORT: &str = "dynamic-toolset:detector/detector";
@@ -155,16 +155,18 @@ pub(crate) fn load_all(
     let compiled = compile_all(engine, &pinned);
     let mut loaded: Vec<Loaded> = Vec::new();
     for ((source, sha256), component) in pinned.into_iter().zip(compiled) {
-        let result = component.and_then(|c| instantiate(engine, linker, &source.cfg, &source, &c));
-        let result = result.and_then(|(info, sandbox)| match &source.name {
+        let result = component.and_then(|(c, code)| {
+            instantiate(engine, linker, &source.cfg, &source, &c).map(|(i, s)| (i, s, code))
+        });
+        let result = result.and_then(|(info, sandbox, code)| match &source.name {
             Some(declared) if *declared != info.name => Err(Error::NameMismatch {
                 declared: declared.clone(),
                 actual: info.name,
             }),
-            _ => Ok((info, sandbox)),
+            _ => Ok((info, sandbox, code)),
         });
         match result {
-            Ok((info, sandbox)) => {
+            Ok((info, sandbox, code)) => {
                 let capabilities = sandbox.capabilities();
                 if let Some(first) = loaded.iter().find(|l| l.info.info.name == info.name) {
                     let taken = Error::NameTaken {
@@ -180,6 +182,7 @@ pub(crate) fn load_all(
                         source: source.origin,
                         sha256,
                         capabilities,
+                        code,
                     },
                     limits: crate::convert::OutputLimits {
                         max_fragments: source.cfg.max_fragments,
@@ -195,9 +198,12 @@ pub(crate) fn load_all(
     (loaded, errors)
 }
 
-/// Compiles every source, a few at a time.
-fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Component>> {
-    let results: Vec<Mutex<Option<Result<Component>>>> =
+/// Compiles every source (or deserializes its precompiled code), a few at a time.
+fn compile_all(
+    engine: &Engine,
+    sources: &[(Source, String)],
+) -> Vec<Result<(Component, CodeOrigin)>> {
+    let results: Vec<Mutex<Option<Result<(Component, CodeOrigin)>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -209,10 +215,10 @@ fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Comp
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((source, _)) = sources.get(i) else {
+                    let Some((source, sha256)) = sources.get(i) else {
                         break;
                     };
-                    let result = compile(engine, &source.cfg, &source.bytes);
+                    let result = compile(engine, source, sha256);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
                     }
@@ -231,11 +237,44 @@ fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Comp
         .collect()
 }
 
-/// Checks the binary header, then compiles (or loads from the cache).
-fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Component> {
+/// Checks the binary header, then deserializes the code precompiled into the binary for
+/// it (a bundled detector, unless [`RuntimeConfig::precompiled`] is off), or loads it from
+/// the cache, or compiles it. `sha256`: the component's, hex.
+fn compile(engine: &Engine, source: &Source, sha256: &str) -> Result<(Component, CodeOrigin)> {
+    let embedded = if source.cfg.precompiled {
+        embedded_code(sha256)
+    } else {
+        None
+    };
+    compile_with(engine, source, embedded)
+}
+
+/// [`compile`], with the precompiled code to try first given.
+fn compile_with(
+    engine: &Engine,
+    source: &Source,
+    embedded: Option<&'static [u8]>,
+) -> Result<(Component, CodeOrigin)> {
+    let (cfg, bytes) = (&source.cfg, &*source.bytes);
     check_header(bytes)?;
+    if let Some(code) = embedded {
+        match deserialize_embedded(engine, code) {
+            Ok(component) => return Ok((component, CodeOrigin::Embedded)),
+            Err(e) => embedded_unusable(&e),
+        }
+    } else if cfg.precompiled
+        && matches!(source.origin, DetectorSource::Bundled(_))
+        && let Some(reason) = crate::bundled::PRECOMPILE_SKIPPED
+    {
+        once(&NOT_PRECOMPILED_LOGGED, || {
+            tracing::debug!(
+                "bundled detectors not precompiled at build time ({reason}): compiling them"
+            );
+        });
+    }
     let Some(cache_dir) = &cfg.cache_dir else {
-        return Component::new(engine, bytes).map_err(Error::InvalidComponent);
+        let component = Component::new(engine, bytes).map_err(Error::InvalidComponent)?;
+        return Ok((component, CodeOrigin::Compiled));
     };
     let path = cache_path(engine, cache_dir, bytes);
     if path.is_file() {
@@ -246,7 +285,7 @@ fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Compone
         #[allow(unsafe_code)]
         let cached = unsafe { Component::deserialize_file(engine, &path) };
         match cached {
-            Ok(component) => return Ok(component),
+            Ok(component) => return Ok((component, CodeOrigin::Cache)),
             Err(e) => tracing::warn!(
                 cache = %path.display(),
                 "ignoring unusable precompiled component: {e:#}"
@@ -257,7 +296,57 @@ fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Compone
     if let Err(e) = write_cache(&component, cache_dir, &path) {
         tracing::warn!(cache = %path.display(), "cannot cache compiled component: {e:#}");
     }
-    Ok(component)
+    Ok((component, CodeOrigin::Compiled))
+}
+
+/// The code `build.rs` precompiled for the bundled component of this sha256 (hex).
+fn embedded_code(sha256: &str) -> Option<&'static [u8]> {
+    crate::bundled::PRECOMPILED
+        .iter()
+        .find(|(digest, _)| *digest == sha256)
+        .map(|(_, code)| *code)
+}
+
+/// Deserializes code precompiled into the binary, after checking that it is a precompiled
+/// component; wasmtime then checks that it fits this engine (version, settings, CPU
+/// features) and refuses it otherwise.
+fn deserialize_embedded(engine: &Engine, code: &'static [u8]) -> wasmtime::Result<Component> {
+    match Engine::detect_precompiled(code) {
+        Some(Precompiled::Component) => {}
+        other => wasmtime::bail!("not a precompiled component ({other:?})"),
+    }
+    // SAFETY: `Component::deserialize` trusts its input to be `Engine::precompile_component`
+    // output (wasmtime checks the header, its version and the engine settings, not the
+    // machine code). These bytes are: `build.rs` produced them with `precompile_component`
+    // of this same wasmtime (pinned `=48.0.8` for build and runtime) from the component whose
+    // sha256 keys them, and `include_bytes!` put them in this binary, read-only; nothing
+    // outside the binary can supply or change them (a file with the same digest only
+    // selects them, it never provides code).
+    #[allow(unsafe_code)]
+    unsafe {
+        Component::deserialize(engine, code)
+    }
+}
+
+/// Logged once per process: a precompiled bundled detector did not fit (another CPU, or a
+/// build-time configuration that differs); it is compiled instead.
+static EMBEDDED_UNUSABLE_LOGGED: AtomicBool = AtomicBool::new(false);
+/// Logged once per process: the build skipped precompilation.
+static NOT_PRECOMPILED_LOGGED: AtomicBool = AtomicBool::new(false);
+
+fn embedded_unusable(e: &wasmtime::Error) {
+    once(&EMBEDDED_UNUSABLE_LOGGED, || {
+        tracing::info!(
+            "bundled detector code precompiled at build time does not fit this engine \
+             ({e:#}): compiling the bundled detectors instead"
+        );
+    });
+}
+
+fn once(flag: &AtomicBool, log: impl FnOnce()) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        log();
+    }
 }
 
 /// `<cache_dir>/<sha256 of the wasm>-<engine fingerprint>.cwasm`
