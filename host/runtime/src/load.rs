@@ -461,6 +461,174 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::DetectorSet;
+    use crate::bundled::{BUNDLED, PRECOMPILE_SKIPPED, PRECOMPILED};
+    use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
+    use std::collections::BTreeMap;
+
+    /// The first bundled detector as a source, with its sha256.
+    fn bundled_source(cfg: &RuntimeConfig) -> (Source, String) {
+        let source = bundled_sources(cfg).into_iter().next().unwrap();
+        let sha256 = hex::encode(Sha256::digest(&source.bytes));
+        (source, sha256)
+    }
+
+    fn leak(bytes: Vec<u8>) -> &'static [u8] {
+        Vec::leak(bytes)
+    }
+
+    /// Every bundled detector has code precompiled at build time, keyed by its sha256.
+    #[test]
+    fn every_bundled_detector_is_precompiled() {
+        assert_eq!(
+            PRECOMPILE_SKIPPED, None,
+            "build.rs skipped precompilation (DYNAMIC_TOOLSET_PRECOMPILE=0?)"
+        );
+        assert_eq!(PRECOMPILED.len(), BUNDLED.len());
+        for (name, bytes) in BUNDLED {
+            let sha256 = hex::encode(Sha256::digest(bytes));
+            assert!(embedded_code(&sha256).is_some(), "{name} not precompiled");
+        }
+        assert_eq!(embedded_code(&"0".repeat(64)), None);
+    }
+
+    #[test]
+    fn embedded_code_is_used_when_it_fits() {
+        let engine = crate::sandbox::engine().unwrap();
+        let cfg = RuntimeConfig::default();
+        let (source, sha256) = bundled_source(&cfg);
+        let (_, code) = compile(&engine, &source, &sha256).unwrap();
+        assert_eq!(code, CodeOrigin::Embedded);
+        // Code precompiled by this very engine fits too.
+        let own = leak(engine.precompile_component(&source.bytes).unwrap());
+        let (_, code) = compile_with(&engine, &source, Some(own)).unwrap();
+        assert_eq!(code, CodeOrigin::Embedded);
+    }
+
+    #[test]
+    fn embedded_code_is_not_used_when_turned_off() {
+        let engine = crate::sandbox::engine().unwrap();
+        let cfg = RuntimeConfig {
+            precompiled: false,
+            ..RuntimeConfig::default()
+        };
+        let (source, sha256) = bundled_source(&cfg);
+        let (_, code) = compile(&engine, &source, &sha256).unwrap();
+        assert_eq!(code, CodeOrigin::Compiled);
+    }
+
+    /// Corrupt, truncated, foreign-engine and core-module artifacts are refused by the checks
+    /// and the component is compiled instead, as if nothing had been precompiled.
+    #[test]
+    fn unusable_embedded_code_falls_back_to_compiling() {
+        let engine = crate::sandbox::engine().unwrap();
+        let cfg = RuntimeConfig::default();
+        let (source, _) = bundled_source(&cfg);
+        let good = engine.precompile_component(&source.bytes).unwrap();
+
+        let mut other_config = crate::sandbox::engine_config(None).unwrap();
+        other_config.epoch_interruption(false);
+        let other_engine = Engine::new(&other_config).unwrap();
+        let foreign = other_engine.precompile_component(&source.bytes).unwrap();
+
+        let empty_core_module = b"\0asm\x01\0\0\0";
+        let module = engine.precompile_module(empty_core_module).unwrap();
+
+        let mut flipped = good.clone();
+        let middle = flipped.len() / 2;
+        flipped.truncate(middle);
+
+        let unusable: Vec<(&str, &'static [u8])> = vec![
+            ("garbage", b"garbage".as_slice()),
+            ("empty", b"".as_slice()),
+            ("truncated", leak(flipped)),
+            ("another engine configuration", leak(foreign)),
+            ("a core module", leak(module)),
+            ("the wasm itself", leak(source.bytes.to_vec())),
+        ];
+        for (what, artifact) in unusable {
+            let (component, code) = compile_with(&engine, &source, Some(artifact))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(code, CodeOrigin::Compiled, "{what}");
+            check_exports(&engine, &component).unwrap();
+        }
+    }
+
+    fn service(name: &str, app: &str, port: u16) -> ServiceSnapshot {
+        ServiceSnapshot {
+            name: name.to_string(),
+            namespace: "monitoring".to_string(),
+            labels: BTreeMap::from([
+                ("app.kubernetes.io/name".to_string(), app.to_string()),
+                ("app.kubernetes.io/instance".to_string(), "x".to_string()),
+            ]),
+            service_type: "ClusterIP".to_string(),
+            cluster_ip: Some("10.96.0.20".to_string()),
+            ports: vec![ServicePort {
+                name: Some("http".to_string()),
+                port,
+                target_port: Some(port.to_string()),
+                protocol: "TCP".to_string(),
+                app_protocol: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// `DetectorSet::load` gives the same detectors and the same verdicts with the embedded
+    /// code as with code compiled at load.
+    #[test]
+    fn embedded_and_compiled_detectors_are_identical() {
+        let (mut embedded, errors) = DetectorSet::load(&RuntimeConfig::default(), None).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let cfg = RuntimeConfig {
+            precompiled: false,
+            ..RuntimeConfig::default()
+        };
+        let (mut compiled, errors) = DetectorSet::load(&cfg, None).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let infos = |set: &DetectorSet, expected: CodeOrigin| {
+            set.detectors()
+                .into_iter()
+                .map(|mut info| {
+                    assert_eq!(info.code, expected, "{}", info.info.name);
+                    info.code = CodeOrigin::Compiled;
+                    info
+                })
+                .collect::<Vec<_>>()
+        };
+        let from_embedded = infos(&embedded, CodeOrigin::Embedded);
+        assert_eq!(from_embedded.len(), BUNDLED.len());
+        assert_eq!(from_embedded, infos(&compiled, CodeOrigin::Compiled));
+
+        let services = [
+            service("prom", "prometheus", 9090),
+            service("am", "alertmanager", 9093),
+            service("graf", "grafana", 80),
+            service("loki", "loki", 3100),
+            service("tempo", "tempo", 3200),
+            service("jaeger", "jaeger", 16686),
+            service("es", "elasticsearch", 9200),
+            service("os", "opensearch", 9200),
+            service("thanos", "thanos-query", 9090),
+            service("vm", "victoria-metrics-single", 8428),
+            service("vl", "victoria-logs-single", 9428),
+            service("web", "nginx", 80),
+        ];
+        let mut matched = 0;
+        for svc in &services {
+            let a = embedded.detect(svc, "cluster.local");
+            let b = compiled.detect(svc, "cluster.local");
+            matched += a
+                .verdicts
+                .iter()
+                .filter(|v| matches!(v.outcome, Ok(dynamic_toolset_core::Detection::Matched(_))))
+                .count();
+            assert_eq!(a, b, "{}", svc.name);
+        }
+        assert!(matched >= 5, "too few matches to compare: {matched}");
+    }
 
     #[test]
     fn headers() {
