@@ -5,6 +5,11 @@
 //! (embedded in the binary by `build.rs`) plus any `*.wasm` plugin, and runs every
 //! detector over a Service snapshot.
 //!
+//! Start-up: `build.rs` also precompiles the bundled detectors for the binary's target with
+//! the runtime's engine configuration (`src/engine_config.rs`), so loading them is a
+//! deserialization ([`CodeOrigin::Embedded`]); code that does not fit this engine or CPU is
+//! compiled instead. Plugin files are compiled, or read from [`RuntimeConfig::cache_dir`].
+//!
 //! Sandbox (see `sandbox.rs`):
 //! - one wasmtime `Engine` per set, with epoch interruption and a ticker thread; a
 //!   `Component` and an `InstancePre` per detector;

@@ -321,7 +321,9 @@ fn deserialize_embedded(engine: &Engine, code: &'static [u8]) -> wasmtime::Resul
     // of this same wasmtime (pinned `=48.0.8` for build and runtime) from the component whose
     // sha256 keys them, and `include_bytes!` put them in this binary, read-only; nothing
     // outside the binary can supply or change them (a file with the same digest only
-    // selects them, it never provides code).
+    // selects them, it never provides code). The unit tests also pass real
+    // `precompile_component` output of other engines, which wasmtime's checks refuse, and
+    // bytes that are no precompiled component, refused above.
     #[allow(unsafe_code)]
     unsafe {
         Component::deserialize(engine, code)
