@@ -198,12 +198,12 @@ pub(crate) fn load_all(
     (loaded, errors)
 }
 
+/// A component and where its code came from.
+type Compiled = (Component, CodeOrigin);
+
 /// Compiles every source (or deserializes its precompiled code), a few at a time.
-fn compile_all(
-    engine: &Engine,
-    sources: &[(Source, String)],
-) -> Vec<Result<(Component, CodeOrigin)>> {
-    let results: Vec<Mutex<Option<Result<(Component, CodeOrigin)>>>> =
+fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Compiled>> {
+    let results: Vec<Mutex<Option<Result<Compiled>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -240,7 +240,7 @@ fn compile_all(
 /// Checks the binary header, then deserializes the code precompiled into the binary for
 /// it (a bundled detector, unless [`RuntimeConfig::precompiled`] is off), or loads it from
 /// the cache, or compiles it. `sha256`: the component's, hex.
-fn compile(engine: &Engine, source: &Source, sha256: &str) -> Result<(Component, CodeOrigin)> {
+fn compile(engine: &Engine, source: &Source, sha256: &str) -> Result<Compiled> {
     let embedded = if source.cfg.precompiled {
         embedded_code(sha256)
     } else {
@@ -254,7 +254,7 @@ fn compile_with(
     engine: &Engine,
     source: &Source,
     embedded: Option<&'static [u8]>,
-) -> Result<(Component, CodeOrigin)> {
+) -> Result<Compiled> {
     let (cfg, bytes) = (&source.cfg, &*source.bytes);
     check_header(bytes)?;
     if let Some(code) = embedded {
