@@ -488,12 +488,21 @@ fn gate(c: &mut Criterion) {
 fn startup(c: &mut Criterion) {
     let mut group = c.benchmark_group("startup_load_all_bundled");
     group.sample_size(10);
+    let compile = RuntimeConfig {
+        precompiled: false,
+        ..RuntimeConfig::default()
+    };
     group.bench_function(BenchmarkId::new("compile", BUNDLED.len()), |b| {
-        b.iter(|| black_box(load(&RuntimeConfig::default())))
+        b.iter(|| black_box(load(&compile)))
     });
+    group.bench_function(
+        BenchmarkId::new("embedded_precompiled", BUNDLED.len()),
+        |b| b.iter(|| black_box(load(&RuntimeConfig::default()))),
+    );
     let cache = std::env::temp_dir().join(format!("dt-bench-cache-{}", std::process::id()));
     let cached = RuntimeConfig {
         cache_dir: Some(cache.clone()),
+        precompiled: false,
         ..RuntimeConfig::default()
     };
     drop(load(&cached)); // fill the cache

@@ -19,6 +19,10 @@ pub struct RuntimeConfig {
     /// Where compiled components are cached (`Component::serialize`), keyed by the
     /// component's sha256 and the engine's configuration. `None`: compile every time.
     pub cache_dir: Option<PathBuf>,
+    /// Deserialize the bundled detectors from the code precompiled into the binary at build
+    /// time (when it fits this engine and CPU; otherwise they are compiled). `false`: compile
+    /// them at load (or take them from `cache_dir`), as third-party files.
+    pub precompiled: bool,
     /// Interval of the epoch ticker thread.
     pub epoch_tick: Duration,
     /// Log lines one call may emit; more are dropped (and counted in one final line).
@@ -35,6 +39,7 @@ impl Default for RuntimeConfig {
             max_fragments: 32,
             max_output_bytes: 256 << 10,
             cache_dir: None,
+            precompiled: true,
             epoch_tick: Duration::from_millis(5),
             max_log_lines_per_call: 32,
             max_log_line_bytes: 1024,

@@ -5,6 +5,11 @@
 //! (embedded in the binary by `build.rs`) plus any `*.wasm` plugin, and runs every
 //! detector over a Service snapshot.
 //!
+//! Start-up: `build.rs` also precompiles the bundled detectors for the binary's target with
+//! the runtime's engine configuration (`src/engine_config.rs`), so loading them is a
+//! deserialization ([`CodeOrigin::Embedded`]); code that does not fit this engine or CPU is
+//! compiled instead. Plugin files are compiled, or read from [`RuntimeConfig::cache_dir`].
+//!
 //! Sandbox (see `sandbox.rs`):
 //! - one wasmtime `Engine` per set, with epoch interruption and a ticker thread; a
 //!   `Component` and an `InstancePre` per detector;
@@ -83,6 +88,21 @@ pub struct LoadedInfo {
     /// The optional 1.1 exports it has.
     #[serde(skip)]
     pub capabilities: Capabilities,
+    /// Where its machine code came from.
+    #[serde(skip)]
+    pub code: CodeOrigin,
+}
+
+/// Where a loaded detector's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeOrigin {
+    /// Precompiled into the binary at build time (bundled detectors), deserialized.
+    Embedded,
+    /// The on-disk cache ([`RuntimeConfig::cache_dir`]), deserialized.
+    Cache,
+    /// Compiled at load.
+    Compiled,
 }
 
 /// Failures of one detector, by kind.

@@ -6,16 +6,16 @@ use std::borrow::Cow;
 use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest as _, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Precompiled};
 
 use crate::convert::info_from_wit;
 use crate::sandbox::{HostState, Sandbox, pre_instantiate};
 use crate::since_v1_1::emits_from_wit;
-use crate::{DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
+use crate::{CodeOrigin, DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
 
 /// The WIT interface every detector exports, without its version.
 pub(crate) const EXPORT: &str = "dynamic-toolset:detector/detector";
@@ -161,16 +161,18 @@ pub(crate) fn load_all(
     let compiled = compile_all(engine, &pinned);
     let mut loaded: Vec<Loaded> = Vec::new();
     for ((source, sha256), component) in pinned.into_iter().zip(compiled) {
-        let result = component.and_then(|c| instantiate(engine, linker, &source.cfg, &source, &c));
-        let result = result.and_then(|(info, sandbox)| match &source.name {
+        let result = component.and_then(|(c, code)| {
+            instantiate(engine, linker, &source.cfg, &source, &c).map(|(i, s)| (i, s, code))
+        });
+        let result = result.and_then(|(info, sandbox, code)| match &source.name {
             Some(declared) if *declared != info.name => Err(Error::NameMismatch {
                 declared: declared.clone(),
                 actual: info.name,
             }),
-            _ => Ok((info, sandbox)),
+            _ => Ok((info, sandbox, code)),
         });
         match result {
-            Ok((info, sandbox)) => {
+            Ok((info, sandbox, code)) => {
                 let capabilities = sandbox.capabilities();
                 if let Some(first) = loaded.iter().find(|l| l.info.info.name == info.name) {
                     let taken = Error::NameTaken {
@@ -186,6 +188,7 @@ pub(crate) fn load_all(
                         source: source.origin,
                         sha256,
                         capabilities,
+                        code,
                     },
                     limits: crate::convert::OutputLimits {
                         max_fragments: source.cfg.max_fragments,
@@ -201,9 +204,12 @@ pub(crate) fn load_all(
     (loaded, errors)
 }
 
-/// Compiles every source, a few at a time.
-fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Component>> {
-    let results: Vec<Mutex<Option<Result<Component>>>> =
+/// A component and where its code came from.
+type Compiled = (Component, CodeOrigin);
+
+/// Compiles every source (or deserializes its precompiled code), a few at a time.
+fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Compiled>> {
+    let results: Vec<Mutex<Option<Result<Compiled>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -215,10 +221,10 @@ fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Comp
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((source, _)) = sources.get(i) else {
+                    let Some((source, sha256)) = sources.get(i) else {
                         break;
                     };
-                    let result = compile(engine, &source.cfg, &source.bytes);
+                    let result = compile(engine, source, sha256);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
                     }
@@ -237,11 +243,44 @@ fn compile_all(engine: &Engine, sources: &[(Source, String)]) -> Vec<Result<Comp
         .collect()
 }
 
-/// Checks the binary header, then compiles (or loads from the cache).
-fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Component> {
+/// Checks the binary header, then deserializes the code precompiled into the binary for
+/// it (a bundled detector, unless [`RuntimeConfig::precompiled`] is off), or loads it from
+/// the cache, or compiles it. `sha256`: the component's, hex.
+fn compile(engine: &Engine, source: &Source, sha256: &str) -> Result<Compiled> {
+    let embedded = if source.cfg.precompiled {
+        embedded_code(sha256)
+    } else {
+        None
+    };
+    compile_with(engine, source, embedded)
+}
+
+/// [`compile`], with the precompiled code to try first given.
+fn compile_with(
+    engine: &Engine,
+    source: &Source,
+    embedded: Option<&'static [u8]>,
+) -> Result<Compiled> {
+    let (cfg, bytes) = (&source.cfg, &*source.bytes);
     check_header(bytes)?;
+    if let Some(code) = embedded {
+        match deserialize_embedded(engine, code) {
+            Ok(component) => return Ok((component, CodeOrigin::Embedded)),
+            Err(e) => embedded_unusable(&e),
+        }
+    } else if cfg.precompiled
+        && matches!(source.origin, DetectorSource::Bundled(_))
+        && let Some(reason) = crate::bundled::PRECOMPILE_SKIPPED
+    {
+        once(&NOT_PRECOMPILED_LOGGED, || {
+            tracing::debug!(
+                "bundled detectors not precompiled at build time ({reason}): compiling them"
+            );
+        });
+    }
     let Some(cache_dir) = &cfg.cache_dir else {
-        return Component::new(engine, bytes).map_err(Error::InvalidComponent);
+        let component = Component::new(engine, bytes).map_err(Error::InvalidComponent)?;
+        return Ok((component, CodeOrigin::Compiled));
     };
     let path = cache_path(engine, cache_dir, bytes);
     if path.is_file() {
@@ -252,7 +291,7 @@ fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Compone
         #[allow(unsafe_code)]
         let cached = unsafe { Component::deserialize_file(engine, &path) };
         match cached {
-            Ok(component) => return Ok(component),
+            Ok(component) => return Ok((component, CodeOrigin::Cache)),
             Err(e) => tracing::warn!(
                 cache = %path.display(),
                 "ignoring unusable precompiled component: {e:#}"
@@ -263,7 +302,59 @@ fn compile(engine: &Engine, cfg: &RuntimeConfig, bytes: &[u8]) -> Result<Compone
     if let Err(e) = write_cache(&component, cache_dir, &path) {
         tracing::warn!(cache = %path.display(), "cannot cache compiled component: {e:#}");
     }
-    Ok(component)
+    Ok((component, CodeOrigin::Compiled))
+}
+
+/// The code `build.rs` precompiled for the bundled component of this sha256 (hex).
+fn embedded_code(sha256: &str) -> Option<&'static [u8]> {
+    crate::bundled::PRECOMPILED
+        .iter()
+        .find(|(digest, _)| *digest == sha256)
+        .map(|(_, code)| *code)
+}
+
+/// Deserializes code precompiled into the binary, after checking that it is a precompiled
+/// component; wasmtime then checks that it fits this engine (version, settings, CPU
+/// features) and refuses it otherwise.
+fn deserialize_embedded(engine: &Engine, code: &'static [u8]) -> wasmtime::Result<Component> {
+    match Engine::detect_precompiled(code) {
+        Some(Precompiled::Component) => {}
+        other => wasmtime::bail!("not a precompiled component ({other:?})"),
+    }
+    // SAFETY: `Component::deserialize` trusts its input to be `Engine::precompile_component`
+    // output (wasmtime checks the header, its version and the engine settings, not the
+    // machine code). These bytes are: `build.rs` produced them with `precompile_component`
+    // of this same wasmtime (pinned `=48.0.8` for build and runtime) from the component whose
+    // sha256 keys them, and `include_bytes!` put them in this binary, read-only; nothing
+    // outside the binary can supply or change them (a file with the same digest only
+    // selects them, it never provides code). The unit tests also pass real
+    // `precompile_component` output of other engines, which wasmtime's checks refuse, and
+    // bytes that are no precompiled component, refused above.
+    #[allow(unsafe_code)]
+    unsafe {
+        Component::deserialize(engine, code)
+    }
+}
+
+/// Logged once per process: a precompiled bundled detector did not fit (another CPU, or a
+/// build-time configuration that differs); it is compiled instead.
+static EMBEDDED_UNUSABLE_LOGGED: AtomicBool = AtomicBool::new(false);
+/// Logged once per process: the build skipped precompilation.
+static NOT_PRECOMPILED_LOGGED: AtomicBool = AtomicBool::new(false);
+
+fn embedded_unusable(e: &wasmtime::Error) {
+    once(&EMBEDDED_UNUSABLE_LOGGED, || {
+        tracing::info!(
+            "bundled detector code precompiled at build time does not fit this engine \
+             ({e:#}): compiling the bundled detectors instead"
+        );
+    });
+}
+
+fn once(flag: &AtomicBool, log: impl FnOnce()) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        log();
+    }
 }
 
 /// `<cache_dir>/<sha256 of the wasm>-<engine fingerprint>.cwasm`
@@ -378,6 +469,174 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::DetectorSet;
+    use crate::bundled::{BUNDLED, PRECOMPILE_SKIPPED, PRECOMPILED};
+    use dynamic_toolset_core::{ServicePort, ServiceSnapshot};
+    use std::collections::BTreeMap;
+
+    /// The first bundled detector as a source, with its sha256.
+    fn bundled_source(cfg: &RuntimeConfig) -> (Source, String) {
+        let source = bundled_sources(cfg).into_iter().next().unwrap();
+        let sha256 = hex::encode(Sha256::digest(&source.bytes));
+        (source, sha256)
+    }
+
+    fn leak(bytes: Vec<u8>) -> &'static [u8] {
+        Vec::leak(bytes)
+    }
+
+    /// Every bundled detector has code precompiled at build time, keyed by its sha256.
+    #[test]
+    fn every_bundled_detector_is_precompiled() {
+        assert_eq!(
+            PRECOMPILE_SKIPPED, None,
+            "build.rs skipped precompilation (DYNAMIC_TOOLSET_PRECOMPILE=0?)"
+        );
+        assert_eq!(PRECOMPILED.len(), BUNDLED.len());
+        for (name, bytes) in BUNDLED {
+            let sha256 = hex::encode(Sha256::digest(bytes));
+            assert!(embedded_code(&sha256).is_some(), "{name} not precompiled");
+        }
+        assert_eq!(embedded_code(&"0".repeat(64)), None);
+    }
+
+    #[test]
+    fn embedded_code_is_used_when_it_fits() {
+        let engine = crate::sandbox::engine().unwrap();
+        let cfg = RuntimeConfig::default();
+        let (source, sha256) = bundled_source(&cfg);
+        let (_, code) = compile(&engine, &source, &sha256).unwrap();
+        assert_eq!(code, CodeOrigin::Embedded);
+        // Code precompiled by this very engine fits too.
+        let own = leak(engine.precompile_component(&source.bytes).unwrap());
+        let (_, code) = compile_with(&engine, &source, Some(own)).unwrap();
+        assert_eq!(code, CodeOrigin::Embedded);
+    }
+
+    #[test]
+    fn embedded_code_is_not_used_when_turned_off() {
+        let engine = crate::sandbox::engine().unwrap();
+        let cfg = RuntimeConfig {
+            precompiled: false,
+            ..RuntimeConfig::default()
+        };
+        let (source, sha256) = bundled_source(&cfg);
+        let (_, code) = compile(&engine, &source, &sha256).unwrap();
+        assert_eq!(code, CodeOrigin::Compiled);
+    }
+
+    /// Corrupt, truncated, foreign-engine and core-module artifacts are refused by the checks
+    /// and the component is compiled instead, as if nothing had been precompiled.
+    #[test]
+    fn unusable_embedded_code_falls_back_to_compiling() {
+        let engine = crate::sandbox::engine().unwrap();
+        let cfg = RuntimeConfig::default();
+        let (source, _) = bundled_source(&cfg);
+        let good = engine.precompile_component(&source.bytes).unwrap();
+
+        let mut other_config = crate::sandbox::engine_config(None).unwrap();
+        other_config.epoch_interruption(false);
+        let other_engine = Engine::new(&other_config).unwrap();
+        let foreign = other_engine.precompile_component(&source.bytes).unwrap();
+
+        let empty_core_module = b"\0asm\x01\0\0\0";
+        let module = engine.precompile_module(empty_core_module).unwrap();
+
+        let mut flipped = good.clone();
+        let middle = flipped.len() / 2;
+        flipped.truncate(middle);
+
+        let unusable: Vec<(&str, &'static [u8])> = vec![
+            ("garbage", b"garbage".as_slice()),
+            ("empty", b"".as_slice()),
+            ("truncated", leak(flipped)),
+            ("another engine configuration", leak(foreign)),
+            ("a core module", leak(module)),
+            ("the wasm itself", leak(source.bytes.to_vec())),
+        ];
+        for (what, artifact) in unusable {
+            let (component, code) = compile_with(&engine, &source, Some(artifact))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(code, CodeOrigin::Compiled, "{what}");
+            check_exports(&engine, &component).unwrap();
+        }
+    }
+
+    fn service(name: &str, app: &str, port: u16) -> ServiceSnapshot {
+        ServiceSnapshot {
+            name: name.to_string(),
+            namespace: "monitoring".to_string(),
+            labels: BTreeMap::from([
+                ("app.kubernetes.io/name".to_string(), app.to_string()),
+                ("app.kubernetes.io/instance".to_string(), "x".to_string()),
+            ]),
+            service_type: "ClusterIP".to_string(),
+            cluster_ip: Some("10.96.0.20".to_string()),
+            ports: vec![ServicePort {
+                name: Some("http".to_string()),
+                port,
+                target_port: Some(port.to_string()),
+                protocol: "TCP".to_string(),
+                app_protocol: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// `DetectorSet::load` gives the same detectors and the same verdicts with the embedded
+    /// code as with code compiled at load.
+    #[test]
+    fn embedded_and_compiled_detectors_are_identical() {
+        let (mut embedded, errors) = DetectorSet::load(&RuntimeConfig::default(), None).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let cfg = RuntimeConfig {
+            precompiled: false,
+            ..RuntimeConfig::default()
+        };
+        let (mut compiled, errors) = DetectorSet::load(&cfg, None).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let infos = |set: &DetectorSet, expected: CodeOrigin| {
+            set.detectors()
+                .into_iter()
+                .map(|mut info| {
+                    assert_eq!(info.code, expected, "{}", info.info.name);
+                    info.code = CodeOrigin::Compiled;
+                    info
+                })
+                .collect::<Vec<_>>()
+        };
+        let from_embedded = infos(&embedded, CodeOrigin::Embedded);
+        assert_eq!(from_embedded.len(), BUNDLED.len());
+        assert_eq!(from_embedded, infos(&compiled, CodeOrigin::Compiled));
+
+        let services = [
+            service("prom", "prometheus", 9090),
+            service("am", "alertmanager", 9093),
+            service("graf", "grafana", 80),
+            service("loki", "loki", 3100),
+            service("tempo", "tempo", 3200),
+            service("jaeger", "jaeger", 16686),
+            service("es", "elasticsearch", 9200),
+            service("os", "opensearch", 9200),
+            service("thanos", "thanos-query", 9090),
+            service("vm", "victoria-metrics-single", 8428),
+            service("vl", "victoria-logs-single", 9428),
+            service("web", "nginx", 80),
+        ];
+        let mut matched = 0;
+        for svc in &services {
+            let a = embedded.detect(svc, "cluster.local");
+            let b = compiled.detect(svc, "cluster.local");
+            matched += a
+                .verdicts
+                .iter()
+                .filter(|v| matches!(v.outcome, Ok(dynamic_toolset_core::Detection::Matched(_))))
+                .count();
+            assert_eq!(a, b, "{}", svc.name);
+        }
+        assert!(matched >= 5, "too few matches to compare: {matched}");
+    }
 
     #[test]
     fn headers() {

@@ -17,15 +17,12 @@ use crate::{DetectorFailure, Error, FailureKind, Result, RuntimeConfig};
 /// hundred entries).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
-/// The engine every detector of a set shares: epoch interruption on, no backtraces (guests
-/// are stripped, and a trap message is what a person needs).
+include!("engine_config.rs");
+
+/// The engine every detector of a set shares, configured by [`engine_config`] (the
+/// configuration `build.rs` precompiles the bundled detectors with), for this CPU.
 pub(crate) fn engine() -> Result<Engine> {
-    let mut config = wasmtime::Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .wasm_backtrace_max_frames(None)
-        .parallel_compilation(true);
+    let config = engine_config(None).map_err(Error::Engine)?;
     Engine::new(&config).map_err(Error::Engine)
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dynamic_toolset_core::{Detection, ServicePort, ServiceSnapshot, Verdict};
 use dynamic_toolset_runtime::{
-    DetectorSet, DetectorSource, Error, FailureKind, RuntimeConfig, bundled::BUNDLED,
+    CodeOrigin, DetectorSet, DetectorSource, Error, FailureKind, RuntimeConfig, bundled::BUNDLED,
 };
 
 fn workspace_root() -> PathBuf {
@@ -377,8 +377,11 @@ fn precompiled_cache_is_written_and_reused() {
     let cache =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
+    // The bundled detectors go through the cache too when their embedded precompiled code
+    // is turned off (see `embedded_bundled_detectors_leave_the_cache_to_files`).
     let cfg = RuntimeConfig {
         cache_dir: Some(cache.clone()),
+        precompiled: false,
         ..RuntimeConfig::default()
     };
     let dir = plugin_dir("cache", &["panicker"], &[]);
@@ -412,6 +415,52 @@ fn precompiled_cache_is_written_and_reused() {
         std::fs::read(&victim).unwrap().len() > 1000,
         "corrupt entry not rewritten"
     );
+}
+
+/// Bundled detectors load from the code precompiled into the binary and never touch the
+/// on-disk cache; a plugin file is compiled once, cached, and read from the cache next time.
+#[test]
+fn embedded_bundled_detectors_leave_the_cache_to_files() {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("embedded-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cfg = RuntimeConfig {
+        cache_dir: Some(cache.clone()),
+        ..RuntimeConfig::default()
+    };
+    let dir = plugin_dir("embedded-cache", &["panicker"], &[]);
+    let origins = |set: &DetectorSet| -> BTreeMap<String, CodeOrigin> {
+        set.detectors()
+            .into_iter()
+            .map(|d| (d.info.name, d.code))
+            .collect()
+    };
+    let (first, errors) = DetectorSet::load(&cfg, Some(&dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let first = origins(&first);
+    assert_eq!(first.len(), BUNDLED.len() + 1);
+    assert_eq!(first["panicker"], CodeOrigin::Compiled);
+    assert!(
+        first
+            .iter()
+            .all(|(name, code)| name == "panicker" || *code == CodeOrigin::Embedded),
+        "{first:?}"
+    );
+    let files = std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(files, 1, "only the plugin is cached");
+
+    let (second, errors) = DetectorSet::load(&cfg, Some(&dir)).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let second = origins(&second);
+    assert_eq!(second["panicker"], CodeOrigin::Cache);
+    assert_eq!(
+        second
+            .values()
+            .filter(|c| **c == CodeOrigin::Embedded)
+            .count(),
+        BUNDLED.len()
+    );
+    let _ = std::fs::remove_dir_all(cache);
 }
 
 #[test]
