@@ -10,6 +10,11 @@
 //!   `Component` and an `InstancePre` per detector;
 //! - the linker provides only the contract's `log` import; every other import (WASI) is
 //!   defined as a trap, so detectors have no clock, files, network or environment;
+//! - except for a declared detector granted `wasi: true` ([`Spec::wasi`]; never a bundled
+//!   one), written in a language whose runtime imports WASI (Python, JavaScript): it gets
+//!   a deny-by-default WASI (`wasi.rs`: no files, environment, arguments or network;
+//!   stdout/stderr into the log; clocks and random), in the same store, under the same
+//!   limits;
 //! - each detector keeps one `Store` + instance, reused across calls, with a per-call epoch
 //!   deadline ([`RuntimeConfig::call_deadline`]) and a memory cap
 //!   ([`RuntimeConfig::memory_limit_bytes`]);
@@ -33,6 +38,7 @@ mod exports;
 mod load;
 mod sandbox;
 mod since_v1_1;
+mod wasi;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -176,6 +182,9 @@ pub struct Spec {
     pub limits: Limits,
     /// The name it was declared under: its `metadata().name` must be this.
     pub name: Option<String>,
+    /// Link the deny-by-default WASI of `wasi.rs` (a declared non-Rust detector). A
+    /// bundled detector never gets it: [`Reloader::prepare`] refuses the spec.
+    pub wasi: bool,
 }
 
 impl Spec {
@@ -187,6 +196,7 @@ impl Spec {
             settings: serde_json::Map::new(),
             limits: Limits::default(),
             name: None,
+            wasi: false,
         }
     }
 }
@@ -204,7 +214,7 @@ pub struct DetectorSet {
 #[derive(Clone)]
 pub struct Reloader {
     engine: wasmtime::Engine,
-    linker: wasmtime::component::Linker<sandbox::HostState>,
+    linkers: sandbox::Linkers,
     cfg: RuntimeConfig,
     // Kept alive by every clone: stops the epoch ticker when the last one goes.
     _ticker: std::sync::Arc<sandbox::Ticker>,
@@ -243,7 +253,7 @@ impl Reloader {
                 Err(e) => errors.push(e.loading(origin)),
             }
         }
-        let (loaded, load_errors) = load::load_all(&self.engine, &self.linker, sources);
+        let (loaded, load_errors) = load::load_all(&self.engine, &self.linkers, sources);
         errors.extend(load_errors);
         for e in &errors {
             tracing::warn!("detector not loaded: {e}");
@@ -288,7 +298,7 @@ impl DetectorSet {
             errors.extend(errs);
         }
         let loader = Self::reloader_for(cfg)?;
-        let (loaded, load_errors) = load::load_all(&loader.engine, &loader.linker, sources);
+        let (loaded, load_errors) = load::load_all(&loader.engine, &loader.linkers, sources);
         errors.extend(load_errors);
         for e in &errors {
             tracing::warn!("detector not loaded: {e}");
@@ -319,10 +329,10 @@ impl DetectorSet {
     fn reloader_for(cfg: &RuntimeConfig) -> Result<Reloader> {
         let engine = sandbox::engine()?;
         let ticker = sandbox::Ticker::start(engine.clone(), cfg.epoch_tick)?;
-        let linker = sandbox::base_linker(&engine)?;
+        let linkers = sandbox::Linkers::new(&engine)?;
         Ok(Reloader {
             engine,
-            linker,
+            linkers,
             cfg: cfg.clone(),
             _ticker: std::sync::Arc::new(ticker),
         })
