@@ -264,6 +264,9 @@ pub(crate) struct Sandbox {
     max_log_bytes: usize,
     /// Instances get a WASI context (declared `wasi: true`).
     wasi: bool,
+    /// Longest wait of a WASI guest's timer: the call deadline plus two epoch ticks, by
+    /// which the epoch deadline has passed and the call ends as a timeout.
+    timer_cap: Duration,
     /// Instances created after the first one.
     pub(crate) reinstantiations: u64,
 }
@@ -280,6 +283,7 @@ impl Sandbox {
             max_log_lines: cfg.max_log_lines_per_call,
             max_log_bytes: cfg.max_log_line_bytes,
             wasi,
+            timer_cap: cfg.call_deadline + cfg.epoch_tick * 2,
             reinstantiations: 0,
         }
     }
@@ -319,7 +323,7 @@ impl Sandbox {
                     &WasiLimits {
                         max_lines: self.max_log_lines,
                         max_line_bytes: self.max_log_bytes,
-                        max_wait: self.call_deadline,
+                        max_wait: self.timer_cap,
                     },
                 ))
             }),

@@ -15,9 +15,9 @@
 //!   `open("/etc/passwd")` fails in the guest (Python: `FileNotFoundError`/`OSError`);
 //! - `wasi:clocks/wall-clock` and `wasi:clocks/monotonic-clock`: the host's clocks (the
 //!   CPython runtime reads them, e.g. `time.time()`); waiting on a timer (`time.sleep`,
-//!   `subscribe-duration`, `subscribe-instant`) is cut to the call deadline, so a sleep
-//!   cannot outlast it: after the cut the epoch deadline has passed and the call ends as a
-//!   timeout;
+//!   `subscribe-duration`, `subscribe-instant`) is cut to the call deadline plus two epoch
+//!   ticks, so a sleep cannot outlast it: after the cut the epoch deadline has passed and
+//!   the call ends as a timeout;
 //! - `wasi:random/{random,insecure,insecure-seed}`: the host's generators (CPython seeds its
 //!   hash and `random` from them), at most [`MAX_RANDOM_BYTES`] per request;
 //! - `wasi:sockets/*` (`network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
