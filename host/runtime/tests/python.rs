@@ -410,14 +410,24 @@ fn the_deadline_holds_for_loops_and_sleeps() {
             f.message
         );
         assert!(took < Duration::from_secs(2), "{mode} took {took:?}");
-        // The instance was discarded; a fresh one answers (it has not been configured
-        // with the probe again).
+        // The instance was discarded and a fresh one made; the next call is bounded too
+        // (today the fresh instance is not configured again, so it answers; were
+        // `configure` replayed, it would time out again).
+        let started = Instant::now();
         let (v, _) = detect(&mut set, &context_api());
+        assert!(started.elapsed() < Duration::from_secs(2), "{mode}: {v:?}");
         assert!(
-            matches!(v.outcome, Ok(Detection::Matched(_))),
+            matches!(
+                &v.outcome,
+                Ok(Detection::Matched(_))
+                    | Err(DetectorFailure {
+                        kind: FailureKind::Timeout,
+                        ..
+                    })
+            ),
             "{mode}: {v:?}"
         );
-        assert_eq!(set.stats()[0].reinstantiations, 1);
+        assert!(set.stats()[0].reinstantiations >= 1);
     }
 }
 
