@@ -54,7 +54,7 @@ fn declare(dir: &Path, wasm: &Path, wasi: bool) -> PathBuf {
     source: {}
     sha256: {}
     wasi: {wasi}
-    limits: {{memory: 64Mi}}
+    limits: {{memory: 32Mi}}
     settings: {{port: 8091}}
     grants: {{toolsets: [kubernaut/context], allow_commands: true}}
 ",

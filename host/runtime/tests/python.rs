@@ -33,7 +33,7 @@ fn components() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-/// Memory a CPython instance needs (its linear memory starts near 20 MiB).
+/// Memory given to the Python detector (it needs 13 MiB; see BENCHMARKS.md).
 const PYTHON_MEMORY: usize = 64 << 20;
 
 fn config() -> RuntimeConfig {
