@@ -13,18 +13,20 @@
 //!   directory, no terminal; `exit` ends the call as a trap;
 //! - `wasi:filesystem/{preopens,types}`: no preopened directory, so no descriptor at all:
 //!   `open("/etc/passwd")` fails in the guest (Python: `FileNotFoundError`/`OSError`);
-//! - `wasi:clocks/wall-clock` and `wasi:clocks/monotonic-clock`: the host's clocks (the
-//!   CPython runtime reads them, e.g. `time.time()`); waiting on a timer (`time.sleep`,
+//! - `wasi:clocks/wall-clock` and `wasi:clocks/monotonic-clock`: the host's clocks (for
+//!   Python's `time` module; the example detector never reads them); waiting on a timer (`time.sleep`,
 //!   `subscribe-duration`, `subscribe-instant`) is cut to the call deadline plus two epoch
 //!   ticks, so a sleep cannot outlast it: after the cut the epoch deadline has passed and
 //!   the call ends as a timeout;
-//! - `wasi:random/{random,insecure,insecure-seed}`: the host's generators (CPython seeds its
-//!   hash and `random` from them), at most [`MAX_RANDOM_BYTES`] per request;
+//! - `wasi:random/{random,insecure,insecure-seed}`: the host's generators, at most
+//!   [`MAX_RANDOM_BYTES`] per request (needed: componentize-py's runtime reads 2 KiB of
+//!   `get-random-bytes`, after `get-environment` and `get-arguments`, on its first call);
 //! - `wasi:sockets/*` (`network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
 //!   `udp-create-socket`, `ip-name-lookup`): linked (a guest's socket module must link)
 //!   but denied three times over: TCP, UDP and name lookups are off in the context, and the
-//!   address check refuses every address, so creating a socket or resolving a name
-//!   returns `access-denied` (Python: `PermissionError`/`OSError`);
+//!   address check refuses every address, so creating a socket returns `access-denied` and
+//!   resolving a name `permanent-resolver-failure`, before any DNS query (componentize-py's
+//!   CPython has no `socket` module at all);
 //! - any import of another package (`wasi:http`, ...) is defined as a trap
 //!   ([`stub_unlinked`]).
 //!
