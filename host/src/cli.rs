@@ -240,6 +240,12 @@ pub struct DetectorTestArgs {
     /// status 1, with its reason).
     #[arg(long, value_name = "JSON")]
     pub settings: Option<String>,
+    /// Give the component the minimal, deny-by-default WASI a declaration's `wasi: true`
+    /// grants (no files, environment or sockets; stdout and stderr go to the log): what
+    /// detectors built with componentize-py or jco need. Without it such a component is
+    /// refused, naming the WASI import it asked for.
+    #[arg(long)]
+    pub wasi: bool,
     /// Leave out the Services the detector said are unrelated (text output).
     #[arg(long)]
     pub hide_unrelated: bool,

@@ -116,7 +116,7 @@ pub fn run(args: &DetectorTestArgs) -> anyhow::Result<ExitCode> {
             Err(e) => bail!("--settings is not valid JSON: {e}"),
         },
     };
-    let (mut set, errors) = DetectorSet::load_file(&cfg, &args.file, settings)
+    let (mut set, errors) = DetectorSet::load_file(&cfg, &args.file, settings, args.wasi)
         .context("cannot start the detector runtime")?;
     if let Some(e) = errors.first() {
         bail!("cannot load detector {e}");
@@ -532,6 +532,7 @@ mod tests {
             source: dynamic_toolset_runtime::DetectorSource::File("acme.wasm".into()),
             sha256: "ab".repeat(32),
             capabilities: Default::default(),
+            code: dynamic_toolset_runtime::CodeOrigin::Compiled,
         }
     }
 

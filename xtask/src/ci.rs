@@ -86,6 +86,11 @@ pub fn run_ci(args: Args) -> anyhow::Result<()> {
         "Chromium for the status page test (Debian package)",
         ensure_chromium,
     )?;
+    // About 45 s cold here (venv, pip install componentize-py, two components); cached after.
+    step(
+        "Python detector (componentize-py from PyPI; examples/detectors/kubernaut-context-py)",
+        || run(Command::new(std::env::current_exe()?).args(["build-python-detector", "--probe"])),
+    )?;
     step("kube-apiserver build (cached)", || {
         run(Command::new(std::env::current_exe()?).args(["kube", "build"]))
     })?;

@@ -1,6 +1,7 @@
 //! `cargo xtask`: project automation.
 //!
 //! - `build-detectors`: build the bundled guest detectors (wasm32-wasip2 components).
+//! - `build-python-detector`: build the example Python detector (componentize-py).
 //! - `ci`: install what the tests need, then fmt, clippy and every test.
 //! - `kube`: build (cached outside the repository) and run a real kube-apiserver + etcd.
 //! - `helm-tools`, `chart-check`, `deploy-manifests`: the Helm chart (see `helm.rs`).
@@ -10,6 +11,7 @@
 use clap::{Parser, Subcommand};
 
 mod build_detectors;
+mod build_python_detector;
 mod ci;
 mod helm;
 mod image;
@@ -28,6 +30,8 @@ struct Cli {
 enum Command {
     /// Build the bundled detector components (adds the wasm32-wasip2 target if missing).
     BuildDetectors(build_detectors::Args),
+    /// Build the example Python detector (examples/detectors/kubernaut-context-py) with componentize-py.
+    BuildPythonDetector(build_python_detector::Args),
     /// Install what the tests need, check format and lints, run every test (the README's test command).
     Ci(ci::Args),
     /// Build or run a real kube-apiserver + etcd for integration tests.
@@ -49,6 +53,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::BuildDetectors(args) => build_detectors::run(args),
+        Command::BuildPythonDetector(args) => build_python_detector::run(args),
         Command::Kube(cmd) => kube::run(cmd),
         Command::Ci(args) => ci::run_ci(args),
         Command::HelmTools => {

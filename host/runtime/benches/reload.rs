@@ -37,6 +37,7 @@ fn spec(path: &Path, version: u64) -> Spec {
             .unwrap(),
         limits: Limits::default(),
         name: Some("versioned".into()),
+        wasi: false,
     }
 }
 

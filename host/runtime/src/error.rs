@@ -64,6 +64,13 @@ pub enum Error {
     ContractVersion { version: String },
     #[error("does not fit the detector contract 1.x: {0:#}")]
     Contract(wasmtime::Error),
+    #[error(
+        "calls WASI (`{import}`) but its declaration does not grant it: add `wasi: true` \
+         (a deny-by-default WASI for runtimes such as Python's or JavaScript's)"
+    )]
+    NeedsWasi { import: String },
+    #[error("`wasi: true` is for declared detector files; bundled detectors never get WASI")]
+    WasiForBundled,
     #[error("metadata() failed ({}): {}", .0.kind, .0.message)]
     Metadata(DetectorFailure),
     #[error("declares() failed ({}): {}", .0.kind, .0.message)]

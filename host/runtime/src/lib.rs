@@ -15,6 +15,11 @@
 //!   `Component` and an `InstancePre` per detector;
 //! - the linker provides only the contract's `log` import; every other import (WASI) is
 //!   defined as a trap, so detectors have no clock, files, network or environment;
+//! - except for a declared detector granted `wasi: true` ([`Spec::wasi`]; never a bundled
+//!   one), written in a language whose runtime imports WASI (Python, JavaScript): it gets
+//!   a deny-by-default WASI (`wasi.rs`: no files, environment, arguments or network;
+//!   stdout/stderr into the log; clocks and random), in the same store, under the same
+//!   limits;
 //! - each detector keeps one `Store` + instance, reused across calls, with a per-call epoch
 //!   deadline ([`RuntimeConfig::call_deadline`]) and a memory cap
 //!   ([`RuntimeConfig::memory_limit_bytes`]);
@@ -38,6 +43,7 @@ mod exports;
 mod load;
 mod sandbox;
 mod since_v1_1;
+mod wasi;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -196,6 +202,9 @@ pub struct Spec {
     pub limits: Limits,
     /// The name it was declared under: its `metadata().name` must be this.
     pub name: Option<String>,
+    /// Link the deny-by-default WASI of `wasi.rs` (a declared non-Rust detector). A
+    /// bundled detector never gets it: [`Reloader::prepare`] refuses the spec.
+    pub wasi: bool,
 }
 
 impl Spec {
@@ -207,6 +216,7 @@ impl Spec {
             settings: serde_json::Map::new(),
             limits: Limits::default(),
             name: None,
+            wasi: false,
         }
     }
 }
@@ -224,7 +234,7 @@ pub struct DetectorSet {
 #[derive(Clone)]
 pub struct Reloader {
     engine: wasmtime::Engine,
-    linker: wasmtime::component::Linker<sandbox::HostState>,
+    linkers: sandbox::Linkers,
     cfg: RuntimeConfig,
     // Kept alive by every clone: stops the epoch ticker when the last one goes.
     _ticker: std::sync::Arc<sandbox::Ticker>,
@@ -263,7 +273,7 @@ impl Reloader {
                 Err(e) => errors.push(e.loading(origin)),
             }
         }
-        let (loaded, load_errors) = load::load_all(&self.engine, &self.linker, sources);
+        let (loaded, load_errors) = load::load_all(&self.engine, &self.linkers, sources);
         errors.extend(load_errors);
         for e in &errors {
             tracing::warn!("detector not loaded: {e}");
@@ -308,7 +318,7 @@ impl DetectorSet {
             errors.extend(errs);
         }
         let loader = Self::reloader_for(cfg)?;
-        let (loaded, load_errors) = load::load_all(&loader.engine, &loader.linker, sources);
+        let (loaded, load_errors) = load::load_all(&loader.engine, &loader.linkers, sources);
         errors.extend(load_errors);
         for e in &errors {
             tracing::warn!("detector not loaded: {e}");
@@ -325,10 +335,12 @@ impl DetectorSet {
     /// One component file, no bundled detector (`dynamic-toolset detectors test`), handed
     /// `settings` at load as an operator's declaration would. A file that cannot be read or
     /// loaded, or whose detector refuses the settings, is an [`Error::Load`] naming it.
+    /// `wasi` gives it the deny-by-default WASI of a declaration's `wasi: true`.
     pub fn load_file(
         cfg: &RuntimeConfig,
         path: &Path,
         settings: serde_json::Map<String, serde_json::Value>,
+        wasi: bool,
     ) -> Result<(Self, Vec<Error>)> {
         Self::load_specs(
             cfg,
@@ -338,6 +350,7 @@ impl DetectorSet {
                 settings,
                 limits: Limits::default(),
                 name: None,
+                wasi,
             }],
         )
     }
@@ -359,10 +372,10 @@ impl DetectorSet {
     fn reloader_for(cfg: &RuntimeConfig) -> Result<Reloader> {
         let engine = sandbox::engine()?;
         let ticker = sandbox::Ticker::start(engine.clone(), cfg.epoch_tick)?;
-        let linker = sandbox::base_linker(&engine)?;
+        let linkers = sandbox::Linkers::new(&engine)?;
         Ok(Reloader {
             engine,
-            linker,
+            linkers,
             cfg: cfg.clone(),
             _ticker: std::sync::Arc::new(ticker),
         })

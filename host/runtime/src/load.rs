@@ -13,7 +13,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Precompiled};
 
 use crate::convert::info_from_wit;
-use crate::sandbox::{HostState, Sandbox, pre_instantiate};
+use crate::sandbox::{HostState, Linkers, Sandbox, pre_instantiate};
 use crate::since_v1_1::emits_from_wit;
 use crate::{CodeOrigin, DetectorSource, Error, LoadedInfo, Result, RuntimeConfig};
 
@@ -34,6 +34,8 @@ pub(crate) struct Source {
     pub sha256: Option<String>,
     /// The name it was declared under.
     pub name: Option<String>,
+    /// Gets the WASI linker (`wasi.rs`).
+    pub wasi: bool,
 }
 
 impl Source {
@@ -50,6 +52,7 @@ impl Source {
             cfg: cfg.clone(),
             sha256: None,
             name: None,
+            wasi: false,
         }
     }
 }
@@ -91,6 +94,9 @@ pub(crate) fn spec_source(spec: crate::Spec, base: &RuntimeConfig) -> Result<Sou
             Cow::Owned(read.map_err(Error::Unreadable)?)
         }
     };
+    if let (true, DetectorSource::Bundled(_)) = (spec.wasi, &spec.origin) {
+        return Err(Error::WasiForBundled);
+    }
     let cfg = spec.limits.apply(base);
     Ok(Source {
         origin: spec.origin,
@@ -99,6 +105,7 @@ pub(crate) fn spec_source(spec: crate::Spec, base: &RuntimeConfig) -> Result<Sou
         cfg,
         sha256: spec.sha256,
         name: spec.name,
+        wasi: spec.wasi,
     })
 }
 
@@ -138,7 +145,7 @@ pub(crate) fn plugin_sources(dir: &Path, cfg: &RuntimeConfig) -> Result<(Vec<Sou
 /// never replaces a bundled detector). Returns the detectors sorted by name.
 pub(crate) fn load_all(
     engine: &Engine,
-    linker: &Linker<HostState>,
+    linkers: &Linkers,
     sources: Vec<Source>,
 ) -> (Vec<Loaded>, Vec<Error>) {
     let mut errors = Vec::new();
@@ -161,6 +168,7 @@ pub(crate) fn load_all(
     let compiled = compile_all(engine, &pinned);
     let mut loaded: Vec<Loaded> = Vec::new();
     for ((source, sha256), component) in pinned.into_iter().zip(compiled) {
+        let linker = linkers.for_wasi(source.wasi);
         let result = component.and_then(|(c, code)| {
             instantiate(engine, linker, &source.cfg, &source, &c).map(|(i, s)| (i, s, code))
         });
@@ -404,15 +412,20 @@ fn instantiate(
     component: &Component,
 ) -> Result<(dynamic_toolset_core::DetectorInfo, Sandbox)> {
     check_exports(engine, component)?;
-    let pre = pre_instantiate(linker, component).map_err(Error::Contract)?;
+    let pre = pre_instantiate(linker, component, source.wasi).map_err(Error::Contract)?;
     let provisional = match &source.origin {
         DetectorSource::Bundled(name) => name.clone(),
         DetectorSource::File(path) => path.display().to_string(),
     };
-    let mut sandbox = Sandbox::new(&provisional, pre, cfg);
+    let mut sandbox = Sandbox::new(&provisional, pre, cfg, source.wasi);
     let info = sandbox
         .call(|exports, store| exports.detector.call_metadata(store))
-        .map_err(Error::Metadata)?;
+        .map_err(
+            |failure| match (source.wasi, wasi_import(&failure.message)) {
+                (false, Some(import)) => Error::NeedsWasi { import },
+                _ => Error::Metadata(failure),
+            },
+        )?;
     let mut info = info_from_wit(info)?;
     sandbox.set_name(&info.name);
     if sandbox.capabilities().setup {
@@ -442,6 +455,17 @@ fn instantiate(
         });
     }
     Ok((info, sandbox))
+}
+
+/// The WASI function a trap message says the guest called without WASI being linked
+/// (`unknown import: `wasi:cli/stdout@0.2.0#get-stdout` has not been defined`).
+fn wasi_import(message: &str) -> Option<String> {
+    let name = message
+        .split("unknown import: `")
+        .nth(1)?
+        .split('`')
+        .next()?;
+    name.starts_with("wasi:").then(|| name.to_string())
 }
 
 /// Bytes of a detector's own refusal shown to the operator.
@@ -636,6 +660,22 @@ mod tests {
             assert_eq!(a, b, "{}", svc.name);
         }
         assert!(matched >= 5, "too few matches to compare: {matched}");
+    }
+
+    #[test]
+    fn wasi_imports_are_named_from_the_trap() {
+        assert_eq!(
+            wasi_import(
+                "trapped: unknown import: `wasi:cli/stdout@0.2.0#get-stdout` has not been defined"
+            )
+            .as_deref(),
+            Some("wasi:cli/stdout@0.2.0#get-stdout")
+        );
+        assert_eq!(
+            wasi_import("trapped: unknown import: `other:x/y#z` has not been defined"),
+            None
+        );
+        assert_eq!(wasi_import("trapped: wasm trap: unreachable"), None);
     }
 
     #[test]

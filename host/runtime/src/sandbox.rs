@@ -11,6 +11,7 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
 use crate::bindings::{FullDetector, dynamic_toolset::detector::log, wit};
 use crate::exports::{Exports, ExportsPre};
+use crate::wasi::{WasiLimits, WasiState};
 use crate::{DetectorFailure, Error, FailureKind, Result, RuntimeConfig};
 
 /// Table elements an instance may grow to (funcref tables of Rust guests hold a few
@@ -106,6 +107,9 @@ pub(crate) struct HostState {
     log_dropped: u32,
     /// The last "panic: ..." line the guest SDK's panic hook logged.
     last_panic: Option<String>,
+    /// A WASI guest's context (see `wasi.rs`); `None` for every other detector, whose
+    /// linker has no WASI function that could reach it.
+    wasi: Option<Box<WasiState>>,
 }
 
 impl HostState {
@@ -113,6 +117,33 @@ impl HostState {
         self.log_lines = 0;
         self.log_dropped = 0;
         self.last_panic = None;
+        if let Some(wasi) = &mut self.wasi {
+            wasi.reset_call();
+        }
+    }
+
+    /// The WASI state; created (deny-by-default, nothing captured) if a host function of
+    /// the WASI linker were ever reached by an instance made without one.
+    pub(crate) fn wasi_state(&mut self) -> &mut WasiState {
+        let detector = self.detector.clone();
+        let limits = WasiLimits {
+            max_lines: self.max_log_lines,
+            max_line_bytes: self.max_log_bytes,
+            max_wait: Duration::ZERO,
+        };
+        self.wasi
+            .get_or_insert_with(|| Box::new(WasiState::new(detector, &limits)))
+    }
+
+    /// What the guest said last before failing: the SDK's panic line, else (WASI guests)
+    /// the last line of stderr.
+    fn last_words(&self) -> Option<String> {
+        self.last_panic.clone().or_else(|| {
+            self.wasi
+                .as_ref()
+                .and_then(|w| w.last_stderr())
+                .map(|line| format!("stderr: {line}"))
+        })
     }
 }
 
@@ -166,13 +197,47 @@ pub(crate) fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// Links a component against the contract, denying every other import.
+/// The linker of declared detectors granted WASI: the contract's `log` import plus the
+/// deny-by-default WASI of `wasi.rs`.
+pub(crate) fn wasi_linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = base_linker(engine)?;
+    crate::wasi::add_to_linker(&mut linker).map_err(Error::Engine)?;
+    Ok(linker)
+}
+
+/// The linkers of a set: every detector's, and that of detectors granted WASI.
+#[derive(Clone)]
+pub(crate) struct Linkers {
+    pub plain: Linker<HostState>,
+    pub wasi: Linker<HostState>,
+}
+
+impl Linkers {
+    pub(crate) fn new(engine: &Engine) -> Result<Self> {
+        Ok(Linkers {
+            plain: base_linker(engine)?,
+            wasi: wasi_linker(engine)?,
+        })
+    }
+
+    pub(crate) fn for_wasi(&self, wasi: bool) -> &Linker<HostState> {
+        if wasi { &self.wasi } else { &self.plain }
+    }
+}
+
+/// Links a component against the contract (and, for a WASI linker, WASI), denying every
+/// other import.
 pub(crate) fn pre_instantiate(
     base: &Linker<HostState>,
     component: &wasmtime::component::Component,
+    wasi: bool,
 ) -> wasmtime::Result<ExportsPre> {
     let mut linker = base.clone();
-    linker.define_unknown_imports_as_traps(component)?;
+    if wasi {
+        crate::wasi::stub_unlinked(&mut linker, component)?;
+    } else {
+        linker.define_unknown_imports_as_traps(component)?;
+    }
     let pre = linker.instantiate_pre(component)?;
     ExportsPre::new(pre)
 }
@@ -194,12 +259,17 @@ pub(crate) struct Sandbox {
     call_deadline: Duration,
     max_log_lines: u32,
     max_log_bytes: usize,
+    /// Instances get a WASI context (declared `wasi: true`).
+    wasi: bool,
+    /// Longest wait of a WASI guest's timer: the call deadline plus two epoch ticks, by
+    /// which the epoch deadline has passed and the call ends as a timeout.
+    timer_cap: Duration,
     /// Instances created after the first one.
     pub(crate) reinstantiations: u64,
 }
 
 impl Sandbox {
-    pub(crate) fn new(name: &str, pre: ExportsPre, cfg: &RuntimeConfig) -> Self {
+    pub(crate) fn new(name: &str, pre: ExportsPre, cfg: &RuntimeConfig, wasi: bool) -> Self {
         Self {
             name: Arc::from(name),
             pre,
@@ -209,6 +279,8 @@ impl Sandbox {
             call_deadline: cfg.call_deadline,
             max_log_lines: cfg.max_log_lines_per_call,
             max_log_bytes: cfg.max_log_line_bytes,
+            wasi,
+            timer_cap: cfg.call_deadline + cfg.epoch_tick * 2,
             reinstantiations: 0,
         }
     }
@@ -222,7 +294,11 @@ impl Sandbox {
     pub(crate) fn set_name(&mut self, name: &str) {
         self.name = Arc::from(name);
         if let Some(live) = &mut self.live {
-            live.store.data_mut().detector = self.name.clone();
+            let state = live.store.data_mut();
+            state.detector = self.name.clone();
+            if let Some(wasi) = &mut state.wasi {
+                wasi.set_detector(self.name.clone());
+            }
         }
     }
 
@@ -238,12 +314,29 @@ impl Sandbox {
             log_lines: 0,
             log_dropped: 0,
             last_panic: None,
+            wasi: self.wasi.then(|| {
+                Box::new(WasiState::new(
+                    self.name.clone(),
+                    &WasiLimits {
+                        max_lines: self.max_log_lines,
+                        max_line_bytes: self.max_log_bytes,
+                        max_wait: self.timer_cap,
+                    },
+                ))
+            }),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks);
-        match self.pre.instantiate(&mut store) {
+        let pre = &self.pre;
+        let instantiated = if self.wasi {
+            crate::wasi::outside_async(|| pre.instantiate(&mut store))
+                .unwrap_or_else(|_| Err(wasmtime::format_err!("the host call panicked")))
+        } else {
+            pre.instantiate(&mut store)
+        };
+        match instantiated {
             Ok(exports) => Ok(Live { store, exports }),
             Err(e) => {
                 let mut failure = self.classify(&store, &e);
@@ -257,9 +350,9 @@ impl Sandbox {
     /// re-creates it, so the next call starts clean. The failure's kind is decided here
     /// ([`Sandbox::classify`]); its message says what happened, without the detector's name
     /// (a verdict adds it, see `Detector::detect`).
-    pub(crate) fn call<R>(
+    pub(crate) fn call<R: Send>(
         &mut self,
-        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, DetectorFailure> {
         let mut live = match self.live.take() {
             Some(live) => live,
@@ -267,8 +360,15 @@ impl Sandbox {
         };
         live.store.data_mut().reset_call();
         live.store.set_epoch_deadline(self.deadline_ticks);
-        let result = f(&live.exports, &mut live.store);
-        let dropped = live.store.data().log_dropped;
+        let result = if self.wasi {
+            let Live { store, exports } = &mut live;
+            crate::wasi::outside_async(|| f(exports, store))
+                .unwrap_or_else(|_| Err(wasmtime::format_err!("the host call panicked")))
+        } else {
+            f(&live.exports, &mut live.store)
+        };
+        let state = live.store.data_mut();
+        let dropped = state.log_dropped + state.wasi.as_mut().map_or(0, |w| w.end_call());
         if dropped > 0 {
             tracing::warn!(target: "detector", detector = &*self.name, dropped, "log lines dropped (per-call cap)");
         }
@@ -322,7 +422,7 @@ impl Sandbox {
             Some(trap) => trap.to_string(),
             None => e.root_cause().to_string(),
         };
-        let message = match &state.last_panic {
+        let message = match &state.last_words() {
             Some(panic) => format!("trapped ({what}) after {panic}"),
             None => format!("trapped: {what}"),
         };

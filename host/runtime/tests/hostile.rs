@@ -550,6 +550,7 @@ fn declared(path: &Path, name: &str, settings: serde_json::Value) -> Spec {
         settings: settings.as_object().cloned().unwrap_or_default(),
         limits: Limits::default(),
         name: Some(name.to_string()),
+        wasi: false,
     }
 }
 
@@ -593,6 +594,7 @@ fn declared_files_are_pinned_configured_and_named_or_refused_with_the_reason() {
             settings: serde_json::Map::new(),
             limits: Limits::default(),
             name: Some("missing".into()),
+            wasi: false,
         },
     ];
     let (set, errors) = DetectorSet::load_specs(&config(), specs).unwrap();

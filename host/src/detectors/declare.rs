@@ -11,6 +11,8 @@
 //!     settings: {port: 8091}            # handed to the detector's `configure`
 //!     limits: {call_deadline: 100ms, memory: 16Mi, max_output_bytes: 256Ki}
 //!     fail_strategy: skip               # skip | fail (readiness false while not loaded)
+//!     wasi: true                        # a Python/JavaScript runtime: deny-by-default WASI
+//!                                       # (files only; never for `bundled`; default false)
 //!     grants:
 //!       toolsets: [kubernaut/context]   # what it may emit (default: what it declares)
 //!       other_services: false           # endpoints only on the Service it was given
@@ -83,6 +85,8 @@ struct Raw {
     fail_strategy: FailStrategy,
     #[serde(default)]
     grants: Option<RawGrants>,
+    #[serde(default)]
+    wasi: bool,
 }
 
 fn yes() -> bool {
@@ -175,6 +179,14 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Declarations, De
                         r.name,
                         known.join(", ")
                     ),
+                ));
+            }
+            if r.wasi {
+                return Err(err(
+                    "wasi",
+                    "is only for detector files (a Python or JavaScript runtime); bundled \
+                     detectors never get WASI"
+                        .into(),
                 ));
             }
             DetectorSource::Bundled(r.name.clone())
@@ -272,6 +284,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Declarations, De
                 settings,
                 limits,
                 name: Some(r.name.clone()),
+                wasi: r.wasi,
             },
             enabled: r.enabled,
             fail_strategy: r.fail_strategy,
@@ -337,6 +350,7 @@ impl Declarations {
                     settings: serde_json::Map::new(),
                     limits: Limits::default(),
                     name: None,
+                    wasi: false,
                 });
             }
         }
@@ -429,6 +443,41 @@ mod tests {
             specs.last().unwrap().origin,
             DetectorSource::File(PathBuf::from("/etc/dt/plugins/k.wasm"))
         );
+    }
+
+    #[test]
+    fn wasi_is_off_by_default_on_for_files_and_refused_for_bundled() {
+        let d = parse_ok(&format!(
+            "detectors:
+  - name: kubernaut-context
+    source: k.wasm
+    sha256: {PIN}
+    wasi: true
+  - name: rusty
+    source: r.wasm
+    sha256: {PIN}
+"
+        ));
+        assert!(d.get("kubernaut-context").unwrap().spec.wasi);
+        assert!(!d.get("rusty").unwrap().spec.wasi);
+        assert!(
+            d.specs(&[PathBuf::from("/etc/dt/loose.wasm")])
+                .iter()
+                .filter(|s| s.wasi)
+                .all(|s| s.name.as_deref() == Some("kubernaut-context"))
+        );
+        let e =
+            parse_err("detectors:\n  - name: prometheus\n    source: bundled\n    wasi: true\n");
+        assert!(
+            e.starts_with(
+                "detectors.yaml: detectors[0] (prometheus).wasi: is only for detector files"
+            ),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "detectors:\n  - name: x\n    source: x.wasm\n    sha256: {PIN}\n    wasi: yes please\n"
+        ));
+        assert!(e.contains("wasi"), "{e}");
     }
 
     #[test]

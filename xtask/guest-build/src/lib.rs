@@ -11,6 +11,8 @@
 //! settings meant for the host build would leak into the guest build, in the same way
 //! Substrate's `wasm-builder` removes `CARGO_TARGET_DIR` and `CARGO_ENCODED_RUSTFLAGS`.
 
+pub mod python;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,170 @@
+//! The example Python detector (examples/detectors/kubernaut-context-py) the way an
+//! operator runs it: declared in a detectors file (pinned by sha256, `wasi: true`, memory
+//! for CPython, the grant its custom toolset needs), loaded with the bundled detectors, and
+//! run over its fixture Service read from YAML (transcribed from the seed document; see the
+//! fixture's header). Without `wasi: true` the same declaration is rejected, with a reason
+//! naming the WASI import, and the other detectors still load.
+//!
+//! The host's sandbox tests for this detector are in host/runtime/tests/python.rs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use dynamic_toolset::manifest::{self, ReadOptions};
+use dynamic_toolset::pipeline::{self, DetectorSetup};
+use dynamic_toolset_core::gate::Policy;
+use dynamic_toolset_core::{Detection, ServiceSnapshot};
+use guest_build::python;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn component() -> PathBuf {
+    let built = python::build(&root(), &[python::DETECTOR])
+        .unwrap_or_else(|e| panic!("building the Python detector: {e}"));
+    built[0].clone()
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+fn fixture() -> ServiceSnapshot {
+    let path = root()
+        .join(python::EXAMPLE_DIR)
+        .join("fixtures/kubernaut-context-api.yaml");
+    let mut loaded = manifest::read_paths(&[path], &ReadOptions::default()).unwrap();
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    assert_eq!(loaded.services.len(), 1);
+    loaded.services.remove(0).1
+}
+
+/// A declarations file for the component, `wasi` as given.
+fn declare(dir: &Path, wasm: &Path, wasi: bool) -> PathBuf {
+    let file = dir.join("detectors.yaml");
+    let text = format!(
+        "detectors:
+  - name: kubernaut-context
+    source: {}
+    sha256: {}
+    wasi: {wasi}
+    limits: {{memory: 32Mi}}
+    settings: {{port: 8091}}
+    grants: {{toolsets: [kubernaut/context], allow_commands: true}}
+",
+        wasm.display(),
+        sha256(wasm)
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn setup(file: PathBuf) -> DetectorSetup {
+    DetectorSetup {
+        file: Some(file),
+        ..DetectorSetup::new(
+            None,
+            Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-detector-cache")),
+        )
+    }
+}
+
+#[test]
+fn declared_with_wasi_it_matches_its_fixture_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component();
+    let mut loaded = pipeline::load_detectors(&setup(declare(dir.path(), &wasm, true))).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    let statuses = pipeline::statuses(&loaded.set, &loaded.errors, &loaded.declarations);
+    let status = statuses
+        .iter()
+        .find(|s| s.detector == "kubernaut-context")
+        .unwrap();
+    assert_eq!(status.status, "loaded");
+
+    let svc = fixture();
+    assert_eq!(
+        (svc.namespace.as_str(), svc.name.as_str(), svc.ports[0].port),
+        ("default", "kubernaut-context-api", 8091)
+    );
+    let policy = Policy::baseline("cluster.local");
+    let grants = loaded.grants();
+    // Through the whole pipeline (every detector, then the validation gate): no failure.
+    // What the gate decides for this fragment is the gate's business (today it admits
+    // only backends of the host's catalog, so it drops this one: see BENCHMARKS.md's
+    // Python section and examples/detectors/kubernaut-context-py/README.md).
+    let detections = pipeline::detect_one(&mut loaded.set, &grants, &policy, &svc);
+    for v in &detections.verdicts {
+        assert!(v.outcome.is_ok(), "{} failed: {:?}", v.detector, v.outcome);
+    }
+    // Only the Python detector claims the Service: no bundled detector knows it.
+    let raw = loaded.set.detect(&svc, "cluster.local");
+    let claimed: Vec<&str> = raw
+        .verdicts
+        .iter()
+        .filter(|v| matches!(v.outcome, Ok(Detection::Matched(_))))
+        .map(|v| v.detector.as_str())
+        .collect();
+    assert_eq!(claimed, ["kubernaut-context"]);
+    let Some(Ok(Detection::Matched(fragments))) = raw
+        .verdicts
+        .iter()
+        .find(|v| v.detector == "kubernaut-context")
+        .map(|v| &v.outcome)
+    else {
+        panic!("{raw:?}");
+    };
+    let f = &fragments[0];
+    assert_eq!(
+        f.endpoint,
+        "http://kubernaut-context-api.default.svc.cluster.local:8091"
+    );
+    let tools: Vec<&str> = f
+        .custom
+        .as_ref()
+        .unwrap()
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            "get_action_history",
+            "analyze_patterns",
+            "discover_context_types"
+        ]
+    );
+}
+
+#[test]
+fn declared_without_wasi_it_is_rejected_naming_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component();
+    let loaded = pipeline::load_detectors(&setup(declare(dir.path(), &wasm, false))).unwrap();
+    let statuses = pipeline::statuses(&loaded.set, &loaded.errors, &loaded.declarations);
+    let status = statuses
+        .iter()
+        .find(|s| s.detector == "kubernaut-context")
+        .unwrap();
+    assert_eq!(status.status, "rejected");
+    let reason = status.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("calls WASI (`wasi:") && reason.contains("add `wasi: true`"),
+        "{reason}"
+    );
+    // The bundled detectors are unaffected.
+    assert!(
+        loaded
+            .set
+            .detectors()
+            .iter()
+            .any(|d| d.info.name == "prometheus")
+    );
+}
