@@ -233,13 +233,78 @@ pub(crate) fn pre_instantiate(
     wasi: bool,
 ) -> wasmtime::Result<ExportsPre> {
     let mut linker = base.clone();
-    if wasi {
-        crate::wasi::stub_unlinked(&mut linker, component)?;
+    let linked = if wasi {
+        crate::wasi::linked
     } else {
-        linker.define_unknown_imports_as_traps(component)?;
-    }
+        contract_linked
+    };
+    stub_unlinked(&mut linker, component, linked)?;
     let pre = linker.instantiate_pre(component)?;
     ExportsPre::new(pre)
+}
+
+/// The contract's interfaces the host links: any 1.x version resolves to this host's
+/// (semver), so a 1.0 guest's `log@1.0.0` reaches the 1.1 host's `log`.
+const CONTRACT: &[(&str, &str)] = &[
+    ("dynamic-toolset:detector/types", "1."),
+    ("dynamic-toolset:detector/log", "1."),
+];
+
+/// Whether the plain linker resolves `import` (`name@version`).
+pub(crate) fn contract_linked(import: &str) -> bool {
+    in_table(CONTRACT, import)
+}
+
+/// Whether `import` (`name@version`) is one of `table`'s names at a version starting with
+/// its prefix.
+pub(crate) fn in_table(table: &[(&str, &str)], import: &str) -> bool {
+    let (name, version) = import.split_once('@').unwrap_or((import, ""));
+    table
+        .iter()
+        .any(|(n, v)| *n == name && version.starts_with(v))
+}
+
+/// Defines every import of `component` that `linked` says the linker does not resolve
+/// (other packages, other major versions) as functions that trap, naming the import. Unlike wasmtime's
+/// `define_unknown_imports_as_traps`, which defines the exact version the guest imports
+/// and so shadows a linked semver-compatible interface (a guest of `wasi:cli@0.2.9` would
+/// get traps in place of this linker's `0.2.12`), interfaces this linker defines are left
+/// to it.
+pub(crate) fn stub_unlinked(
+    linker: &mut Linker<HostState>,
+    component: &wasmtime::component::Component,
+    linked: fn(&str) -> bool,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let engine = linker.engine().clone();
+    for (name, item) in component.component_type().imports(&engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        if linked(name) {
+            continue;
+        }
+        let mut stub = linker.instance(name)?;
+        for (export, item) in instance.exports(&engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let full = format!("{name}#{export}");
+                    stub.func_new(export, move |_, _, _, _| {
+                        wasmtime::bail!("unknown import: `{full}` has not been defined")
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    stub.resource(
+                        export,
+                        wasmtime::component::ResourceType::host::<()>(),
+                        |_, _| Ok(()),
+                    )?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A live instance: its store and export bindings.

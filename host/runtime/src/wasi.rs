@@ -28,7 +28,7 @@
 //!   resolving a name `permanent-resolver-failure`, before any DNS query (componentize-py's
 //!   CPython has no `socket` module at all);
 //! - any import of another package (`wasi:http`, ...) is defined as a trap
-//!   ([`stub_unlinked`]).
+//!   (`sandbox::stub_unlinked`).
 //!
 //! The store is the detector's usual one, so the memory limiter and the epoch deadline of
 //! `sandbox.rs` apply unchanged; host-side resources are bounded too (the resource table
@@ -142,57 +142,12 @@ const LINKED: &[(&str, &str)] = &[
     ("wasi:sockets/tcp-create-socket", "0.2."),
     ("wasi:sockets/udp", "0.2."),
     ("wasi:sockets/udp-create-socket", "0.2."),
-    ("dynamic-toolset:detector/types", "1."),
-    ("dynamic-toolset:detector/log", "1."),
 ];
 
-fn linked(import: &str) -> bool {
-    let (name, version) = import.split_once('@').unwrap_or((import, ""));
-    LINKED
-        .iter()
-        .any(|(n, v)| *n == name && version.starts_with(v))
-}
-
-/// Defines every import of `component` that the WASI linker does not resolve (other
-/// packages, other versions) as functions that trap, naming the import. Unlike wasmtime's
-/// `define_unknown_imports_as_traps`, which defines the exact version the guest imports
-/// and so shadows a linked semver-compatible interface (a guest of `wasi:cli@0.2.9` would
-/// get traps in place of this linker's `0.2.12`), interfaces this linker defines are left
-/// to it.
-pub(crate) fn stub_unlinked(
-    linker: &mut Linker<HostState>,
-    component: &wasmtime::component::Component,
-) -> wasmtime::Result<()> {
-    use wasmtime::component::types::ComponentItem;
-    let engine = linker.engine().clone();
-    for (name, item) in component.component_type().imports(&engine) {
-        let ComponentItem::ComponentInstance(instance) = item.ty else {
-            continue;
-        };
-        if linked(name) {
-            continue;
-        }
-        let mut stub = linker.instance(name)?;
-        for (export, item) in instance.exports(&engine) {
-            match item.ty {
-                ComponentItem::ComponentFunc(_) => {
-                    let full = format!("{name}#{export}");
-                    stub.func_new(export, move |_, _, _, _| {
-                        wasmtime::bail!("unknown import: `{full}` has not been defined")
-                    })?;
-                }
-                ComponentItem::Resource(_) => {
-                    stub.resource(
-                        export,
-                        wasmtime::component::ResourceType::host::<()>(),
-                        |_, _| Ok(()),
-                    )?;
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+/// Whether the WASI linker resolves `import` (`name@version`): the contract's interfaces
+/// and the WASI ones above, any semver-compatible version.
+pub(crate) fn linked(import: &str) -> bool {
+    crate::sandbox::contract_linked(import) || crate::sandbox::in_table(LINKED, import)
 }
 
 fn table(s: &mut HostState) -> &mut ResourceTable {

@@ -13,8 +13,9 @@ mod bindings {
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod component {
+    use super::bindings::dynamic_toolset::detector::log::log;
     use super::bindings::dynamic_toolset::detector::types::{
-        Detection, DetectorInfo, Fragment, HealthProbe, Scheme, Service,
+        Detection, DetectorInfo, Fragment, HealthProbe, Level, Scheme, Service,
     };
     use super::bindings::exports::dynamic_toolset::detector::detector::Guest;
 
@@ -37,6 +38,8 @@ mod component {
             if service.name != "old-prometheus" {
                 return Detection::Unrelated;
             }
+            // The 1.0 `log` import must reach the host's 1.x `log`, not a trap.
+            log(Level::Info, "wit-v1-0: matched old-prometheus");
             let endpoint = format!(
                 "http://{}.{}.svc.{}:{}",
                 service.name, service.namespace, service.cluster_domain, port.port
