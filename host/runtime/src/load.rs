@@ -449,6 +449,7 @@ fn instantiate(
                 MAX_REASON_BYTES,
             )));
         }
+        sandbox.keep_settings(settings);
     } else if !source.settings.is_empty() {
         return Err(Error::NoSettings {
             keys: source.settings.keys().cloned().collect(),

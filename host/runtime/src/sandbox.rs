@@ -329,6 +329,9 @@ pub(crate) struct Sandbox {
     /// Longest wait of a WASI guest's timer: the call deadline plus two epoch ticks, by
     /// which the epoch deadline has passed and the call ends as a timeout.
     timer_cap: Duration,
+    /// The settings the detector accepted at load (JSON), handed to `configure` again on
+    /// every fresh instance, so one that replaces a trapped instance runs as configured.
+    settings: Option<String>,
     /// Instances created after the first one.
     pub(crate) reinstantiations: u64,
 }
@@ -346,8 +349,15 @@ impl Sandbox {
             max_log_bytes: cfg.max_log_line_bytes,
             wasi,
             timer_cap: cfg.call_deadline + cfg.epoch_tick * 2,
+            settings: None,
             reinstantiations: 0,
         }
+    }
+
+    /// Records the settings the live instance accepted: every later instance is configured
+    /// with them before its first call.
+    pub(crate) fn keep_settings(&mut self, settings: String) {
+        self.settings = Some(settings);
     }
 
     /// Which optional exports the component has.
@@ -401,14 +411,60 @@ impl Sandbox {
         } else {
             pre.instantiate(&mut store)
         };
-        match instantiated {
-            Ok(exports) => Ok(Live { store, exports }),
+        let mut live = match instantiated {
+            Ok(exports) => Live { store, exports },
             Err(e) => {
                 let mut failure = self.classify(&store, &e);
                 failure.message = format!("cannot be instantiated: {}", failure.message);
-                Err(failure)
+                return Err(failure);
+            }
+        };
+        if let Some(settings) = &self.settings {
+            let answer = self.run(&mut live, |exports, store| match &exports.setup {
+                Some(setup) => setup.call_configure(store, settings),
+                None => Ok(Ok(())),
+            });
+            let refused = match answer {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(DetectorFailure {
+                    kind: FailureKind::Trap,
+                    message: sanitize(&reason, self.max_log_bytes),
+                }),
+                Err(e) => Some(self.classify(&live.store, &e)),
+            };
+            if let Some(mut failure) = refused {
+                failure.message = format!(
+                    "cannot be configured again after a restart: {}",
+                    failure.message
+                );
+                return Err(failure);
             }
         }
+        Ok(live)
+    }
+
+    /// Runs `f` on `live` with a fresh deadline and per-call log budget (a WASI guest where
+    /// its host calls may block).
+    fn run<R: Send>(
+        &self,
+        live: &mut Live,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R> + Send,
+    ) -> wasmtime::Result<R> {
+        live.store.data_mut().reset_call();
+        live.store.set_epoch_deadline(self.deadline_ticks);
+        let result = if self.wasi {
+            let Live { store, exports } = live;
+            crate::wasi::outside_async(|| f(exports, store))
+                .unwrap_or_else(|_| Err(wasmtime::format_err!("the host call panicked")))
+        } else {
+            f(&live.exports, &mut live.store)
+        };
+        let state = live.store.data_mut();
+        let dropped = state.log_dropped + state.wasi.as_mut().map_or(0, |w| w.end_call());
+        if dropped > 0 {
+            tracing::warn!(target: "detector", detector = &*self.name, dropped, "log lines dropped (per-call cap)");
+        }
+        result
     }
 
     /// Calls into the guest with a fresh deadline. Any failure discards the instance and
@@ -423,20 +479,7 @@ impl Sandbox {
             Some(live) => live,
             None => self.instantiate()?,
         };
-        live.store.data_mut().reset_call();
-        live.store.set_epoch_deadline(self.deadline_ticks);
-        let result = if self.wasi {
-            let Live { store, exports } = &mut live;
-            crate::wasi::outside_async(|| f(exports, store))
-                .unwrap_or_else(|_| Err(wasmtime::format_err!("the host call panicked")))
-        } else {
-            f(&live.exports, &mut live.store)
-        };
-        let state = live.store.data_mut();
-        let dropped = state.log_dropped + state.wasi.as_mut().map_or(0, |w| w.end_call());
-        if dropped > 0 {
-            tracing::warn!(target: "detector", detector = &*self.name, dropped, "log lines dropped (per-call cap)");
-        }
+        let result = self.run(&mut live, f);
         match result {
             Ok(value) => {
                 self.live = Some(live);

@@ -572,6 +572,35 @@ fn instance_of(set: &mut DetectorSet, detector: &str, svc: &ServiceSnapshot) -> 
 }
 
 #[test]
+fn an_instance_that_replaces_a_trapped_one_runs_with_the_declared_settings() {
+    let dir = plugin_dir("retrap", &["versioned"], &[]);
+    let versioned = dir.join("versioned.wasm");
+    let spec = declared(&versioned, "versioned", serde_json::json!({"version": 7}));
+    let (mut set, errors) = DetectorSet::load_specs(&config(), vec![spec]).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let svc = labelled("prom");
+    assert_eq!(
+        instance_of(&mut set, "versioned", &svc),
+        "monitoring/prom-v7"
+    );
+
+    let mut panics = labelled("prom");
+    panics
+        .labels
+        .insert("test.dynamic-toolset.io/panic".into(), "true".into());
+    let v = set.detect(&panics, "cluster.local").verdicts;
+    let Err(failure) = &verdict(&v, "versioned").outcome else {
+        panic!("{v:?}");
+    };
+    assert_eq!(failure.kind, FailureKind::Trap, "{failure:?}");
+    // The fresh instance was configured with version 7, not left at its default (0).
+    assert_eq!(
+        instance_of(&mut set, "versioned", &svc),
+        "monitoring/prom-v7"
+    );
+}
+
+#[test]
 fn declared_files_are_pinned_configured_and_named_or_refused_with_the_reason() {
     let dir = plugin_dir("declared", &["versioned", "wit-v1-0", "looper"], &[]);
     let versioned = dir.join("versioned.wasm");

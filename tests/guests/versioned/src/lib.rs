@@ -45,6 +45,10 @@ impl Detector for Versioned {
         let Some(port) = svc.ports.first() else {
             return Detection::Unrelated;
         };
+        // A trap on demand: the host re-instantiates, and must configure the new instance.
+        if svc.has_label("test.dynamic-toolset.io/panic", "true") {
+            panic!("asked to panic");
+        }
         let version = VERSION.load(Ordering::Relaxed);
         let instance = format!("{}/{}-v{version}", svc.namespace, svc.name);
         if svc.has_label("test.dynamic-toolset.io/undeclared", "true") {
