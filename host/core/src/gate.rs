@@ -10,7 +10,10 @@
 //!   built-in;
 //! - it carries a custom toolset definition (tools, commands, prerequisites): the host
 //!   builds the toolsets of backends HolmesGPT has no built-in for itself
-//!   ([`crate::catalog::http_entry`]);
+//!   ([`crate::catalog::http_entry`]). Only a declared detector whose grant sets
+//!   `allow_commands` and lists the toolset by name may, and then under a name that is
+//!   neither a HolmesGPT built-in nor one the host builds (the catalog mapping of its
+//!   backend does not apply to it);
 //! - any text in it holds a template (`{{`, `}}`, `{%`, `%}`, `{#`, `#}`): HolmesGPT expands
 //!   `{{ env.VAR }}` anywhere in its configuration;
 //! - its endpoint is not in-cluster: it must be the given Service (DNS name
@@ -366,18 +369,39 @@ fn check(
             ),
         ));
     }
-    let allowed = catalog::toolsets_for(&f.backend);
-    if !allowed.contains(&f.toolset.as_str()) {
+    // A detector's own custom toolset, under a name its grant lists and with commands
+    // allowed, is outside the host's catalog: the catalog maps only backends the host knows.
+    let own_custom = f.custom.is_some()
+        && granted.is_some_and(|g| {
+            g.allow_commands && g.toolsets.as_ref().is_some_and(|t| t.contains(&f.toolset))
+        });
+    if own_custom && catalog::is_reserved_toolset(&f.toolset) {
         return Err(refuse(
             NoteKind::Toolset,
             "toolset",
             format!(
-                "backend {} may only become {}",
+                "a custom toolset may not take the name {:?}: HolmesGPT or the host owns it",
+                shown(&f.toolset)
+            ),
+        ));
+    }
+    let allowed = catalog::toolsets_for(&f.backend);
+    if !own_custom && !allowed.contains(&f.toolset.as_str()) {
+        return Err(refuse(
+            NoteKind::Toolset,
+            "toolset",
+            format!(
+                "backend {} may only become {}{}",
                 f.backend,
                 if allowed.is_empty() {
                     "nothing (unknown backend)".to_string()
                 } else {
                     allowed.join(", ")
+                },
+                if f.custom.is_some() {
+                    "; a detector's own custom toolset needs a grant that lists it and sets allow_commands"
+                } else {
+                    ""
                 }
             ),
         ));

@@ -194,6 +194,121 @@ fn commands_from_detectors_are_refused() {
     assert_eq!((kind, field.as_str()), (NoteKind::Commands, "custom"));
 }
 
+/// A declared third-party detector's own custom toolset: `ctx/tools` of backend `ctx`.
+fn own_custom(svc: &ServiceSnapshot, toolset: &str) -> Fragment {
+    let mut f = fragment(
+        toolset,
+        "ctx",
+        &format!(
+            "http://{}.{}.svc.cluster.local:8091",
+            svc.name, svc.namespace
+        ),
+        8091,
+    );
+    f.custom = Some(CustomToolset {
+        description: "context".into(),
+        prerequisites: vec![],
+        tools: vec![Tool {
+            name: "history".into(),
+            description: "d".into(),
+            command: "curl -s http://ctx.apps.svc.cluster.local:8091/h/{{ q }}".into(),
+        }],
+    });
+    f
+}
+
+fn granted(grant: gate::DetectorGrant) -> Grants {
+    let mut g = Grants::from_infos(&[DetectorInfo {
+        name: "plugin".into(),
+        version: "1".into(),
+        backends: vec!["ctx".into()],
+        emits: None,
+    }]);
+    g.grant("plugin", grant);
+    g
+}
+
+fn screen_granted(
+    svc: &ServiceSnapshot,
+    f: Fragment,
+    grants: &Grants,
+) -> Result<Fragment, (NoteKind, String, String)> {
+    let mut d = detections(svc, "plugin", vec![f]);
+    gate::screen(svc, &mut d, grants, &baseline());
+    let refusals: Vec<_> = d.gate.iter().filter(|n| n.refused()).collect();
+    match (admitted(&d).pop(), refusals.as_slice()) {
+        (Some(f), []) => Ok(f),
+        (None, [n]) => Err((n.kind, n.field.clone(), n.message.clone())),
+        other => panic!("expected one admitted or one refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_custom_toolset_passes_only_under_a_grant_naming_it_with_commands_allowed() {
+    let svc = snapshot("apps", "ctx", &[8091]);
+    let full = || gate::DetectorGrant {
+        toolsets: Some(["ctx/tools".to_string()].into()),
+        other_services: false,
+        allow_commands: true,
+    };
+    // Granted: admitted as written, although the host's catalog knows no backend `ctx`.
+    let f = own_custom(&svc, "ctx/tools");
+    assert_eq!(screen_granted(&svc, f.clone(), &granted(full())), Ok(f));
+
+    // Commands not allowed: the catalog applies (`ctx` maps to nothing), and the refusal
+    // says what grant would admit it.
+    let no_commands = gate::DetectorGrant {
+        allow_commands: false,
+        ..full()
+    };
+    let (kind, field, msg) =
+        screen_granted(&svc, own_custom(&svc, "ctx/tools"), &granted(no_commands)).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Toolset, "toolset"));
+    assert!(msg.contains("sets allow_commands"), "{msg}");
+
+    // Commands allowed but the toolsets not named: the catalog applies, `ctx` maps to nothing.
+    let unnamed = gate::DetectorGrant {
+        toolsets: None,
+        ..full()
+    };
+    let (kind, _, msg) =
+        screen_granted(&svc, own_custom(&svc, "ctx/tools"), &granted(unnamed)).unwrap_err();
+    assert_eq!(kind, NoteKind::Toolset);
+    assert!(msg.contains("unknown backend"), "{msg}");
+
+    // Another toolset than the grant names: outside the grant.
+    let (kind, field, _) =
+        screen_granted(&svc, own_custom(&svc, "ctx/other"), &granted(full())).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Grant, "toolset"));
+
+    // Never a built-in's or a host-built toolset's name, even when the grant names it.
+    for reserved in [
+        "bash",
+        "kubernetes/core",
+        "prometheus/metrics",
+        "alertmanager/alerts",
+    ] {
+        let grant = gate::DetectorGrant {
+            toolsets: Some([reserved.to_string()].into()),
+            ..full()
+        };
+        let (kind, field, msg) =
+            screen_granted(&svc, own_custom(&svc, reserved), &granted(grant)).unwrap_err();
+        assert_eq!(
+            (kind, field.as_str()),
+            (NoteKind::Toolset, "toolset"),
+            "{reserved}"
+        );
+        assert!(msg.contains("owns it"), "{msg}");
+    }
+
+    // The rest of the gate still holds: an endpoint on another Service is not granted.
+    let mut elsewhere = own_custom(&svc, "ctx/tools");
+    elsewhere.endpoint = "http://other.apps.svc.cluster.local:8091".into();
+    let (kind, field, _) = screen_granted(&svc, elsewhere, &granted(full())).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Grant, "endpoint"));
+}
+
 #[test]
 fn templates_are_refused_wherever_they_hide() {
     let svc = snapshot("monitoring", "prom", &[9090]);
