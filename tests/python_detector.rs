@@ -17,6 +17,9 @@ use dynamic_toolset_core::gate::Policy;
 use dynamic_toolset_core::{Detection, ServiceSnapshot};
 use guest_build::python;
 
+#[path = "common/holmes.rs"]
+mod holmes;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -95,14 +98,27 @@ fn declared_with_wasi_it_matches_its_fixture_service() {
     );
     let policy = Policy::baseline("cluster.local");
     let grants = loaded.grants();
-    // Through the whole pipeline (every detector, then the validation gate): no failure.
-    // What the gate decides for this fragment is the gate's business (today it admits
-    // only backends of the host's catalog, so it drops this one: see BENCHMARKS.md's
-    // Python section and examples/detectors/kubernaut-context-py/README.md).
+    // Through the whole pipeline (every detector, then the validation gate): no failure,
+    // and the gate admits its custom toolset under the declaration's grant
+    // (`toolsets: [kubernaut/context], allow_commands: true`).
     let detections = pipeline::detect_one(&mut loaded.set, &grants, &policy, &svc);
     for v in &detections.verdicts {
         assert!(v.outcome.is_ok(), "{} failed: {:?}", v.detector, v.outcome);
     }
+    assert!(
+        detections.gate.iter().all(|n| !n.refused()),
+        "{:#?}",
+        detections.gate
+    );
+    let admitted = detections
+        .verdicts
+        .iter()
+        .find(|v| v.detector == "kubernaut-context")
+        .map(|v| &v.outcome);
+    assert!(
+        matches!(admitted, Some(Ok(Detection::Matched(f))) if f[0].toolset == "kubernaut/context"),
+        "{admitted:?}"
+    );
     // Only the Python detector claims the Service: no bundled detector knows it.
     let raw = loaded.set.detect(&svc, "cluster.local");
     let claimed: Vec<&str> = raw
@@ -167,4 +183,100 @@ fn declared_without_wasi_it_is_rejected_naming_the_import() {
             .iter()
             .any(|d| d.info.name == "prometheus")
     );
+}
+
+/// `discover` with the declaration, over the fixture: the output carries the custom toolset
+/// with its three tools, and HolmesGPT's own loader (holmesgpt 0.45.0, `validate.py
+/// --strict`) loads it. The same declaration without `allow_commands` leaves it out, naming
+/// the grant.
+#[test]
+fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component();
+    let decl = declare(dir.path(), &wasm, true);
+    let manifests = root()
+        .join(python::EXAMPLE_DIR)
+        .join("fixtures/kubernaut-context-api.yaml");
+    let run = |decl: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+            .args([
+                "discover",
+                "--no-health-check",
+                "--explain",
+                "--detectors-file",
+            ])
+            .arg(decl)
+            .arg("--manifests")
+            .arg(&manifests)
+            .env(
+                "DETECTOR_CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-detector-cache"),
+            )
+            .output()
+            .unwrap()
+    };
+    let out = run(&decl);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let ts = &doc["toolsets"]["kubernaut/context"];
+    let tools: Vec<&str> = ts["tools"]
+        .as_sequence()
+        .unwrap_or_else(|| {
+            panic!(
+                "no kubernaut/context tools:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            "get_action_history",
+            "analyze_patterns",
+            "discover_context_types"
+        ]
+    );
+    assert!(
+        ts["tools"][0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("kubernaut-context-api.default.svc.cluster.local:8091"),
+        "{ts:?}"
+    );
+    let file = dir.path().join("holmes.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = std::process::Command::new(holmes::holmes_python())
+        .arg(holmes::repo().join("tests/holmes/validate.py"))
+        .arg("--strict")
+        .arg(&file)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "HolmesGPT rejected the output:\n{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        summary.starts_with("OK ") && !summary.contains(" 0 custom"),
+        "{summary}"
+    );
+
+    // Without allow_commands: left out, and --explain names the grant.
+    let text = std::fs::read_to_string(&decl)
+        .unwrap()
+        .replace("allow_commands: true", "allow_commands: false");
+    std::fs::write(&decl, text).unwrap();
+    let out = run(&decl);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Exit status 3: the configuration is written, but input was refused.
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert!(doc["toolsets"]["kubernaut/context"].is_null(), "{doc:?}");
+    assert!(stderr.contains("allow_commands"), "{stderr}");
 }
