@@ -8,46 +8,19 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::*;
 use dynamic_toolset::api::auth::{AuthOptions, Authorizer};
 use dynamic_toolset::api::server;
-use dynamic_toolset::controller::{self, ControllerOptions, HealthOptions, state};
+use dynamic_toolset::controller::{self, ControllerOptions, state};
 use dynamic_toolset::metrics::{ControllerMetrics, Exported};
-use dynamic_toolset::probe::ProbeSettings;
 use serde_json::Value;
 
 fn options(ns: &str) -> ControllerOptions {
-    let only = ns.to_string();
-    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    ControllerOptions {
-        configmap_name: "kubernaut-toolset-config".into(),
-        configmap_namespace: ns.into(),
-        owner: None,
-        namespaces: Arc::new(move |n: &str| n == only),
-        watch_namespaces: None,
-        label_selector: None,
-        policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
-        debounce: ms(50),
-        discovery_interval: Duration::from_secs(600),
-        reconciliation_interval: Duration::from_secs(600),
-        health: Some(HealthOptions {
-            interval: Duration::from_secs(600),
-            failure_threshold: 3,
-            probe: ProbeSettings {
-                timeout: ms(500),
-                attempts: 1,
-                interval: ms(50),
-                resolve: vec![(fqdn(PROM, ns), loopback), (fqdn(GRAFANA, ns), loopback)],
-                ..ProbeSettings::default()
-            },
-        }),
-        leader: None,
-        reporter: "api-test".into(),
-    }
+    let long = Duration::from_secs(600);
+    controller_options(ns, "api-test", long, Some(long))
 }
 
 async fn get(url: &str, token: &str) -> (u16, Value) {

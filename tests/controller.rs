@@ -7,14 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamic_toolset::controller::{
-    self, ControllerOptions, Handle, HealthOptions, LeaderOptions, Status,
-};
-use dynamic_toolset::probe::ProbeSettings;
+use dynamic_toolset::controller::{self, ControllerOptions, Handle, LeaderOptions, Status};
 use dynamic_toolset_core::render::{DISCOVERY_KEY, OVERRIDES_EXAMPLE, OVERRIDES_KEY, TOOLSETS_KEY};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -26,40 +21,19 @@ use serde_json::{Value, json};
 mod cluster;
 use cluster::*;
 
-const CM: &str = "kubernaut-toolset-config";
+fn options(ns: &str) -> ControllerOptions {
+    controller_options(
+        ns,
+        "controller-test",
+        Duration::from_secs(60),
+        Some(ms(300)),
+    )
+}
+
 /// How long any expected change may take (the target is well under a second).
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Fast settings: debounce 50 ms, health every 300 ms, removal after 3 failed rounds.
-fn options(ns: &str) -> ControllerOptions {
-    let only = ns.to_string();
-    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    ControllerOptions {
-        configmap_name: CM.into(),
-        configmap_namespace: ns.into(),
-        owner: None,
-        namespaces: Arc::new(move |n: &str| n == only),
-        watch_namespaces: None,
-        label_selector: None,
-        policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
-        debounce: ms(50),
-        discovery_interval: Duration::from_secs(60),
-        reconciliation_interval: Duration::from_secs(60),
-        health: Some(HealthOptions {
-            interval: ms(300),
-            failure_threshold: 3,
-            probe: ProbeSettings {
-                timeout: ms(500),
-                attempts: 1,
-                interval: ms(50),
-                resolve: vec![(fqdn(PROM, ns), loopback), (fqdn(GRAFANA, ns), loopback)],
-                ..ProbeSettings::default()
-            },
-        }),
-        leader: None,
-        reporter: "controller-test".into(),
-    }
-}
 
 fn leader(ns: &str, identity: &str) -> LeaderOptions {
     LeaderOptions {
@@ -707,22 +681,6 @@ async fn never_publishes_before_the_initial_list() {
         "the admin's overrides kept"
     );
     h.stop().await;
-}
-
-async fn events_with_reason(
-    client: &kube::Client,
-    ns: &str,
-    reason: &str,
-) -> Vec<k8s_openapi::api::events::v1::Event> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
 }
 
 fn data_bytes(cm: &ConfigMap) -> usize {

@@ -21,25 +21,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use serde_json::Value;
 
-const CM: &str = "kubernaut-toolset-config";
-
 fn options(ns: &str) -> ControllerOptions {
-    let only = ns.to_string();
-    ControllerOptions {
-        configmap_name: CM.into(),
-        configmap_namespace: ns.into(),
-        owner: None,
-        namespaces: Arc::new(move |n: &str| n == only),
-        watch_namespaces: None,
-        label_selector: None,
-        policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
-        debounce: ms(50),
-        discovery_interval: Duration::from_secs(600),
-        reconciliation_interval: Duration::from_secs(600),
-        health: None,
-        leader: None,
-        reporter: "reload-test".into(),
-    }
+    controller_options(ns, "reload-test", Duration::from_secs(600), None)
 }
 
 /// Builds the `versioned` test guest (tests/guests/versioned) into `dir`.
@@ -215,6 +198,26 @@ async fn declaration_changes_swap_detectors_without_a_restart() {
         (reloads("partial") > partial_before).then_some(())
     })
     .await;
+    // ... reported beside the ConfigMap, naming the detector and its reason.
+    let events = wait_for(
+        "a DetectorReloadFailed Event",
+        Duration::from_secs(30),
+        async || {
+            let events = events_with_reason(&client, ns, "DetectorReloadFailed").await;
+            (!events.is_empty()).then_some(events)
+        },
+    )
+    .await;
+    let note = events[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("versioned") && note.contains("settings.version must be a positive integer"),
+        "{note}"
+    );
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        events[0].regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some(CM)
+    );
     apply_service(&client, &labelled(ns, "late")).await;
     wait_for(
         "the late Service, still as v2",
@@ -243,6 +246,17 @@ async fn declaration_changes_swap_detectors_without_a_restart() {
         (reloads("failure") > failures_before).then_some(())
     })
     .await;
+    let events = wait_for(
+        "a DetectorDeclarationsInvalid Event",
+        Duration::from_secs(30),
+        async || {
+            let events = events_with_reason(&client, ns, "DetectorDeclarationsInvalid").await;
+            (!events.is_empty()).then_some(events)
+        },
+    )
+    .await;
+    let note = events[0].note.clone().unwrap_or_default();
+    assert!(note.contains("sorce"), "{note}");
 
     // A required detector that cannot load makes the controller not ready.
     declare(

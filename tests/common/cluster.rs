@@ -1,7 +1,8 @@
 //! Scenario helpers of the tests on the real kube-apiserver (kube-harness): a client of the
 //! shared server, namespaces, Services as the charts render them, loopback backends, the
-//! bundled detectors, polling. Shared by tests/controller.rs, tests/deliver_e2e.rs and
-//! tests/api_controller.rs (each a crate of its own: `#[path] mod`).
+//! bundled detectors, controller options, Events, polling. Shared by tests/controller.rs,
+//! tests/deliver_e2e.rs, tests/api_controller.rs and tests/reload.rs (each a crate of its
+//! own: `#[path] mod`).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,6 +21,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
 pub const PROM: &str = "kps-kube-prometheus-stack-prometheus";
+/// The ConfigMap the controller tests write.
+pub const CM: &str = "kubernaut-toolset-config";
 pub const GRAFANA: &str = "grafana";
 
 pub fn ms(n: u64) -> Duration {
@@ -212,4 +215,61 @@ pub async fn apply_service(client: &kube::Client, svc: &Service) {
     )
     .await
     .unwrap_or_else(|e| panic!("apply Service {ns}/{name}: {e}"));
+}
+
+/// Controller options of the tests: the ConfigMap [`CM`] in `ns`, only `ns` watched, a
+/// 50 ms debounce and `intervals` for discovery and reconciliation. With `health`, probes
+/// run every `health` and resolve [`PROM`] and [`GRAFANA`] of `ns` to loopback (the
+/// backends of [`serve_backend`]-style stubs); without it nothing is probed.
+pub fn controller_options(
+    ns: &str,
+    reporter: &str,
+    intervals: Duration,
+    health: Option<Duration>,
+) -> controller::ControllerOptions {
+    use dynamic_toolset::probe::ProbeSettings;
+    let only = ns.to_string();
+    let loopback: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    controller::ControllerOptions {
+        configmap_name: CM.into(),
+        configmap_namespace: ns.into(),
+        owner: None,
+        namespaces: Arc::new(move |n: &str| n == only),
+        watch_namespaces: None,
+        label_selector: None,
+        policy: dynamic_toolset_core::gate::Policy::baseline("cluster.local"),
+        debounce: ms(50),
+        discovery_interval: intervals,
+        reconciliation_interval: intervals,
+        health: health.map(|interval| controller::HealthOptions {
+            interval,
+            failure_threshold: 3,
+            probe: ProbeSettings {
+                timeout: ms(500),
+                attempts: 1,
+                interval: ms(50),
+                resolve: vec![(fqdn(PROM, ns), loopback), (fqdn(GRAFANA, ns), loopback)],
+                ..ProbeSettings::default()
+            },
+        }),
+        leader: None,
+        reporter: reporter.into(),
+    }
+}
+
+/// The Events of `ns` with `reason`.
+pub async fn events_with_reason(
+    client: &kube::Client,
+    ns: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
 }

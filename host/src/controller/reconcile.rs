@@ -118,6 +118,11 @@ pub(super) async fn main_loop(
             detectors.loaded.set.reloader(),
             reload_tx,
             metrics.clone(),
+            super::reload::ReloadEvents {
+                sink: events::EventSink::new(client.clone(), &opts.reporter),
+                namespace: opts.configmap_namespace.clone(),
+                configmap: opts.configmap_name.clone(),
+            },
         ));
     }
     watches.spawn(detect::worker(

@@ -3,7 +3,10 @@
 //! is not read half-way) it parses the declarations and prepares the new detectors on a
 //! blocking thread, with the running set's engine, then hands them to the detection
 //! worker, which swaps them in between batches ([`super::detect`]). Invalid declarations
-//! change nothing (the running detectors stay) and are reported.
+//! change nothing (the running detectors stay) and are reported; so is every detector of
+//! a new version that fails to load (its last good version keeps running): in the log, the
+//! `dynamic_toolset_detector_reloads_total` metric, a Warning Event beside the ConfigMap
+//! ([`EVENT_DECLARATIONS`], [`EVENT_DETECTORS`]) and the detectors API.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +18,27 @@ use tokio::sync::mpsc;
 use crate::detectors::declare::Declarations;
 use crate::metrics::ControllerMetrics;
 use crate::pipeline::DetectorSetup;
+
+/// Event reason: the declarations file could not be applied (nothing changed).
+pub const EVENT_DECLARATIONS: &str = "DetectorDeclarationsInvalid";
+/// Event reason: detectors of a new version failed to load (the rest swapped in).
+pub const EVENT_DETECTORS: &str = "DetectorReloadFailed";
+const EVENT_ACTION: &str = "ReloadDetectors";
+
+/// Where reload failures are reported as Warning Events: beside the ConfigMap.
+pub struct ReloadEvents {
+    pub sink: super::events::EventSink,
+    pub namespace: String,
+    pub configmap: String,
+}
+
+impl ReloadEvents {
+    async fn warn(&mut self, reason: &str, note: &str) {
+        self.sink
+            .warn(&self.namespace, &self.configmap, reason, EVENT_ACTION, note)
+            .await;
+    }
+}
 
 /// New detectors, ready to swap in.
 pub struct Reload {
@@ -63,6 +87,7 @@ pub async fn watch(
     reloader: Reloader,
     tx: mpsc::Sender<Reload>,
     metrics: Arc<ControllerMetrics>,
+    mut events: ReloadEvents,
 ) {
     let mut current = stamp(&setup);
     let mut seen: Option<Stamp> = None;
@@ -89,10 +114,11 @@ pub async fn watch(
         let (declarations, specs) = match setup.specs() {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!(
-                    "detector declarations not applied, the running detectors stay: {e:#}"
-                );
+                let note =
+                    format!("detector declarations not applied, the running detectors stay: {e:#}");
+                tracing::error!("{note}");
                 metrics.detector_reload("failure");
+                events.warn(EVENT_DECLARATIONS, &note).await;
                 continue;
             }
         };
@@ -100,11 +126,22 @@ pub async fn watch(
         let prepared = match tokio::task::spawn_blocking(move || loader.prepare(specs)).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!("detector reload failed: {e}");
+                let note = format!("detector reload failed, the running detectors stay: {e}");
+                tracing::error!("{note}");
                 metrics.detector_reload("failure");
+                events.warn(EVENT_DETECTORS, &note).await;
                 continue;
             }
         };
+        if !prepared.errors.is_empty() {
+            let failed: Vec<String> = prepared.errors.iter().map(ToString::to_string).collect();
+            let note = format!(
+                "{} detector(s) of the new declarations failed to load; each keeps its last good version where one was running: {}",
+                failed.len(),
+                failed.join("; ")
+            );
+            events.warn(EVENT_DETECTORS, &note).await;
+        }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             failed = prepared.errors.len(),
