@@ -334,15 +334,11 @@ async fn overrides_merged_at_once_and_invalid_ones_keep_last_good_with_event() {
 
     let invalid = "toolsets:\n  - not a map\n";
     patch_data(&cms, json!({OVERRIDES_KEY: invalid})).await;
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
     let event = wait_for("an InvalidOverrides Event", WAIT, async || {
-        events
-            .list(&Default::default())
+        events_with_reason(&client, ns, "InvalidOverrides")
             .await
-            .unwrap()
-            .items
             .into_iter()
-            .find(|e| e.reason.as_deref() == Some("InvalidOverrides"))
+            .next()
     })
     .await;
     let regarding = event.regarding.clone().unwrap();

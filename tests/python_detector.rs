@@ -20,6 +20,13 @@ use guest_build::python;
 #[path = "common/holmes.rs"]
 mod holmes;
 
+/// The Context API's tools, as the seed document names them.
+const TOOLS: [&str; 3] = [
+    "get_action_history",
+    "analyze_patterns",
+    "discover_context_types",
+];
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -149,14 +156,7 @@ fn declared_with_wasi_it_matches_its_fixture_service() {
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    assert_eq!(
-        tools,
-        [
-            "get_action_history",
-            "analyze_patterns",
-            "discover_context_types"
-        ]
-    );
+    assert_eq!(tools, TOOLS);
 }
 
 #[test]
@@ -231,14 +231,7 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        tools,
-        [
-            "get_action_history",
-            "analyze_patterns",
-            "discover_context_types"
-        ]
-    );
+    assert_eq!(tools, TOOLS);
     assert!(
         ts["tools"][0]["command"]
             .as_str()

@@ -239,7 +239,7 @@ pub static KEYS: &[Key] = &[
         "How often the declarations file, the files it names and the detectors directory are checked for changes."),
     key(DET_CACHE, Slot::Path(|s| &mut s.detectors.cache_dir),
         Some("DETECTOR_CACHE_DIR"), value("cache-dir"), "",
-        "Directory for precompiled detectors (makes later starts fast); off when unset."),
+        "Directory where third-party detector files are kept compiled, so later starts and reloads skip compiling them; off when unset (bundled detectors come precompiled in the binary)."),
     key(SRV_LISTEN, Slot::Addr(|s| &mut s.server.listen), None, value("listen"), "0.0.0.0:8080",
         "Address of the health endpoints (`/healthz`, `/readyz`, `/health`, `/ready`), the REST API (`/api/v1/...`) and the status page (`/`)."),
     key(SRV_METRICS, Slot::Addr(|s| &mut s.server.metrics_listen),
