@@ -118,6 +118,13 @@ pub fn is_builtin(toolset: &str) -> bool {
     BUILTIN_TOOLSETS.contains(&toolset)
 }
 
+/// Whether HolmesGPT or the host already owns the toolset name: a HolmesGPT built-in, or
+/// one of the `type: http` toolsets the host builds. A detector's own custom toolset (a
+/// grant's `allow_commands`) may never take such a name.
+pub fn is_reserved_toolset(toolset: &str) -> bool {
+    is_builtin(toolset) || catalog::is_http_toolset(toolset)
+}
+
 /// A namespace containing one of these words is preferred when only one installation
 /// of a toolset can be kept.
 pub const MONITORING_NAMESPACE_HINTS: &[&str] = &["monitoring", "observability"];

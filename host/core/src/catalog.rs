@@ -79,13 +79,6 @@ pub fn toolsets_for(backend: &str) -> &'static [&'static str] {
         .map_or(&[], |b| b.toolsets)
 }
 
-/// Whether HolmesGPT or the host already owns the toolset name: a HolmesGPT built-in, or
-/// one of the `type: http` toolsets the host builds. A detector's own custom toolset (a
-/// grant's `allow_commands`) may never take such a name.
-pub fn is_reserved_toolset(toolset: &str) -> bool {
-    crate::assemble::is_builtin(toolset) || is_http_toolset(toolset)
-}
-
 /// The `config` key holding the endpoint URL, for toolsets that have one.
 pub fn url_key(toolset: &str) -> Option<&'static str> {
     match toolset {

@@ -375,7 +375,7 @@ fn check(
         && granted.is_some_and(|g| {
             g.allow_commands && g.toolsets.as_ref().is_some_and(|t| t.contains(&f.toolset))
         });
-    if own_custom && catalog::is_reserved_toolset(&f.toolset) {
+    if own_custom && crate::assemble::is_reserved_toolset(&f.toolset) {
         return Err(refuse(
             NoteKind::Toolset,
             "toolset",
