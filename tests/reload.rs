@@ -1,8 +1,9 @@
 //! Hot reload of declared detectors in a running controller on the real kube-apiserver
 //! (issue 8): a declaration change swaps a new version in without a restart while
 //! Services keep coming, no Service event is lost, no published configuration mixes the
-//! two versions, a new version that fails to load keeps the last good one, and a
-//! required detector that cannot load makes the controller not ready.
+//! two versions, a new version that fails to load keeps the last good one (reported by a
+//! Warning Event), a required detector that cannot load makes the controller not ready,
+//! and a detector removed from the declarations leaves, and comes back when re-declared.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -284,6 +285,36 @@ async fn declaration_changes_swap_detectors_without_a_restart() {
                 .then_some(errors)
         },
     )
+    .await;
+
+    // Remove: declarations without it drop the detector; its toolset leaves the ConfigMap,
+    // and the controller is ready again (the required one is gone too).
+    declare(&decl, "detectors: []\n");
+    wait_for(
+        "the detector and its toolset removed",
+        Duration::from_secs(30),
+        async || {
+            let cm = cms.get_opt(CM).await.ok().flatten()?;
+            let text = cm.data.as_ref()?.get("toolsets.yaml")?.clone();
+            let doc: Value = serde_yaml::from_str(&text).ok()?;
+            let ready = handle
+                .readiness()
+                .read()
+                .unwrap()
+                .detector_load_errors
+                .is_empty();
+            (doc["toolsets"].get("prometheus/metrics").is_none() && ready).then_some(())
+        },
+    )
+    .await;
+
+    // Add it back, pinned and configured: every Service is served again, as version 3.
+    declare(&decl, &versioned_decl(&wasm, &pin, 3));
+    wait_for("every Service as v3", Duration::from_secs(60), async || {
+        let cm = cms.get_opt(CM).await.ok().flatten()?;
+        let names = instances(&cm);
+        (names.len() == total + 1 && versions(&names) == BTreeSet::from(["3".into()])).then_some(())
+    })
     .await;
     handle.stop().await;
 }
