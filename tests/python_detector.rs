@@ -273,3 +273,69 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
     assert!(doc["toolsets"]["kubernaut/context"].is_null(), "{doc:?}");
     assert!(stderr.contains("allow_commands"), "{stderr}");
 }
+
+/// What an author of such a detector iterates with: `detectors test --wasi` runs it over the
+/// fixture; with the strict default grant its custom toolset is refused (exit status 3,
+/// naming `allow_commands`), with `--grants` as the operator will declare it, admitted (0).
+#[test]
+fn detectors_test_runs_it_with_wasi_and_a_grant() {
+    let wasm = component();
+    let manifests = root()
+        .join(python::EXAMPLE_DIR)
+        .join("fixtures/kubernaut-context-api.yaml");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dynamic-toolset"))
+            .args(["detectors", "test"])
+            .arg(&wasm)
+            .arg("-m")
+            .arg(&manifests)
+            .args(extra)
+            .env(
+                "DETECTOR_CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-detector-cache"),
+            )
+            .output()
+            .unwrap()
+    };
+    let without_wasi = run(&[]);
+    assert_eq!(without_wasi.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&without_wasi.stderr);
+    assert!(
+        stderr.contains("--wasi") || stderr.contains("wasi: true"),
+        "{stderr}"
+    );
+
+    let strict = run(&["--wasi"]);
+    let stdout = String::from_utf8_lossy(&strict.stdout);
+    assert_eq!(strict.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("allow_commands"), "{stdout}");
+
+    let granted = run(&[
+        "--wasi",
+        "--grants",
+        "{toolsets: [kubernaut/context], allow_commands: true}",
+        "-o",
+        "json",
+    ]);
+    let stdout = String::from_utf8_lossy(&granted.stdout);
+    assert_eq!(
+        granted.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
+    assert_eq!(report["summary"]["fragments_admitted"], 1, "{report}");
+    assert_eq!(
+        report["services"][0]["fragments"][0]["fragment"]["toolset"],
+        "kubernaut/context"
+    );
+
+    let bad = run(&["--wasi", "--grants", "{allow_comands: true}"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("--grants") && stderr.contains("allow_comands"),
+        "{stderr}"
+    );
+}

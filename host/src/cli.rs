@@ -246,6 +246,12 @@ pub struct DetectorTestArgs {
     /// refused, naming the WASI import it asked for.
     #[arg(long)]
     pub wasi: bool,
+    /// The grant to screen its fragments with, written as a declaration's `grants:` (YAML),
+    /// e.g. '{toolsets: [acme/tools], allow_commands: true}'. Default: the strict grant of a
+    /// declaration without `grants:` (endpoints on the given Service only, what it declares,
+    /// no custom toolsets).
+    #[arg(long, value_name = "YAML")]
+    pub grants: Option<String>,
     /// Leave out the Services the detector said are unrelated (text output).
     #[arg(long)]
     pub hide_unrelated: bool,

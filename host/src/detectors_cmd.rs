@@ -138,14 +138,16 @@ pub fn run(args: &DetectorTestArgs) -> anyhow::Result<ExitCode> {
     let policy = args
         .security
         .policy(&args.cluster_domain, |k| std::env::var(k).ok());
-    // Screened as a declared file without `grants:` would be: the baseline gate, its own
-    // declared output, and the strict default grant (endpoints on its Service only, no
-    // commands).
+    // Screened as a declared file would be: the baseline gate, its own declared output,
+    // and its grant (`--grants`; without it the strict default grant: endpoints on its
+    // Service only, no commands).
+    let grant = match &args.grants {
+        None => dynamic_toolset_core::gate::DetectorGrant::default(),
+        Some(text) => crate::detectors::declare::parse_grants(text)
+            .map_err(|e| anyhow::anyhow!("--grants: {e}"))?,
+    };
     let mut grants = pipeline::grants(&set, &Default::default());
-    grants.grant(
-        &info.info.name,
-        dynamic_toolset_core::gate::DetectorGrant::default(),
-    );
+    grants.grant(&info.info.name, grant);
     let services = loaded
         .services
         .iter()

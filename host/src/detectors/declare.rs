@@ -111,6 +111,24 @@ struct RawGrants {
     allow_commands: bool,
 }
 
+impl From<RawGrants> for DetectorGrant {
+    fn from(g: RawGrants) -> Self {
+        DetectorGrant {
+            toolsets: g.toolsets.map(|t| t.into_iter().collect::<BTreeSet<_>>()),
+            other_services: g.other_services,
+            allow_commands: g.allow_commands,
+        }
+    }
+}
+
+/// A `grants:` map as a declaration writes it (YAML, flow or block style), e.g.
+/// `{toolsets: [kubernaut/context], allow_commands: true}`; the error names the field.
+pub fn parse_grants(text: &str) -> Result<DetectorGrant, String> {
+    serde_yaml::from_str::<RawGrants>(text)
+        .map(DetectorGrant::from)
+        .map_err(|e| e.to_string())
+}
+
 /// Why a declarations file is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeclareError {
@@ -267,11 +285,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Declarations, De
             },
         };
         let grant = match (r.grants, &origin) {
-            (Some(g), _) => Some(DetectorGrant {
-                toolsets: g.toolsets.map(|t| t.into_iter().collect::<BTreeSet<_>>()),
-                other_services: g.other_services,
-                allow_commands: g.allow_commands,
-            }),
+            (Some(g), _) => Some(DetectorGrant::from(g)),
             // A file detector is held to its Service and to what it declares.
             (None, DetectorSource::File(_)) => Some(DetectorGrant::default()),
             (None, DetectorSource::Bundled(_)) => None,
