@@ -366,16 +366,10 @@ async fn overrides_merged_at_once_and_invalid_ones_keep_last_good_with_event() {
     let invalid2 = "toolsets:\n  grafana/dashboards:\n    enable: false\n";
     patch_data(&cms, json!({OVERRIDES_KEY: invalid2})).await;
     let second = wait_for("a second InvalidOverrides Event", WAIT, async || {
-        events
-            .list(&Default::default())
+        events_with_reason(&client, ns, "InvalidOverrides")
             .await
-            .unwrap()
-            .items
             .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("InvalidOverrides")
-                    && e.note.as_deref() != Some(first_note.as_str())
-            })
+            .find(|e| e.note.as_deref() != Some(first_note.as_str()))
     })
     .await;
     let note = second.note.unwrap_or_default();

@@ -1,6 +1,6 @@
 //! The example Python detector (examples/detectors/kubernaut-context-py) the way an
 //! operator runs it: declared in a detectors file (pinned by sha256, `wasi: true`, memory
-//! for CPython, the grant its custom toolset needs), loaded with the bundled detectors, and
+//! for CPython, a grant naming its toolset), loaded with the bundled detectors, and
 //! run over its fixture Service read from YAML (transcribed from the seed document; see the
 //! fixture's header). Without `wasi: true` the same declaration is rejected, with a reason
 //! naming the WASI import, and the other detectors still load.
@@ -20,11 +20,12 @@ use guest_build::python;
 #[path = "common/holmes.rs"]
 mod holmes;
 
-/// The Context API's tools, as the seed document names them.
-const TOOLS: [&str; 3] = [
-    "get_action_history",
-    "analyze_patterns",
-    "discover_context_types",
+/// The Context API's operations (the seed document's three tools), as requests the model
+/// is told about.
+const REQUESTS: [&str; 3] = [
+    "GET /api/v1/context/action-history",
+    "GET /api/v1/context/patterns/<signature>",
+    "GET /api/v1/context/discover",
 ];
 
 fn root() -> PathBuf {
@@ -66,7 +67,7 @@ fn declare(dir: &Path, wasm: &Path, wasi: bool) -> PathBuf {
     wasi: {wasi}
     limits: {{memory: 32Mi}}
     settings: {{port: 8091}}
-    grants: {{toolsets: [kubernaut/context], allow_commands: true}}
+    grants: {{toolsets: [kubernaut/context]}}
 ",
         wasm.display(),
         sha256(wasm)
@@ -106,8 +107,8 @@ fn declared_with_wasi_it_matches_its_fixture_service() {
     let policy = Policy::baseline("cluster.local");
     let grants = loaded.grants();
     // Through the whole pipeline (every detector, then the validation gate): no failure,
-    // and the gate admits its custom toolset under the declaration's grant
-    // (`toolsets: [kubernaut/context], allow_commands: true`).
+    // and the gate admits its toolset under the declaration's grant (no commands: the
+    // gate attaches the API the detector described).
     let detections = pipeline::detect_one(&mut loaded.set, &grants, &policy, &svc);
     for v in &detections.verdicts {
         assert!(v.outcome.is_ok(), "{} failed: {:?}", v.detector, v.outcome);
@@ -122,10 +123,12 @@ fn declared_with_wasi_it_matches_its_fixture_service() {
         .iter()
         .find(|v| v.detector == "kubernaut-context")
         .map(|v| &v.outcome);
-    assert!(
-        matches!(admitted, Some(Ok(Detection::Matched(f))) if f[0].toolset == "kubernaut/context"),
-        "{admitted:?}"
-    );
+    let Some(Ok(Detection::Matched(admitted))) = admitted else {
+        panic!("{admitted:?}");
+    };
+    assert_eq!(admitted[0].toolset, "kubernaut/context");
+    let api = admitted[0].http.as_ref().unwrap();
+    assert_eq!(api.paths, ["/api/v1/context/*"]);
     // Only the Python detector claims the Service: no bundled detector knows it.
     let raw = loaded.set.detect(&svc, "cluster.local");
     let claimed: Vec<&str> = raw
@@ -148,15 +151,7 @@ fn declared_with_wasi_it_matches_its_fixture_service() {
         f.endpoint,
         "http://kubernaut-context-api.default.svc.cluster.local:8091"
     );
-    let tools: Vec<&str> = f
-        .custom
-        .as_ref()
-        .unwrap()
-        .tools
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    assert_eq!(tools, TOOLS);
+    assert_eq!(f.custom, None);
 }
 
 #[test]
@@ -185,10 +180,10 @@ fn declared_without_wasi_it_is_rejected_naming_the_import() {
     );
 }
 
-/// `discover` with the declaration, over the fixture: the output carries the custom toolset
-/// with its three tools, and HolmesGPT's own loader (holmesgpt 0.45.0, `validate.py
-/// --strict`) loads it. The same declaration without `allow_commands` leaves it out, naming
-/// the grant.
+/// `discover` with the declaration, over the fixture: the output carries a HolmesGPT
+/// `type: http` toolset for the Context API on the Service found (GET only, its paths),
+/// and HolmesGPT's own loader (holmesgpt 0.45.0, `validate.py --strict`) loads it. A grant
+/// that does not list the toolset leaves it out, naming the grant.
 #[test]
 fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,25 +215,24 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
     assert!(out.status.success(), "{stderr}");
     let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
     let ts = &doc["toolsets"]["kubernaut/context"];
-    let tools: Vec<&str> = ts["tools"]
-        .as_sequence()
-        .unwrap_or_else(|| {
-            panic!(
-                "no kubernaut/context tools:\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(tools, TOOLS);
-    assert!(
-        ts["tools"][0]["command"]
-            .as_str()
-            .unwrap()
-            .contains("kubernaut-context-api.default.svc.cluster.local:8091"),
-        "{ts:?}"
+    assert_eq!(
+        ts["type"],
+        "http",
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
+    assert!(ts.get("tools").is_none(), "no commands: {ts:?}");
+    let endpoint = &ts["config"]["endpoints"][0];
+    assert_eq!(
+        endpoint["hosts"][0],
+        "http://kubernaut-context-api.default.svc.cluster.local:8091"
+    );
+    assert_eq!(endpoint["paths"][0], "/api/v1/context/*");
+    assert_eq!(endpoint["methods"][0], "GET");
+    let instructions = ts["llm_instructions"].as_str().unwrap();
+    for request in REQUESTS {
+        assert!(instructions.contains(request), "{instructions}");
+    }
     let file = dir.path().join("holmes.yaml");
     std::fs::write(&file, &out.stdout).unwrap();
     let check = std::process::Command::new(holmes::holmes_python())
@@ -260,10 +254,11 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
         "{summary}"
     );
 
-    // Without allow_commands: left out, and --explain names the grant.
-    let text = std::fs::read_to_string(&decl)
-        .unwrap()
-        .replace("allow_commands: true", "allow_commands: false");
+    // A grant that lists another toolset: left out, and --explain names the grant.
+    let text = std::fs::read_to_string(&decl).unwrap().replace(
+        "toolsets: [kubernaut/context]",
+        "toolsets: [kubernaut/other]",
+    );
     std::fs::write(&decl, text).unwrap();
     let out = run(&decl);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -271,12 +266,13 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
     assert!(doc["toolsets"]["kubernaut/context"].is_null(), "{doc:?}");
-    assert!(stderr.contains("allow_commands"), "{stderr}");
+    assert!(stderr.contains("outside the detector's grant"), "{stderr}");
 }
 
 /// What an author of such a detector iterates with: `detectors test --wasi` runs it over the
-/// fixture; with the strict default grant its custom toolset is refused (exit status 3,
-/// naming `allow_commands`), with `--grants` as the operator will declare it, admitted (0).
+/// fixture and shows its toolset admitted under the strict default grant (exit status 0);
+/// `--grants` as the operator may declare it screens with that (a grant listing another
+/// toolset refuses it: 3); a component that needs WASI is refused without `--wasi` (1).
 #[test]
 fn detectors_test_runs_it_with_wasi_and_a_grant() {
     let wasm = component();
@@ -300,36 +296,28 @@ fn detectors_test_runs_it_with_wasi_and_a_grant() {
     let without_wasi = run(&[]);
     assert_eq!(without_wasi.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&without_wasi.stderr);
-    assert!(
-        stderr.contains("--wasi") || stderr.contains("wasi: true"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("wasi: true"), "{stderr}");
 
-    let strict = run(&["--wasi"]);
+    let strict = run(&["--wasi", "-o", "json"]);
     let stdout = String::from_utf8_lossy(&strict.stdout);
-    assert_eq!(strict.status.code(), Some(3), "{stdout}");
-    assert!(stdout.contains("allow_commands"), "{stdout}");
-
-    let granted = run(&[
-        "--wasi",
-        "--grants",
-        "{toolsets: [kubernaut/context], allow_commands: true}",
-        "-o",
-        "json",
-    ]);
-    let stdout = String::from_utf8_lossy(&granted.stdout);
-    assert_eq!(
-        granted.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&granted.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
+    assert_eq!(strict.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&strict.stdout).unwrap();
     assert_eq!(report["summary"]["fragments_admitted"], 1, "{report}");
     assert_eq!(
-        report["services"][0]["fragments"][0]["fragment"]["toolset"],
-        "kubernaut/context"
+        report["detector"]["exports"],
+        serde_json::json!(["detector", "setup", "http-apis"])
     );
+    let fragment = &report["services"][0]["fragments"][0]["fragment"];
+    assert_eq!(fragment["toolset"], "kubernaut/context");
+    assert_eq!(fragment["custom"], serde_json::Value::Null);
+    let api = &report["detector"]["http_apis"][0];
+    assert_eq!(api["toolset"], "kubernaut/context");
+    assert_eq!(api["paths"][0], "/api/v1/context/*");
+
+    let narrow = run(&["--wasi", "--grants", "{toolsets: [kubernaut/other]}"]);
+    let stdout = String::from_utf8_lossy(&narrow.stdout);
+    assert_eq!(narrow.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("outside the detector's grant"), "{stdout}");
 
     let bad = run(&["--wasi", "--grants", "{allow_comands: true}"]);
     assert_eq!(bad.status.code(), Some(1));

@@ -48,6 +48,10 @@ pub struct DetectorReport {
     pub backends: Vec<String>,
     /// What it declares it may emit (contract 1.1 `setup`); none without that export.
     pub emits: Option<Emits>,
+    /// The HTTP APIs it describes (contract 1.2 `http-apis`), as the host read them: the
+    /// host builds a HolmesGPT `type: http` toolset of each on an admitted fragment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http_apis: Vec<dynamic_toolset_core::HttpApi>,
     /// The contract interfaces it exports.
     pub exports: Vec<&'static str>,
 }
@@ -210,6 +214,9 @@ fn build_report(
     if info.capabilities.identify {
         exports.push("identify");
     }
+    if info.capabilities.http_apis {
+        exports.push("http-apis");
+    }
     Report {
         detector: DetectorReport {
             file,
@@ -218,6 +225,7 @@ fn build_report(
             version: info.info.version.clone(),
             backends: info.info.backends.clone(),
             emits: info.info.emits.clone(),
+            http_apis: info.info.http_apis.clone(),
             exports,
         },
         services,
@@ -330,6 +338,14 @@ pub fn render_text(r: &Report, hide_unrelated: bool) -> String {
         None => "nothing (no setup export: its backends' toolsets)".to_string(),
     };
     let _ = writeln!(out, "  declares  {declares}");
+    for api in &d.http_apis {
+        let _ = writeln!(
+            out,
+            "  http api  {}: GET {} (a type: http toolset the host builds)",
+            clean(&api.toolset),
+            clean(&api.paths.join(", "))
+        );
+    }
     let _ = writeln!(out, "  exports   {}", d.exports.join(", "));
     for s in &r.services {
         if hide_unrelated && s.verdict == "unrelated" {
@@ -504,6 +520,7 @@ mod tests {
             config,
             custom: None,
             identification: None,
+            http: None,
         }
     }
 
@@ -530,6 +547,7 @@ mod tests {
                     toolsets: vec!["prometheus/metrics".into()],
                     custom_toolsets: false,
                 }),
+                http_apis: Vec::new(),
             },
             source: dynamic_toolset_runtime::DetectorSource::File("acme.wasm".into()),
             sha256: "ab".repeat(32),

@@ -1,10 +1,13 @@
 """Kubernaut Context API detector, written in Python and built with componentize-py.
 
-An example third-party detector (dynamic-toolset:detector@1.1.0, world
-`configurable-detector`). It recognises the Kubernaut Context API Service and answers with
-a HolmesGPT custom toolset `kubernaut/context` holding the three tools of the Kubernaut
-Context API (`get_action_history`, `analyze_patterns`, `discover_context_types`), pointed at
-the Service it found instead of `localhost:8091`.
+An example third-party detector (dynamic-toolset:detector@1.2.0, world `api-detector`). It
+recognises the Kubernaut Context API Service and answers with a fragment of toolset
+`kubernaut/context` on the Service it found (instead of `localhost:8091`). It describes the
+Context API (`http-apis`): the three operations of the seed's tools (`get_action_history`,
+`analyze_patterns`, `discover_context_types`) as requests under `/api/v1/context/`, which
+the host turns into a HolmesGPT `type: http` toolset. HolmesGPT's own HTTP client then
+sends GET requests to that Service and those paths only: no command runs in its pod, so
+the detector needs no `allow_commands` grant.
 
 Source of truth: ../shared/seeds/holmesgpt-hybrid-architecture.md, sections "Kubernaut
 Context API Tools" (the tools and paths), "Kubernetes Deployment with Hybrid Access"
@@ -23,7 +26,7 @@ files, no environment and no network there; what it prints reaches the host's lo
 import json
 
 from wit_world import exports
-from wit_world.exports import setup
+from wit_world.exports import http_apis, setup
 from wit_world.imports import log, types
 
 NAME = "kubernaut-context"
@@ -39,24 +42,13 @@ NAME_LABELS = ("app.kubernetes.io/name", "app")
 HEALTH_PATH = "/api/v1/context/health"
 SETTINGS = ("port", "service_names")
 
-# (name, description, path under the Service's base URL): the seed's three tools.
-TOOLS = [
-    (
-        "get_action_history",
-        "Get Kubernaut workflow execution history",
-        "/api/v1/context/action-history",
-    ),
-    (
-        "analyze_patterns",
-        "Get Kubernaut pattern analysis and recommendations",
-        "/api/v1/context/patterns/{{ signature }}",
-    ),
-    (
-        "discover_context_types",
-        "Discover available Kubernaut-specific context types",
-        "/api/v1/context/discover",
-    ),
-]
+# The seed's three tools, as requests relative to the Service's base URL.
+INSTRUCTIONS = """Kubernaut Context API (read-only GET requests), relative to the base URL:
+- GET /api/v1/context/action-history : Kubernaut workflow execution history (get_action_history).
+- GET /api/v1/context/patterns/<signature> : pattern analysis and recommendations for an alert signature (analyze_patterns); URL-encode the signature.
+- GET /api/v1/context/discover : the Kubernaut-specific context types available (discover_context_types).
+- GET /api/v1/context/health : whether the Context API is up."""
+PATHS = ["/api/v1/context/*"]
 
 DESCRIPTION = (
     "Kubernaut Context API: Kubernaut-specific context (workflow action history, "
@@ -107,10 +99,6 @@ def fragment(service, port):
     base = (
         f"http://{service.name}.{service.namespace}.svc.{service.cluster_domain}:{port}"
     )
-    tools = [
-        types.Tool(name=name, description=description, command=f'curl -s "{base}{path}"')
-        for (name, description, path) in TOOLS
-    ]
     return types.Fragment(
         toolset=TOOLSET,
         backend=BACKEND,
@@ -121,9 +109,7 @@ def fragment(service, port):
             port=port, scheme=types.Scheme.HTTP, path=HEALTH_PATH, accepted_statuses=[]
         ),
         config="{}",
-        custom=types.CustomToolset(
-            description=DESCRIPTION, prerequisites=["curl --version"], tools=tools
-        ),
+        custom=None,
     )
 
 
@@ -146,7 +132,7 @@ class Detector(exports.Detector):
 
 class Setup(exports.Setup):
     def declares(self) -> setup.Emits:
-        return setup.Emits(toolsets=[TOOLSET], custom_toolsets=True)
+        return setup.Emits(toolsets=[TOOLSET], custom_toolsets=False)
 
     def configure(self, settings: str) -> None:
         try:
@@ -160,3 +146,15 @@ class Setup(exports.Setup):
             f"configured: port {Config.port}, services {', '.join(Config.service_names)}",
         )
         print(f"{NAME} {VERSION} (Python) ready: port {Config.port}")
+
+
+class HttpApis(exports.HttpApis):
+    def http_apis(self) -> list:
+        return [
+            http_apis.HttpApi(
+                toolset=TOOLSET,
+                description=DESCRIPTION,
+                instructions=INSTRUCTIONS,
+                paths=PATHS,
+            )
+        ]

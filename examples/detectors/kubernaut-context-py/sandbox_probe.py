@@ -87,3 +87,7 @@ class Setup(app.Setup):
         elif Probe.mode == "env":
             probe_env()
         app.Setup.configure(self, json.dumps(parsed))
+
+
+class HttpApis(app.HttpApis):
+    pass

@@ -1,8 +1,8 @@
 //! Guest SDK for dynamic-toolset detectors.
 //!
 //! A detector is a plain Rust type implementing [`Detector`]; [`export_detector!`] turns
-//! it into the exports of the `dynamic-toolset:detector@1.1.0` world `full-detector`
-//! (`detector`, `setup`, `identify`) when compiled for `wasm32-wasip2`. The contract ships
+//! it into the exports of the `dynamic-toolset:detector@1.2.0` world `full-detector`
+//! (`detector`, `setup`, `identify`, `http-apis`) when compiled for `wasm32-wasip2`. The contract ships
 //! inside this crate (`wit/detector.wit`): depending on the crate is all a detector needs.
 //! The same code compiles natively, which is how detectors are unit tested (see
 //! [`harness`]) and benchmarked against their wasm build.
@@ -68,9 +68,10 @@
 //! component for that target directly) and try it with `dynamic-toolset detectors test
 //! target/wasm32-wasip2/release/<crate>.wasm -m <manifests>`.
 //!
-//! `configure` (settings from the operator's declaration) and `identify` (candidate
-//! endpoints with fingerprints, see [`identify`]) have defaults: no settings accepted,
-//! nothing to identify.
+//! `configure` (settings from the operator's declaration), `identify` (candidate
+//! endpoints with fingerprints, see [`identify`]) and `http_apis` (HTTP APIs the host
+//! makes HolmesGPT `type: http` toolsets of, for a backend outside the host's catalog: see
+//! [`http_api`]) have defaults: no settings accepted, nothing to identify, no API.
 
 #[allow(unsafe_code, clippy::all, missing_docs)]
 pub mod bindings {
@@ -98,6 +99,9 @@ pub use bindings::dynamic_toolset::detector::types::{
     ServicePort, Tool,
 };
 pub use bindings::exports::dynamic_toolset::detector::detector::Guest;
+pub use bindings::exports::dynamic_toolset::detector::http_apis::{
+    Guest as HttpApisGuest, HttpApi,
+};
 pub use bindings::exports::dynamic_toolset::detector::identify::{
     Candidate, Fingerprint, Guest as IdentifyGuest, Identification,
 };
@@ -110,8 +114,8 @@ pub mod prelude {
     pub use crate::fragment::tool;
     pub use crate::{
         Candidate, CustomToolset, Detection, Detector, DetectorInfo, Emits, Fingerprint, Fragment,
-        FragmentBuilder, HealthProbe, Identification, Level, Scheme, Service, ServiceExt,
-        ServicePort, Settings, Tool, declined, emits, log, matched, metadata, rank,
+        FragmentBuilder, HealthProbe, HttpApi, Identification, Level, Scheme, Service, ServiceExt,
+        ServicePort, Settings, Tool, declined, emits, http_api, log, matched, metadata, rank,
     };
 }
 
@@ -154,6 +158,24 @@ pub trait Detector {
     fn identify(svc: &Service, fragment: &Fragment) -> Identification {
         let _ = (svc, fragment);
         identify::none()
+    }
+    /// HTTP APIs this detector describes (contract 1.2): a fragment whose toolset is one
+    /// of them becomes a HolmesGPT `type: http` toolset the host builds on the fragment's
+    /// endpoint (GET only, these paths, no commands). The default: none.
+    fn http_apis() -> Vec<HttpApi> {
+        Vec::new()
+    }
+}
+
+/// Builds an [`HttpApi`]: `toolset`, a one-line `description`, `instructions` for the
+/// model (requests relative to the base URL, which the host prepends), and the path
+/// patterns HolmesGPT may request under the endpoint's base path (e.g. `"/api/v1/*"`).
+pub fn http_api(toolset: &str, description: &str, instructions: &str, paths: &[&str]) -> HttpApi {
+    HttpApi {
+        toolset: toolset.to_string(),
+        description: description.to_string(),
+        instructions: instructions.to_string(),
+        paths: paths.iter().map(|p| p.to_string()).collect(),
     }
 }
 
@@ -241,6 +263,12 @@ macro_rules! export_detector {
                 ) -> $crate::Identification {
                     $crate::install_panic_hook();
                     <$detector as $crate::Detector>::identify(&service, &fragment)
+                }
+            }
+            impl $crate::HttpApisGuest for __Component {
+                fn http_apis() -> Vec<$crate::HttpApi> {
+                    $crate::install_panic_hook();
+                    <$detector as $crate::Detector>::http_apis()
                 }
             }
     $crate::bindings::__export_bindings!(__Component with_types_in $crate::bindings);

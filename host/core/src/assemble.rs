@@ -15,9 +15,10 @@
 //!   looks like a monitoring namespace, then highest rank, then instance key); the
 //!   others are left out with
 //!   [`LeftOutReason::AnotherInstancePreferred`] and a note.
-//! - Toolsets the host builds ([`catalog::is_http_toolset`]: Alertmanager, Jaeger) are
-//!   HolmesGPT `type: http` entries ([`catalog::http_entry`]: GET on the endpoint's API
-//!   paths only, no shell); custom toolsets a detector defined (`custom`, only where an
+//! - Toolsets the host builds ([`catalog::is_http_toolset`]: Alertmanager, Jaeger), and
+//!   those a detector describes as an HTTP API ([`Fragment::http`](crate::Fragment),
+//!   contract 1.2), are HolmesGPT `type: http` entries ([`catalog::http_entry`]: GET on the
+//!   endpoint's API paths only, no shell); custom toolsets a detector defined (`custom`, only where an
 //!   operator granted it) keep their tools. One entry per installation. The preferred
 //!   installation (same [`preference`] order) gets the detector's toolset name; every
 //!   other one gets `<toolset>-<namespace>-<service>` and its tool names get the suffix
@@ -472,7 +473,9 @@ pub fn assemble(
             continue;
         }
         let toolset = group.key.toolset.as_str();
-        if group.chosen.fragment.custom.is_some() || catalog::is_http_toolset(toolset) {
+        let fragment = &group.chosen.fragment;
+        if fragment.custom.is_some() || fragment.http.is_some() || catalog::is_http_toolset(toolset)
+        {
             custom.entry(toolset).or_default().push(usable);
         } else {
             builtin.entry(toolset).or_default().push(usable);
@@ -589,6 +592,7 @@ pub fn assemble(
                 Some(def) => Some(custom_entry(def, &c.fragment.config, suffix)),
                 None => catalog::http_entry(
                     toolset,
+                    c.fragment.http.as_ref(),
                     &c.fragment.endpoint,
                     c.fragment
                         .health

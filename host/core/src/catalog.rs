@@ -201,14 +201,21 @@ pub fn is_http_toolset(toolset: &str) -> bool {
     matches!(toolset, ALERTMANAGER_TOOLSET | JAEGER_TOOLSET)
 }
 
-struct HttpApi {
+/// The text of an HTTP API, the host's own or a detector's.
+struct ApiText<'a> {
+    description: &'a str,
+    paths: Vec<&'a str>,
+    instructions: &'a str,
+}
+
+struct BuiltinApi {
     description: &'static str,
     /// API paths under the endpoint's base path, as HolmesGPT glob patterns.
     paths: &'static [&'static str],
     instructions: &'static str,
 }
 
-const ALERTMANAGER_API: HttpApi = HttpApi {
+const ALERTMANAGER_API: BuiltinApi = BuiltinApi {
     description: "Alertmanager: firing alerts, alert groups, silences and cluster status, through its HTTP API v2.",
     paths: &["/api/v2/*"],
     instructions: "This is Alertmanager's HTTP API v2 (read-only GET requests). Useful requests, relative to the base URL:\n\
@@ -219,7 +226,7 @@ const ALERTMANAGER_API: HttpApi = HttpApi {
 - GET /api/v2/status : version, uptime, cluster peers and the loaded configuration.",
 };
 
-const JAEGER_API: HttpApi = HttpApi {
+const JAEGER_API: BuiltinApi = BuiltinApi {
     description: "Jaeger: traced services, their operations, trace search and single traces, through the Jaeger query HTTP API.",
     paths: &["/api/*"],
     instructions: "This is the Jaeger query service's HTTP API (read-only GET requests). Useful requests, relative to the base URL:\n\
@@ -230,7 +237,7 @@ const JAEGER_API: HttpApi = HttpApi {
 URL-encode every query value.",
 };
 
-fn http_api(toolset: &str) -> Option<&'static HttpApi> {
+fn builtin_api(toolset: &str) -> Option<&'static BuiltinApi> {
     match toolset {
         ALERTMANAGER_TOOLSET => Some(&ALERTMANAGER_API),
         JAEGER_TOOLSET => Some(&JAEGER_API),
@@ -238,18 +245,34 @@ fn http_api(toolset: &str) -> Option<&'static HttpApi> {
     }
 }
 
-/// The HolmesGPT `type: http` entry the host builds for `toolset` (see
-/// [`is_http_toolset`]) against `endpoint` (already validated by the gate: in-cluster,
-/// no userinfo, query or template). HolmesGPT's http toolset only requests the listed
-/// host, scheme, port and path patterns, with GET, and never runs a shell.
-/// `health_url` becomes the toolset's `health_check_url`. `verify_ssl` is passed on.
+/// The HolmesGPT `type: http` entry the host builds for `toolset` against `endpoint`
+/// (already validated by the gate: in-cluster, no userinfo, query or template), from the
+/// API a detector `described` (contract 1.2, checked at load and attached by the gate) or
+/// else the host's own for that toolset ([`is_http_toolset`]). HolmesGPT's http toolset
+/// only requests the listed host, scheme, port and path patterns, with GET, and never runs
+/// a shell. `health_url` becomes the toolset's `health_check_url`. `verify_ssl` is passed on.
 pub fn http_entry(
     toolset: &str,
+    described: Option<&crate::model::HttpApi>,
     endpoint: &str,
     health_url: Option<&str>,
     verify_ssl: Option<bool>,
 ) -> Option<Value> {
-    let api = http_api(toolset)?;
+    let api = match described {
+        Some(a) => ApiText {
+            description: &a.description,
+            paths: a.paths.iter().map(String::as_str).collect(),
+            instructions: &a.instructions,
+        },
+        None => {
+            let b = builtin_api(toolset)?;
+            ApiText {
+                description: b.description,
+                paths: b.paths.to_vec(),
+                instructions: b.instructions,
+            }
+        }
+    };
     let parsed = url::Url::parse(endpoint).ok()?;
     let host = parsed.host_str()?;
     let port = parsed.port_or_known_default()?;
@@ -340,6 +363,7 @@ mod tests {
     fn http_entry_whitelists_origin_and_base_path() {
         let e = http_entry(
             JAEGER_TOOLSET,
+            None,
             "http://jaeger-query.tracing.svc.cluster.local:16686/jaeger",
             Some("http://jaeger-query.tracing.svc.cluster.local:16686/jaeger/"),
             None,
@@ -360,6 +384,7 @@ mod tests {
         );
         let a = http_entry(
             ALERTMANAGER_TOOLSET,
+            None,
             "https://am.monitoring.svc.cluster.local",
             None,
             Some(false),
@@ -371,6 +396,6 @@ mod tests {
         );
         assert_eq!(a["config"]["endpoints"][0]["paths"][0], "/api/v2/*");
         assert_eq!(a["config"]["verify_ssl"], false);
-        assert!(http_entry("prometheus/metrics", "http://x.y.svc:1", None, None).is_none());
+        assert!(http_entry("prometheus/metrics", None, "http://x.y.svc:1", None, None).is_none());
     }
 }

@@ -14,6 +14,11 @@
 //!   `allow_commands` and lists the toolset by name may, and then under a name that is
 //!   neither a HolmesGPT built-in nor one the host builds (the catalog mapping of its
 //!   backend does not apply to it);
+//! - a toolset the detector describes as an HTTP API (contract 1.2 `http-apis`) passes
+//!   without a catalog entry or a grant of commands (the host builds it as a HolmesGPT
+//!   `type: http` toolset: GET only, on the fragment's endpoint), but never under a
+//!   reserved name and never with a custom definition; the gate attaches the API
+//!   ([`Fragment::http`]) to the admitted fragment, replacing whatever it held;
 //! - any text in it holds a template (`{{`, `}}`, `{%`, `%}`, `{#`, `#}`): HolmesGPT expands
 //!   `{{ env.VAR }}` anywhere in its configuration;
 //! - its endpoint is not in-cluster: it must be the given Service (DNS name
@@ -39,7 +44,7 @@ use serde_json::Value;
 
 use crate::catalog;
 use crate::model::{
-    Detection, DetectorInfo, Fragment, GateNote, NoteKind, Scheme, ServiceDetections,
+    Detection, DetectorInfo, Fragment, GateNote, HttpApi, NoteKind, Scheme, ServiceDetections,
     ServiceSnapshot,
 };
 
@@ -86,6 +91,9 @@ pub struct Grants {
     toolsets: BTreeMap<String, BTreeSet<String>>,
     /// What operators granted declared detectors (none for bundled ones: the baseline).
     granted: BTreeMap<String, DetectorGrant>,
+    /// HTTP APIs of the detectors that describe any (contract 1.2 `http-apis`), by
+    /// detector and toolset.
+    http_apis: BTreeMap<String, BTreeMap<String, HttpApi>>,
 }
 
 /// What an operator grants one declared detector on top of the baseline.
@@ -113,8 +121,17 @@ impl Grants {
                     .toolsets
                     .insert(i.name.clone(), emits.toolsets.iter().cloned().collect());
             }
+            if !i.http_apis.is_empty() {
+                let apis = i.http_apis.iter().map(|a| (a.toolset.clone(), a.clone()));
+                grants.http_apis.insert(i.name.clone(), apis.collect());
+            }
         }
         grants
+    }
+
+    /// The HTTP API `detector` describes for `toolset`, if any.
+    fn http_api(&self, detector: &str, toolset: &str) -> Option<&HttpApi> {
+        self.http_apis.get(detector)?.get(toolset)
     }
 
     /// Grants `detector` (a declared detector, by name) exactly `grant`.
@@ -208,6 +225,8 @@ pub fn screen(
                 }
                 Ok(target) => {
                     let scheme = target.scheme;
+                    // Only the host attaches an API, and only the detector's own.
+                    fragment.http = grants.http_api(detector, &fragment.toolset).cloned();
                     let refused = screen_candidates(svc, detector, fragment, grants, policy, trusted);
                     for (field, r) in refused {
                         notes.push(note(r.kind, field, r.message));
@@ -375,18 +394,22 @@ fn check(
         && granted.is_some_and(|g| {
             g.allow_commands && g.toolsets.as_ref().is_some_and(|t| t.contains(&f.toolset))
         });
-    if own_custom && crate::assemble::is_reserved_toolset(&f.toolset) {
+    // A toolset the detector describes as an HTTP API (contract 1.2): the host builds it
+    // as a `type: http` toolset (GET only, on this fragment's endpoint), so it needs no
+    // grant of commands and no catalog entry, only a name nobody else owns.
+    let described = grants.http_api(detector, &f.toolset).is_some();
+    if (own_custom || described) && crate::assemble::is_reserved_toolset(&f.toolset) {
         return Err(refuse(
             NoteKind::Toolset,
             "toolset",
             format!(
-                "a custom toolset may not take the name {:?}: HolmesGPT or the host owns it",
+                "a detector's own toolset may not take the name {:?}: HolmesGPT or the host owns it",
                 shown(&f.toolset)
             ),
         ));
     }
     let allowed = catalog::toolsets_for(&f.backend);
-    if !own_custom && !allowed.contains(&f.toolset.as_str()) {
+    if !own_custom && !described && !allowed.contains(&f.toolset.as_str()) {
         return Err(refuse(
             NoteKind::Toolset,
             "toolset",
@@ -404,6 +427,13 @@ fn check(
                     ""
                 }
             ),
+        ));
+    }
+    if described && f.custom.is_some() {
+        return Err(refuse(
+            NoteKind::Commands,
+            "custom",
+            "a toolset the detector describes as an HTTP API is built by the host; it carries no custom definition",
         ));
     }
     if f.custom.is_some() && !granted.is_some_and(|g| g.allow_commands) {

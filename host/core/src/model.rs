@@ -218,6 +218,10 @@ pub struct Fragment {
     /// 1.1 `identify`); none for detectors without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identification: Option<Identification>,
+    /// The detector's HTTP API for this fragment's toolset: set by the validation gate
+    /// (never by a detector) when the toolset is one its detector describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpApi>,
 }
 
 /// How to recognise a backend on a candidate endpoint (see `fingerprint` in the WIT).
@@ -326,6 +330,24 @@ pub struct DetectorInfo {
     /// a detector without that export (its `backends` alone bound it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emits: Option<Emits>,
+    /// HTTP APIs it describes (contract 1.2 `http-apis`): its fragments of these toolsets
+    /// become HolmesGPT `type: http` toolsets built by the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_apis: Vec<HttpApi>,
+}
+
+/// An HTTP API a detector describes (contract 1.2 `http-apis`), checked at load: the host
+/// makes a HolmesGPT `type: http` toolset of it against a fragment's validated endpoint
+/// (GET only, these paths under the endpoint's base path, no commands).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpApi {
+    /// The toolset name.
+    pub toolset: String,
+    pub description: String,
+    /// For the model: which requests answer what (the host prepends the base URL).
+    pub instructions: String,
+    /// Path patterns relative to the endpoint's base path, each starting with "/".
+    pub paths: Vec<String>,
 }
 
 /// A detector's declared output.

@@ -36,6 +36,7 @@ fn fragment(toolset: &str, backend: &str, endpoint: &str, port: u16) -> Fragment
         config,
         custom: None,
         identification: None,
+        http: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn grants() -> Grants {
         version: "1".into(),
         backends: backends.iter().map(|b| b.to_string()).collect(),
         emits: None,
+        http_apis: Vec::new(),
     };
     Grants::from_infos(&[
         info("prometheus", &["prometheus"]),
@@ -223,6 +225,7 @@ fn granted(grant: gate::DetectorGrant) -> Grants {
         version: "1".into(),
         backends: vec!["ctx".into()],
         emits: None,
+        http_apis: Vec::new(),
     }]);
     g.grant("plugin", grant);
     g
@@ -644,4 +647,145 @@ fn a_tenant_never_takes_a_single_name_from_a_trusted_backend() {
     let hosts = &out.toolsets["alertmanager/alerts"]["config"]["endpoints"][0]["hosts"][0];
     assert_eq!(hosts, "http://am.prom.svc.cluster.local:9093");
     assert!(out.toolsets.contains_key("alertmanager/alerts-a-team-am"));
+}
+
+/// A detector describing `ctx/api` as an HTTP API (contract 1.2), backend `ctx`.
+fn describing(grant: Option<gate::DetectorGrant>) -> Grants {
+    let mut g = Grants::from_infos(&[DetectorInfo {
+        name: "plugin".into(),
+        version: "1".into(),
+        backends: vec!["ctx".into()],
+        emits: None,
+        http_apis: vec![dynamic_toolset_core::HttpApi {
+            toolset: "ctx/api".into(),
+            description: "Context API".into(),
+            instructions: "- GET /api/v1/context/discover : context types".into(),
+            paths: vec!["/api/v1/context/*".into()],
+        }],
+    }]);
+    if let Some(grant) = grant {
+        g.grant("plugin", grant);
+    }
+    g
+}
+
+fn ctx_fragment(svc: &ServiceSnapshot, toolset: &str) -> Fragment {
+    fragment(
+        toolset,
+        "ctx",
+        &format!(
+            "http://{}.{}.svc.cluster.local:8091/base",
+            svc.name, svc.namespace
+        ),
+        8091,
+    )
+}
+
+#[test]
+fn a_described_http_api_passes_without_commands_and_becomes_a_host_built_http_toolset() {
+    let svc = snapshot("apps", "ctx", &[8091]);
+    // The strict default grant of a declared file: no commands, only its own Service.
+    let grants = describing(Some(gate::DetectorGrant::default()));
+    let admitted = screen_granted(&svc, ctx_fragment(&svc, "ctx/api"), &grants).unwrap();
+    let api = admitted.http.clone().expect("the gate attaches the API");
+    assert_eq!(api.paths, ["/api/v1/context/*"]);
+
+    let d = matched_sd("apps", "ctx", "plugin", vec![admitted]);
+    let selection = select::select(&[d]);
+    let out = assemble::assemble(&selection, &BTreeMap::<_, Health>::new(), None);
+    let entry = &out.toolsets["ctx/api"];
+    assert_eq!(entry["type"], "http");
+    assert_eq!(entry["description"], "Context API");
+    let ep = &entry["config"]["endpoints"][0];
+    assert_eq!(ep["hosts"][0], "http://ctx.apps.svc.cluster.local:8091");
+    assert_eq!(ep["paths"][0], "/base/api/v1/context/*");
+    assert_eq!(ep["methods"][0], "GET");
+    let instructions = entry["llm_instructions"].as_str().unwrap();
+    assert!(
+        instructions.starts_with("Base URL: http://ctx.apps.svc.cluster.local:8091/base\n"),
+        "{instructions}"
+    );
+    assert!(entry.get("tools").is_none(), "{entry}");
+}
+
+#[test]
+fn a_described_http_api_keeps_every_other_rule() {
+    let svc = snapshot("apps", "ctx", &[8091]);
+    let grants = describing(Some(gate::DetectorGrant::default()));
+
+    // A custom definition on a described toolset.
+    let mut custom = ctx_fragment(&svc, "ctx/api");
+    custom.custom = Some(CustomToolset {
+        description: "x".into(),
+        prerequisites: vec![],
+        tools: vec![],
+    });
+    let (kind, field, _) = screen_granted(&svc, custom, &grants).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Commands, "custom"));
+
+    // A toolset it does not describe still needs the catalog (ctx maps to nothing).
+    let (kind, _, msg) =
+        screen_granted(&svc, ctx_fragment(&svc, "ctx/other"), &grants).unwrap_err();
+    assert_eq!(kind, NoteKind::Toolset);
+    assert!(msg.contains("unknown backend"), "{msg}");
+
+    // Another Service's endpoint: not granted.
+    let mut elsewhere = ctx_fragment(&svc, "ctx/api");
+    elsewhere.endpoint = "http://other.apps.svc.cluster.local:8091".into();
+    let (kind, field, _) = screen_granted(&svc, elsewhere, &grants).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Grant, "endpoint"));
+
+    // A grant that does not list it.
+    let narrow = describing(Some(gate::DetectorGrant {
+        toolsets: Some(["ctx/other".to_string()].into()),
+        ..Default::default()
+    }));
+    let (kind, _, _) = screen_granted(&svc, ctx_fragment(&svc, "ctx/api"), &narrow).unwrap_err();
+    assert_eq!(kind, NoteKind::Grant);
+
+    // A config key other than verify_ssl (the host builds the config).
+    let mut keyed = ctx_fragment(&svc, "ctx/api");
+    keyed.config.insert("url".into(), json!("http://x"));
+    let (kind, field, _) = screen_granted(&svc, keyed, &grants).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Config, "config.url"));
+
+    // A reserved name, even described.
+    let info = DetectorInfo {
+        name: "plugin".into(),
+        version: "1".into(),
+        backends: vec!["alertmanager".into()],
+        emits: None,
+        http_apis: vec![dynamic_toolset_core::HttpApi {
+            toolset: "alertmanager/alerts".into(),
+            description: "d".into(),
+            instructions: "i".into(),
+            paths: vec!["/*".into()],
+        }],
+    };
+    let reserved = Grants::from_infos(&[info]);
+    let am = fragment(
+        "alertmanager/alerts",
+        "alertmanager",
+        "http://ctx.apps.svc.cluster.local:8091",
+        8091,
+    );
+    let (kind, field, msg) = screen_granted(&svc, am, &reserved).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Toolset, "toolset"));
+    assert!(msg.contains("owns it"), "{msg}");
+}
+
+#[test]
+fn only_the_gate_attaches_an_api() {
+    // A fragment arriving with an API it was never given (it cannot come through the
+    // contract; the gate still replaces whatever the field holds).
+    let svc = snapshot("monitoring", "prom", &[9090]);
+    let mut forged = prom(&svc);
+    forged.http = Some(dynamic_toolset_core::HttpApi {
+        toolset: "prometheus/metrics".into(),
+        description: "d".into(),
+        instructions: "i".into(),
+        paths: vec!["/*".into()],
+    });
+    let admitted = screen_one(&svc, "prometheus", forged, &baseline()).unwrap();
+    assert_eq!(admitted.http, None);
 }

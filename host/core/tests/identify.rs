@@ -62,6 +62,7 @@ fn es(svc: &ServiceSnapshot, extra: Vec<EndpointCandidate>) -> Fragment {
     ];
     candidates.extend(extra);
     Fragment {
+        http: None,
         toolset: "elasticsearch/data".into(),
         backend: "elasticsearch".into(),
         instance: "logging/es".into(),
@@ -91,6 +92,7 @@ fn grants(emits: Option<&[&str]>) -> Grants {
             toolsets: t.iter().map(|s| s.to_string()).collect(),
             custom_toolsets: false,
         }),
+        http_apis: Vec::new(),
     }])
 }
 

@@ -78,6 +78,7 @@ pub(crate) fn info_from_wit(info: wit::DetectorInfo) -> Result<core::DetectorInf
         version: info.version,
         backends: info.backends,
         emits: None,
+        http_apis: Vec::new(),
     })
 }
 
@@ -224,6 +225,7 @@ fn fragment_from_wit(index: usize, f: wit::Fragment) -> Result<core::Fragment, E
         config,
         custom,
         identification: None,
+        http: None,
     })
 }
 

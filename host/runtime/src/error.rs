@@ -77,6 +77,10 @@ pub enum Error {
     Declares(DetectorFailure),
     #[error("declares() {0}")]
     InvalidEmits(String),
+    #[error("http-apis() failed ({}): {}", .0.kind, .0.message)]
+    HttpApis(DetectorFailure),
+    #[error("http-apis() {0}")]
+    InvalidHttpApis(String),
     #[error("configure() failed ({}): {}", .0.kind, .0.message)]
     ConfigureFailed(DetectorFailure),
     /// The detector's own reason (sanitised, capped) for refusing its settings.

@@ -1,7 +1,8 @@
 //! A detector's exports, by contract version, kept side by side (the way Zed's extension
 //! host keeps one module per API version):
 //! - 1.0.0: `detector` (`metadata`, `detect`), required of every guest;
-//! - 1.1.0: `setup` (`declares`, `configure`) and `identify`, each optional.
+//! - 1.1.0: `setup` (`declares`, `configure`) and `identify`, each optional;
+//! - 1.2.0: `http-apis`, optional.
 //!
 //! wasmtime matches export versions semver-compatibly, so a guest exporting
 //! `detector@1.0.0` satisfies the 1.1.0 lookup of `detector`, and a 1.1.x guest's
@@ -10,7 +11,7 @@
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{AsContextMut, Engine};
 
-use crate::bindings::{detector, identify, setup};
+use crate::bindings::{detector, http_apis, identify, setup};
 use crate::sandbox::HostState;
 
 /// Export lookups resolved once per component, before any instance exists.
@@ -20,6 +21,7 @@ pub(crate) struct ExportsPre {
     detector: detector::GuestIndices,
     setup: Option<setup::GuestIndices>,
     identify: Option<identify::GuestIndices>,
+    http_apis: Option<http_apis::GuestIndices>,
 }
 
 /// The contract versions a component implements, for messages and the detectors API.
@@ -29,6 +31,8 @@ pub struct Capabilities {
     pub setup: bool,
     /// Exports `identify` (1.1.0).
     pub identify: bool,
+    /// Exports `http-apis` (1.2.0).
+    pub http_apis: bool,
 }
 
 impl ExportsPre {
@@ -42,11 +46,15 @@ impl ExportsPre {
         let identify = exported(pre.component(), pre.engine(), "identify")
             .then(|| identify::GuestIndices::new(&pre))
             .transpose()?;
+        let http_apis = exported(pre.component(), pre.engine(), "http-apis")
+            .then(|| http_apis::GuestIndices::new(&pre))
+            .transpose()?;
         Ok(Self {
             pre,
             detector,
             setup,
             identify,
+            http_apis,
         })
     }
 
@@ -54,6 +62,7 @@ impl ExportsPre {
         Capabilities {
             setup: self.setup.is_some(),
             identify: self.identify.is_some(),
+            http_apis: self.http_apis.is_some(),
         }
     }
 
@@ -79,6 +88,11 @@ impl ExportsPre {
                 .as_ref()
                 .map(|i| i.load(&mut store, &instance))
                 .transpose()?,
+            http_apis: self
+                .http_apis
+                .as_ref()
+                .map(|i| i.load(&mut store, &instance))
+                .transpose()?,
         })
     }
 }
@@ -97,4 +111,5 @@ pub(crate) struct Exports {
     pub detector: detector::Guest,
     pub setup: Option<setup::Guest>,
     pub identify: Option<identify::Guest>,
+    pub http_apis: Option<http_apis::Guest>,
 }

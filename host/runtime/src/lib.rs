@@ -43,6 +43,7 @@ mod exports;
 mod load;
 mod sandbox;
 mod since_v1_1;
+mod since_v1_2;
 mod wasi;
 
 use std::fmt;
@@ -56,7 +57,7 @@ pub use config::RuntimeConfig;
 pub use exports::Capabilities;
 
 /// The WIT contract version this host implements (`wit/detector.wit`'s package version).
-pub const WIT_VERSION: &str = "1.1.0";
+pub const WIT_VERSION: &str = "1.2.0";
 pub use dynamic_toolset_core::{DetectorFailure, FailureKind};
 pub use error::{Error, Result};
 

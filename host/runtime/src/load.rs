@@ -455,6 +455,15 @@ fn instantiate(
             keys: source.settings.keys().cloned().collect(),
         });
     }
+    if sandbox.capabilities().http_apis {
+        let apis = sandbox
+            .call(|exports, store| match &exports.http_apis {
+                Some(h) => h.call_http_apis(store),
+                None => Ok(Vec::new()),
+            })
+            .map_err(Error::HttpApis)?;
+        info.http_apis = crate::since_v1_2::http_apis_from_wit(apis)?;
+    }
     Ok((info, sandbox))
 }
 

@@ -188,7 +188,24 @@ fn with_wasi_it_loads_configures_and_matches_the_context_api() {
     assert_eq!(info.info.backends, ["kubernaut"]);
     let emits = info.info.emits.as_ref().unwrap();
     assert_eq!(emits.toolsets, ["kubernaut/context"]);
-    assert!(emits.custom_toolsets);
+    assert!(!emits.custom_toolsets);
+    // Contract 1.2 `http-apis`: the Context API, checked at load.
+    assert!(info.capabilities.http_apis);
+    let apis = &info.info.http_apis;
+    assert_eq!(apis.len(), 1);
+    assert_eq!(apis[0].toolset, "kubernaut/context");
+    assert_eq!(apis[0].paths, ["/api/v1/context/*"]);
+    for path in [
+        "/api/v1/context/action-history",
+        "/api/v1/context/patterns/<signature>",
+        "/api/v1/context/discover",
+    ] {
+        assert!(
+            apis[0].instructions.contains(path),
+            "{}",
+            apis[0].instructions
+        );
+    }
     // configure's print reached the log, tagged with the detector and the stream.
     assert!(
         output_lines(&log).iter().any(|l| l.contains("INFO")
@@ -224,29 +241,8 @@ fn with_wasi_it_loads_configures_and_matches_the_context_api() {
         (8091, "/api/v1/context/health")
     );
     assert!(f.config.is_empty());
-    let custom = f.custom.as_ref().unwrap();
-    let tools: Vec<(&str, &str)> = custom
-        .tools
-        .iter()
-        .map(|t| (t.name.as_str(), t.command.as_str()))
-        .collect();
-    assert_eq!(
-        tools,
-        [
-            (
-                "get_action_history",
-                &*format!("curl -s \"{base}/api/v1/context/action-history\"")
-            ),
-            (
-                "analyze_patterns",
-                &*format!("curl -s \"{base}/api/v1/context/patterns/{{{{ signature }}}}\"")
-            ),
-            (
-                "discover_context_types",
-                &*format!("curl -s \"{base}/api/v1/context/discover\"")
-            ),
-        ]
-    );
+    // No commands: the host builds its toolset from the described API.
+    assert_eq!(f.custom, None);
     assert!(
         output_lines(&log)
             .iter()

@@ -16,8 +16,8 @@ use std::time::SystemTime;
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 /// The example detector's directory, relative to the workspace root.
 pub const EXAMPLE_DIR: &str = "examples/detectors/kubernaut-context-py";
-/// The WIT world the example targets (`detector` + `setup`).
-pub const WORLD: &str = "configurable-detector";
+/// The WIT world the example targets (`detector` + `setup` + `http-apis`).
+pub const WORLD: &str = "api-detector";
 
 /// One Python component to build from the example directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,6 +51,7 @@ fn obj(v: Value) -> Map<String, Value> {
 pub fn prom(ns: &str, name: &str, instance: &str, rank: u32) -> Fragment {
     let endpoint = format!("http://{name}.{ns}.svc.cluster.local:9090");
     Fragment {
+        http: None,
         toolset: "prometheus/metrics".into(),
         backend: "prometheus".into(),
         instance: instance.into(),
@@ -72,6 +73,7 @@ pub fn prom(ns: &str, name: &str, instance: &str, rank: u32) -> Fragment {
 pub fn builtin(toolset: &str, ns: &str, name: &str, instance: &str, rank: u32) -> Fragment {
     let endpoint = format!("http://{name}.{ns}.svc.cluster.local:8080");
     Fragment {
+        http: None,
         toolset: toolset.into(),
         backend: toolset.split('/').next().unwrap_or(toolset).into(),
         instance: instance.into(),
@@ -88,6 +90,7 @@ pub fn builtin(toolset: &str, ns: &str, name: &str, instance: &str, rank: u32) -
 pub fn jaeger(ns: &str, name: &str, rank: u32) -> Fragment {
     let endpoint = format!("http://{name}.{ns}.svc.cluster.local:16686");
     Fragment {
+        http: None,
         toolset: "jaeger/traces".into(),
         backend: "jaeger".into(),
         instance: format!("{ns}/{name}"),
