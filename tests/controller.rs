@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 mod cluster;
 use cluster::*;
 
+/// Fast settings: debounce 50 ms, health every 300 ms, removal after 3 failed rounds.
 fn options(ns: &str) -> ControllerOptions {
     controller_options(
         ns,
@@ -32,8 +33,6 @@ fn options(ns: &str) -> ControllerOptions {
 
 /// How long any expected change may take (the target is well under a second).
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Fast settings: debounce 50 ms, health every 300 ms, removal after 3 failed rounds.
 
 fn leader(ns: &str, identity: &str) -> LeaderOptions {
     LeaderOptions {
