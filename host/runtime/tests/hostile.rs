@@ -534,6 +534,49 @@ fn first_contract_guest_runs_unchanged_on_this_host() {
     others_ok(&v, "");
 }
 
+#[test]
+fn second_contract_guest_runs_unchanged_on_this_host() {
+    let dir = plugin_dir("v1-1", &["wit-v1-1"], &[]);
+    let file = dir.join("wit-v1-1.wasm");
+    let spec = declared(&file, "wit-v1-1", serde_json::json!({"port": 9091}));
+    let (mut set, errors) = DetectorSet::load_specs(&config(), vec![spec]).unwrap();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let info = set.detectors().into_iter().next().unwrap();
+    // A 1.1 guest has `setup` and `identify`, not the 1.2 `http-apis`.
+    assert!(info.capabilities.setup && info.capabilities.identify);
+    assert!(!info.capabilities.http_apis);
+    assert!(info.info.http_apis.is_empty());
+    assert_eq!(
+        info.info.emits.as_ref().map(|e| e.toolsets.clone()),
+        Some(vec!["prometheus/metrics".to_string()])
+    );
+
+    // Configured (port 9091), it logs and matches; `identify` answers its candidate.
+    let mut svc = service("second-prometheus");
+    svc.ports[0].port = 9091;
+    let v = set.detect(&svc, "cluster.local").verdicts;
+    let Ok(Detection::Matched(fragments)) = &verdict(&v, "wit-v1-1").outcome else {
+        panic!("{v:?}");
+    };
+    assert_eq!(
+        fragments[0].endpoint,
+        "http://second-prometheus.monitoring.svc.cluster.local:9091"
+    );
+    let id = fragments[0].identification.as_ref().unwrap();
+    assert_eq!(
+        id.candidates[0].fingerprint.path,
+        "/api/v1/status/buildinfo"
+    );
+
+    // Its settings are checked by its own configure.
+    let bad = declared(&file, "wit-v1-1", serde_json::json!({"port": "x"}));
+    let (_, errors) = DetectorSet::load_specs(&config(), vec![bad]).unwrap();
+    assert!(
+        errors[0].to_string().contains("settings must be"),
+        "{errors:?}"
+    );
+}
+
 // --- Declared detectors (issue 8): pins, settings, names, limits, swaps ---------------
 
 use dynamic_toolset_runtime::{Limits, Spec};
