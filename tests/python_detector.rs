@@ -270,9 +270,9 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
 }
 
 /// What an author of such a detector iterates with: `detectors test --wasi` runs it over the
-/// fixture and shows its toolset admitted under the strict default grant (exit status 0);
-/// `--grants` as the operator may declare it screens with that (a grant listing another
-/// toolset refuses it: 3); a component that needs WASI is refused without `--wasi` (1).
+/// fixture. Under the strict default grant its described API is refused, naming the grant it
+/// needs (exit status 3); with `--grants` as the operator will declare it, admitted (0); a
+/// component that needs WASI is refused without `--wasi` (1).
 #[test]
 fn detectors_test_runs_it_with_wasi_and_a_grant() {
     let wasm = component();
@@ -298,10 +298,21 @@ fn detectors_test_runs_it_with_wasi_and_a_grant() {
     let stderr = String::from_utf8_lossy(&without_wasi.stderr);
     assert!(stderr.contains("wasi: true"), "{stderr}");
 
-    let strict = run(&["--wasi", "-o", "json"]);
+    let strict = run(&["--wasi"]);
     let stdout = String::from_utf8_lossy(&strict.stdout);
-    assert_eq!(strict.status.code(), Some(0), "{stdout}");
-    let report: serde_json::Value = serde_json::from_slice(&strict.stdout).unwrap();
+    assert_eq!(strict.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("grants.toolsets"), "{stdout}");
+
+    let granted = run(&[
+        "--wasi",
+        "--grants",
+        "{toolsets: [kubernaut/context]}",
+        "-o",
+        "json",
+    ]);
+    let stdout = String::from_utf8_lossy(&granted.stdout);
+    assert_eq!(granted.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
     assert_eq!(report["summary"]["fragments_admitted"], 1, "{report}");
     assert_eq!(
         report["detector"]["exports"],

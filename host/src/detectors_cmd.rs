@@ -338,6 +338,7 @@ pub fn render_text(r: &Report, hide_unrelated: bool) -> String {
         None => "nothing (no setup export: its backends' toolsets)".to_string(),
     };
     let _ = writeln!(out, "  declares  {declares}");
+    // What HolmesGPT's model will read, shown whole for the operator to review.
     for api in &d.http_apis {
         let _ = writeln!(
             out,
@@ -345,6 +346,10 @@ pub fn render_text(r: &Report, hide_unrelated: bool) -> String {
             clean(&api.toolset),
             clean(&api.paths.join(", "))
         );
+        let _ = writeln!(out, "            {}", clean(&api.description));
+        for line in api.instructions.lines() {
+            let _ = writeln!(out, "            | {}", clean(line));
+        }
     }
     let _ = writeln!(out, "  exports   {}", d.exports.join(", "));
     for s in &r.services {

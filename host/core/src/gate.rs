@@ -16,8 +16,9 @@
 //!   backend does not apply to it);
 //! - a toolset the detector describes as an HTTP API (contract 1.2 `http-apis`) passes
 //!   without a catalog entry or a grant of commands (the host builds it as a HolmesGPT
-//!   `type: http` toolset: GET only, on the fragment's endpoint), but never under a
-//!   reserved name and never with a custom definition; the gate attaches the API
+//!   `type: http` toolset: GET only, on the fragment's endpoint), but only when a declared
+//!   detector's grant lists it by name (its text reaches HolmesGPT's model), never under
+//!   a reserved name and never with a custom definition; the gate attaches the API
 //!   ([`Fragment::http`]) to the admitted fragment, replacing whatever it held;
 //! - any text in it holds a template (`{{`, `}}`, `{%`, `%}`, `{#`, `#}`): HolmesGPT expands
 //!   `{{ env.VAR }}` anywhere in its configuration;
@@ -396,8 +397,22 @@ fn check(
         });
     // A toolset the detector describes as an HTTP API (contract 1.2): the host builds it
     // as a `type: http` toolset (GET only, on this fragment's endpoint), so it needs no
-    // grant of commands and no catalog entry, only a name nobody else owns.
+    // grant of commands and no catalog entry, only a name nobody else owns. Its
+    // description and instructions reach HolmesGPT's model as written, so a declared
+    // detector's grant must list it by name (the operator's consent to that text).
     let described = grants.http_api(detector, &f.toolset).is_some();
+    if described
+        && granted.is_some_and(|g| !g.toolsets.as_ref().is_some_and(|t| t.contains(&f.toolset)))
+    {
+        return Err(refuse(
+            NoteKind::Grant,
+            "toolset",
+            format!(
+                "{:?} is an HTTP API the detector describes, and its text reaches HolmesGPT's model: the grant must list it (grants.toolsets)",
+                shown(&f.toolset)
+            ),
+        ));
+    }
     if (own_custom || described) && crate::assemble::is_reserved_toolset(&f.toolset) {
         return Err(refuse(
             NoteKind::Toolset,

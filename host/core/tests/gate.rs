@@ -684,8 +684,18 @@ fn ctx_fragment(svc: &ServiceSnapshot, toolset: &str) -> Fragment {
 #[test]
 fn a_described_http_api_passes_without_commands_and_becomes_a_host_built_http_toolset() {
     let svc = snapshot("apps", "ctx", &[8091]);
-    // The strict default grant of a declared file: no commands, only its own Service.
-    let grants = describing(Some(gate::DetectorGrant::default()));
+    // The strict default grant of a declared file (no commands, only its own Service, no
+    // toolset named) refuses it: the API's text reaches the model, the operator must name it.
+    let strict = describing(Some(gate::DetectorGrant::default()));
+    let (kind, field, msg) =
+        screen_granted(&svc, ctx_fragment(&svc, "ctx/api"), &strict).unwrap_err();
+    assert_eq!((kind, field.as_str()), (NoteKind::Grant, "toolset"));
+    assert!(msg.contains("grants.toolsets"), "{msg}");
+    // Named by the grant, still without commands: admitted.
+    let grants = describing(Some(gate::DetectorGrant {
+        toolsets: Some(["ctx/api".to_string()].into()),
+        ..Default::default()
+    }));
     let admitted = screen_granted(&svc, ctx_fragment(&svc, "ctx/api"), &grants).unwrap();
     let api = admitted.http.clone().expect("the gate attaches the API");
     assert_eq!(api.paths, ["/api/v1/context/*"]);
@@ -711,7 +721,10 @@ fn a_described_http_api_passes_without_commands_and_becomes_a_host_built_http_to
 #[test]
 fn a_described_http_api_keeps_every_other_rule() {
     let svc = snapshot("apps", "ctx", &[8091]);
-    let grants = describing(Some(gate::DetectorGrant::default()));
+    let grants = describing(Some(gate::DetectorGrant {
+        toolsets: Some(["ctx/api".to_string(), "ctx/other".to_string()].into()),
+        ..Default::default()
+    }));
 
     // A custom definition on a described toolset.
     let mut custom = ctx_fragment(&svc, "ctx/api");
