@@ -110,6 +110,7 @@ fn sample_view() -> View {
             status: "loaded".into(),
             reason: None,
             emits: Some(vec!["prometheus/metrics".into()]),
+            http_apis: Vec::new(),
             version: "1.0.0".into(),
             source: "bundled".into(),
             sha256: "ab".repeat(32),

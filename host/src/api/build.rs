@@ -201,6 +201,7 @@ fn detectors(p: &Parts<'_>) -> Vec<DetectorView> {
                 status: "loaded".into(),
                 reason: status(&d.info.name).and_then(|s| s.reason.clone()),
                 emits: d.info.emits.as_ref().map(|e| e.toolsets.clone()),
+                http_apis: d.info.http_apis.iter().map(|a| a.toolset.clone()).collect(),
                 version: d.info.version.clone(),
                 source: match &d.source {
                     DetectorSource::Bundled(_) => "bundled".into(),
@@ -226,6 +227,7 @@ fn detectors(p: &Parts<'_>) -> Vec<DetectorView> {
             status: s.status.to_string(),
             reason: s.reason.clone(),
             emits: None,
+            http_apis: Vec::new(),
             version: String::new(),
             source: String::new(),
             sha256: String::new(),

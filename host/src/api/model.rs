@@ -135,6 +135,10 @@ pub struct DetectorView {
     /// Toolsets it declares it may emit (contract 1.1 `setup`); none for 1.0 detectors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emits: Option<Vec<String>>,
+    /// Toolsets it describes as HTTP APIs (contract 1.2 `http-apis`): the host builds them
+    /// as HolmesGPT `type: http` toolsets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_apis: Vec<String>,
     pub version: String,
     /// `bundled` or the file it was loaded from.
     pub source: String,
