@@ -254,6 +254,29 @@ fn discovered_by_the_binary_its_toolset_loads_in_holmesgpt() {
         "{summary}"
     );
 
+    // Attacked with HolmesGPT's own code (tests/holmes/attack.py: canaries in every secret,
+    // every tool invoked with hostile parameters, network and processes intercepted): its
+    // requests stay on the Context API's Service.
+    let attack = std::process::Command::new(holmes::holmes_python())
+        .arg(holmes::repo().join("tests/holmes/attack.py"))
+        .arg(&file)
+        .args([
+            "--trusted",
+            "kubernaut-context-api.default.svc.cluster.local:8091",
+            "--strict-egress",
+        ])
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&attack.stdout);
+    assert!(
+        attack.status.success()
+            && report.contains("OK no findings")
+            && !report.contains("invocations 0;"),
+        "attack.py:\n{report}\n{}",
+        String::from_utf8_lossy(&attack.stderr)
+    );
+
     // A grant that lists another toolset: left out, and --explain names the grant.
     let text = std::fs::read_to_string(&decl).unwrap().replace(
         "toolsets: [kubernaut/context]",
