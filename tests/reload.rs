@@ -152,6 +152,40 @@ async fn declaration_changes_swap_detectors_without_a_restart() {
     })
     .await;
 
+    // Outside its grant (a declaration without `grants:`: its own Service, what it
+    // declares): an endpoint on another Service and an undeclared toolset are dropped,
+    // counted by detector and reason, and nothing of them is published.
+    let mut escapes = labelled(ns, "escapes");
+    let mut undeclared = labelled(ns, "undeclared");
+    for (svc, label) in [
+        (&mut escapes, "test.dynamic-toolset.io/escape"),
+        (&mut undeclared, "test.dynamic-toolset.io/undeclared"),
+    ] {
+        svc.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(label.into(), "true".into());
+        apply_service(&client, svc).await;
+    }
+    wait_for(
+        "both refusals counted",
+        Duration::from_secs(30),
+        async || {
+            let refusals = handle.status().gate_refusals;
+            (refusals.contains_key(&("versioned".into(), "grant".into()))
+                && refusals.contains_key(&("versioned".into(), "toolset".into())))
+            .then_some(())
+        },
+    )
+    .await;
+    let cm = cms.get_opt(CM).await.unwrap().unwrap();
+    let text = cm.data.as_ref().unwrap()["toolsets.yaml"].clone();
+    assert!(
+        !text.contains("elsewhere") && !text.contains("grafana/loki") && !text.contains("escapes"),
+        "{text}"
+    );
+    assert_eq!(instances(&cm).len(), 3, "{text}");
+
     // Every published configuration, recorded while Services keep coming and the
     // declaration changes under them.
     let seen = Arc::new(std::sync::Mutex::new(Vec::<BTreeSet<String>>::new()));
