@@ -116,7 +116,7 @@ fn scaffolded_crate_builds_tests_and_runs_in_the_host() {
     assert_eq!(report["detector"]["name"], NAME);
     assert_eq!(
         report["detector"]["exports"],
-        serde_json::json!(["detector", "setup", "identify"])
+        serde_json::json!(["detector", "setup", "identify", "http-apis"])
     );
     let services = report["services"].as_array().unwrap();
     let service = |key: &str| {
