@@ -121,6 +121,10 @@ fn path_pattern(p: &str) -> Result<(), String> {
     if body.split('/').any(|seg| seg == "." || seg == "..") {
         return Err(format!("{:?} holds a \".\" or \"..\" segment", shown(p)));
     }
+    // "//host/..." reads as another host to URL joiners: never an empty segment.
+    if p.contains("//") {
+        return Err(format!("{:?} holds an empty segment (\"//\")", shown(p)));
+    }
     Ok(())
 }
 
@@ -168,6 +172,21 @@ mod tests {
         assert!(err(two_lines).contains("(t).description"));
         let twice = http_apis_from_wit(vec![api("t", &["/x"]), api("t", &["/y"])]);
         assert!(twice.unwrap_err().to_string().contains("described twice"));
+        // Hostile sizes and values: 1 MB of instructions, a host or a template in a path,
+        // Jinja in the description.
+        let mut huge = api("t", &["/x"]);
+        huge.instructions = "a".repeat(1 << 20);
+        assert!(err(huge).contains("(t).instructions"));
+        assert!(err(api("t", &["//attacker.example.com/*"])).contains("empty segment"));
+        assert!(err(api("t", &["/{{ env.KEY }}"])).contains("paths[0]"));
+        let mut jinja = api("t", &["/x"]);
+        jinja.description = "{% for x in y %}".into();
+        assert!(err(jinja).contains("(t).description"));
+        // Quotes and semicolons are only text (no shell ever sees it): kept as written.
+        let mut quoted = api("t", &["/x"]);
+        quoted.description = "it's \"fine\"; really".into();
+        let out = http_apis_from_wit(vec![quoted]).unwrap();
+        assert_eq!(out[0].description, "it's \"fine\"; really");
         let many: Vec<_> = (0..=MAX_HTTP_APIS)
             .map(|i| api(&format!("t{i}"), &["/x"]))
             .collect();
