@@ -159,6 +159,8 @@ fn hostile_services_cannot_steer_holmesgpt() {
             "endpoint: host \"attacker.example.com\" is not an in-cluster Service name",
             "endpoint: IP address 169.254.169.254 is not the cluster IP of Service team-a/meta",
             "endpoint: the Kubernetes API server is never a backend",
+            "REFUSED custom/http: endpoint: the Kubernetes API server is never a backend",
+            "REFUSED custom/http: endpoint: host \"attacker.example.com\" is not an in-cluster Service name",
             "endpoint: Service vault.vault is in another namespace than team-a",
             "endpoint: path \"/[1-100000000]\" has characters outside",
             "note grafana/dashboards: config: namespace team-a is not in credential_namespaces: emitted without api_key",

@@ -3,7 +3,7 @@
 //! | annotation | meaning |
 //! |---|---|
 //! | `kubernaut.io/toolset: "true"` | required; any other value → declined (opt-out shown by `--explain`) |
-//! | `kubernaut.io/toolset-type` | required: `prometheus`, `thanos`, `victoriametrics`, `grafana`, `loki`, `tempo`, `elasticsearch`, `opensearch`, `victorialogs`, `alertmanager`, `jaeger` (HolmesGPT toolset names such as `prometheus/metrics` are accepted too) |
+//! | `kubernaut.io/toolset-type` | required: `prometheus`, `thanos`, `victoriametrics`, `grafana`, `loki`, `tempo`, `elasticsearch`, `opensearch`, `victorialogs`, `alertmanager`, `jaeger`, or `custom` (HolmesGPT toolset names such as `prometheus/metrics` are accepted too) |
 //! | `kubernaut.io/toolset-name` | instance name: the instance key becomes `<namespace>/<name>` |
 //! | `kubernaut.io/toolset-endpoint` | full `http(s)://host[:port][/path]` URL replacing the computed one |
 //! | `kubernaut.io/toolset-health-path` | health probe path (starting with `/`) replacing the type's default |
@@ -12,7 +12,9 @@
 //! backend uses (e.g. `prometheus` → `prometheus/metrics` + `prometheus_url`; `loki` →
 //! `grafana/loki` + `api_url`; `elasticsearch`/`opensearch` → `elasticsearch/data` and
 //! `elasticsearch/cluster`; `alertmanager`/`jaeger` → the custom `alertmanager/alerts` /
-//! `jaeger/traces` toolsets). An unknown type, an invalid endpoint (not http/https, no
+//! `jaeger/traces` toolsets; `custom` → the host's generic `custom/http` toolset: a HolmesGPT
+//! `type: http` toolset, read-only GET requests under the Service's endpoint, described by
+//! the host's own text, since nothing an annotation says may reach the model). An unknown type, an invalid endpoint (not http/https, no
 //! host, bad port, embedded credentials, characters unsafe in a shell command) or an invalid
 //! health path is declined with a reason naming the annotation.
 //!
@@ -59,6 +61,8 @@ enum Shape {
     Search,
     Alertmanager,
     Jaeger,
+    /// The Service's own HTTP API (`custom/http`).
+    Http,
 }
 
 struct Kind {
@@ -198,9 +202,22 @@ const KINDS: &[(&[&str], Kind)] = &[
             accepted: &[200],
         },
     ),
+    (
+        &["custom", "http", "custom/http"],
+        Kind {
+            backend: "http",
+            shape: Shape::Http,
+            port_names: &["http", "https", "web", "api"],
+            port_numbers: &[80, 443, 8080],
+            health: "/",
+            // Any answer short of a server error shows the service is up: its root may
+            // redirect, ask for credentials or not exist.
+            accepted: &[200, 204, 301, 302, 307, 308, 401, 403, 404],
+        },
+    ),
 ];
 
-const KNOWN: &str = "prometheus, thanos, victoriametrics, grafana, loki, tempo, elasticsearch, opensearch, victorialogs, alertmanager, jaeger";
+const KNOWN: &str = "prometheus, thanos, victoriametrics, grafana, loki, tempo, elasticsearch, opensearch, victorialogs, alertmanager, jaeger, custom";
 
 impl Detector for Custom {
     fn emits() -> Emits {
@@ -215,6 +232,7 @@ impl Detector for Custom {
                 "victorialogs",
                 "alertmanager/alerts",
                 "jaeger/traces",
+                catalog::SERVICE_HTTP_TOOLSET,
             ],
             false,
         )
@@ -236,6 +254,7 @@ impl Detector for Custom {
                 "victorialogs",
                 "alertmanager",
                 "jaeger",
+                "http",
             ],
         )
     }
@@ -346,6 +365,7 @@ impl Detector for Custom {
             Shape::Search => Detection::Matched(search_engine_fragments(make, https)),
             Shape::Alertmanager => matched(make(catalog::ALERTMANAGER_TOOLSET).build()),
             Shape::Jaeger => matched(make(catalog::JAEGER_TOOLSET).build()),
+            Shape::Http => matched(make(catalog::SERVICE_HTTP_TOOLSET).build()),
         }
     }
 }

@@ -13,6 +13,9 @@ use crate::FragmentBuilder;
 pub const ALERTMANAGER_TOOLSET: &str = "alertmanager/alerts";
 /// Toolset name of the Jaeger toolset (built by the host).
 pub const JAEGER_TOOLSET: &str = "jaeger/traces";
+/// Toolset name of a Service's generic HTTP API (annotation type `custom`; built by the
+/// host as a `type: http` toolset, GET only, with the host's own text).
+pub const SERVICE_HTTP_TOOLSET: &str = "custom/http";
 /// A HolmesGPT built-in toolset whose config is the endpoint URL under one key.
 #[derive(Clone, Copy, Debug)]
 pub struct UrlToolset {
