@@ -9,8 +9,9 @@
 //! - prometheus-operator's governing Service `alertmanager-operated`
 //!   (label `operated-alertmanager=true`, headless);
 //! - the prometheus-community `alertmanager` chart (`app.kubernetes.io/name=alertmanager`,
-//!   as a subchart of `prometheus` too) and its `-headless` twin; the old `prometheus`
-//!   chart's `app=prometheus,component=alertmanager`;
+//!   as a subchart of `prometheus` too) and its `-headless` twin; any Service whose
+//!   component label is `alertmanager` (the old `prometheus` chart's
+//!   `app=prometheus,component=alertmanager`, Bitnami's `prometheus` chart);
 //! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`);
 //! - the multi-tenant Alertmanager of Cortex / Grafana Mimir ([`PREFIXED`]: component
 //!   `alertmanager` of `app.kubernetes.io/name` `cortex`, `mimir`, `grafana-mimir`), whose
@@ -117,10 +118,13 @@ impl Detector for Alertmanager {
                 );
             }
         }
-        let chart = match svc.label("app.kubernetes.io/name") {
-            Some("alertmanager" | "vmalertmanager") => true,
-            _ => app == Some("prometheus") && svc.component() == Some("alertmanager"),
-        };
+        // The component label settles it whatever the chart calls itself: the old
+        // `prometheus` chart (`app=prometheus`), Bitnami's `prometheus` chart
+        // (`app.kubernetes.io/name=prometheus`), and other stacks bundling Alertmanager.
+        let chart = matches!(
+            svc.label("app.kubernetes.io/name"),
+            Some("alertmanager" | "vmalertmanager")
+        ) || svc.component() == Some("alertmanager");
         if !chart {
             return Detection::Unrelated;
         }
