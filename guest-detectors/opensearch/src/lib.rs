@@ -8,7 +8,9 @@
 //! [`rank::HEADLESS`]). Rank [`rank::PRIMARY`]. Instance `<namespace>/<release>`
 //! (operator: the cluster name). The chart enables the security plugin with demo
 //! (self-signed) certificates by default, so https is used; on an operator Service the
-//! port's `appProtocol` (`http` when the security plugin is off) decides.
+//! port's `appProtocol` (`http` when the security plugin is off) decides. Bitnami's
+//! `opensearch` chart (REST port named `tcp-rest-api`) has the security plugin off by
+//! default (`security.enabled: false`), so http.
 //!
 //! Config: `api_url`, `verify_ssl: false`. The host adds `username: admin`,
 //! `password: "{{ env.OPENSEARCH_PASSWORD }}"` over https for namespaces the admin trusts
@@ -82,8 +84,12 @@ impl Detector for OpenSearch {
         };
         let rank = rank::unless_headless(svc, rank::PRIMARY);
         let operator = svc.label("app.kubernetes.io/name") != Some("opensearch");
+        // Bitnami's chart (port `tcp-rest-api`) ships with the security plugin off.
+        let bitnami = port.name.as_deref() == Some("tcp-rest-api");
         let scheme = match port.app_protocol.as_deref() {
             Some(p) if operator && p.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(p) if p.eq_ignore_ascii_case("https") => Scheme::Https,
+            _ if bitnami => Scheme::Http,
             _ => Scheme::Https,
         };
         Detection::Matched(fragments(svc, &instance, rank, port.port, scheme))
@@ -203,6 +209,34 @@ mod tests {
             c,
             json!({"api_url": "http://opensearch.opensearch.svc.cluster.local:9200"})
         );
+    }
+
+    #[test]
+    fn bitnami_chart_is_http_by_default() {
+        // bitnami/charts bitnami/opensearch templates/coordinating/svc.yaml (see
+        // tests/fixtures/real/bitnami-logging.yaml): port tcp-rest-api, security off.
+        let svc = chart_service(
+            "logging",
+            "opensearch",
+            "opensearch",
+            "opensearch",
+            Some("coordinating-only"),
+        )
+        .with_port(Some("tcp-rest-api"), 9200)
+        .with_port(Some("tcp-transport"), 9300);
+        let Detection::Matched(f) = OpenSearch::detect(&svc) else {
+            panic!()
+        };
+        assert_eq!(
+            f[0].endpoint,
+            "http://opensearch.logging.svc.cluster.local:9200"
+        );
+        let mut tls = svc.clone();
+        tls.ports[0].app_protocol = Some("https".into());
+        let Detection::Matched(f) = OpenSearch::detect(&tls) else {
+            panic!()
+        };
+        assert!(f[0].endpoint.starts_with("https://"));
     }
 
     #[test]
