@@ -59,6 +59,10 @@ struct Chosen {
     instance: String,
     /// The detector whose fragment won the instance.
     detector: String,
+    /// The fragment's identification candidates in the order a probe tries them (contract
+    /// 1.1 `identify`; empty without), and whether it must prove itself to be published.
+    candidates: Vec<String>,
+    required: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -69,6 +73,8 @@ struct Score {
     false_toolsets: Vec<String>,
     duplicates: Vec<String>,
     acceptable: Vec<String>,
+    /// Found only through a canonical entry's documented offline guess.
+    guessed: Vec<String>,
 }
 
 /// Whether `c` reaches canonical endpoint `k` (its URL or one of its alternatives).
@@ -76,9 +82,47 @@ fn reaches(k: &Canonical, c: &Chosen) -> bool {
     k.reaches(&c.toolset, &c.endpoint)
 }
 
-/// Compares the chosen toolsets with the canonical file. Pure, so the scorer itself can be
-/// tested (see `scorer_counts_a_deliberate_miss_and_a_false_toolset`).
+/// Compares the chosen toolsets of offline discovery with the canonical file, where a
+/// canonical entry's documented `offline` guess also counts as found. Pure, so the scorer
+/// itself can be tested (see `scorer_counts_a_deliberate_miss_and_a_false_toolset`).
 fn score(canon: &CanonicalFile, chosen: &[Chosen]) -> Score {
+    score_by(canon, chosen, true)
+}
+
+/// What discovery publishes with probes on, if every backend proves its identity at its
+/// canonical (or alternative, or acceptable) URL and nowhere else, as the stub servers of
+/// `tests/identify.rs` show for each fingerprint: a chosen fragment moves to the first of
+/// its candidates (in the detector's order) that is such a URL; with none, a fragment
+/// whose identification is required is dropped, any other keeps the metadata's guess.
+fn probed(canon: &CanonicalFile, chosen: &[Chosen]) -> Vec<Chosen> {
+    let proves = |toolset: &str, endpoint: &str| {
+        canon.canonical.iter().any(|k| k.reaches(toolset, endpoint))
+            || canon
+                .acceptable
+                .iter()
+                .any(|a| a.toolset == toolset && normalize(&a.url) == normalize(endpoint))
+    };
+    chosen
+        .iter()
+        .filter_map(|c| {
+            if c.candidates.is_empty() {
+                return Some(c.clone());
+            }
+            match c.candidates.iter().find(|e| proves(&c.toolset, e)) {
+                Some(e) => Some(Chosen {
+                    endpoint: e.clone(),
+                    ..c.clone()
+                }),
+                None if c.required => None,
+                None => Some(c.clone()),
+            }
+        })
+        .collect()
+}
+
+/// [`score`] of offline discovery (`offline`: documented guesses count) or, strictly, of
+/// discovery with probes ([`probed`]).
+fn score_by(canon: &CanonicalFile, chosen: &[Chosen], offline: bool) -> Score {
     let mut s = Score {
         canonical: canon.canonical.len(),
         ..Score::default()
@@ -86,11 +130,20 @@ fn score(canon: &CanonicalFile, chosen: &[Chosen]) -> Score {
     let mut hit = vec![false; canon.canonical.len()];
     for c in chosen {
         let url = normalize(&c.endpoint);
-        let matched = canon.canonical.iter().position(|k| reaches(k, c));
+        let matched = canon.canonical.iter().position(|k| {
+            if offline {
+                k.reaches_offline(&c.toolset, &c.endpoint)
+            } else {
+                reaches(k, c)
+            }
+        });
         let label = format!("{} {} ({})", c.toolset, c.endpoint, c.service);
         match matched {
             Some(i) if !hit[i] => {
                 hit[i] = true;
+                if !reaches(&canon.canonical[i], c) {
+                    s.guessed.push(label.clone());
+                }
                 s.found.push(label);
             }
             Some(_) => s.duplicates.push(label),
@@ -203,6 +256,19 @@ fn choose(set: &mut DetectorSet, name: &str, services: &[ServiceSnapshot]) -> Ve
             endpoint: g.chosen.fragment.endpoint.clone(),
             instance: g.key.instance.clone(),
             detector: g.chosen.detector.clone(),
+            candidates: g
+                .chosen
+                .fragment
+                .identification
+                .as_ref()
+                .map(|i| i.candidates.iter().map(|c| c.endpoint.clone()).collect())
+                .unwrap_or_default(),
+            required: g
+                .chosen
+                .fragment
+                .identification
+                .as_ref()
+                .is_some_and(|i| i.required),
         })
         .collect();
     chosen.sort();
@@ -280,7 +346,11 @@ fn instance_problems(f: &Family) -> Vec<String> {
     let mut problems = Vec::new();
     for k in &f.canon.canonical {
         let Some(want) = &k.instance else { continue };
-        for c in f.chosen.iter().filter(|c| reaches(k, c)) {
+        for c in f
+            .chosen
+            .iter()
+            .filter(|c| k.reaches_offline(&c.toolset, &c.endpoint))
+        {
             if &c.instance != want {
                 problems.push(format!(
                     "{}: {} {} ({}) is instance {}, canonical instance {want}",
@@ -292,44 +362,54 @@ fn instance_problems(f: &Family) -> Vec<String> {
     problems
 }
 
-fn table_row(name: &str, s: &Score) -> String {
+fn table_row(name: &str, s: &Score, p: &Score) -> String {
     format!(
-        "| {name} | {} | {} | {} | {} | {} | {} |",
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         s.canonical,
         s.found.len(),
         s.missed.len(),
         s.false_toolsets.len(),
         s.duplicates.len(),
-        s.acceptable.len()
+        s.acceptable.len(),
+        s.guessed.len(),
+        p.found.len(),
+        p.false_toolsets.len()
     )
 }
 
-fn table(rows: &[(String, Score)]) -> String {
+/// The table of SCORE.md: offline discovery's score, then with probes ([`probed`]).
+fn table(rows: &[(String, Score, Score)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| family | canonical | found | missed | false | duplicate | acceptable |"
+        "| family | canonical | found | missed | false | duplicate | acceptable | offline guess | found, probed | false, probed |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut total = Score::default();
-    for (name, s) in rows {
-        let _ = writeln!(out, "{}", table_row(name, s));
-        total.canonical += s.canonical;
-        total.found.extend(s.found.iter().cloned());
-        total.missed.extend(s.missed.iter().cloned());
-        total
-            .false_toolsets
-            .extend(s.false_toolsets.iter().cloned());
-        total.duplicates.extend(s.duplicates.iter().cloned());
-        total.acceptable.extend(s.acceptable.iter().cloned());
+    let mut total_p = Score::default();
+    for (name, s, p) in rows {
+        let _ = writeln!(out, "{}", table_row(name, s, p));
+        for (t, s) in [(&mut total, s), (&mut total_p, p)] {
+            t.canonical += s.canonical;
+            t.found.extend(s.found.iter().cloned());
+            t.missed.extend(s.missed.iter().cloned());
+            t.false_toolsets.extend(s.false_toolsets.iter().cloned());
+            t.duplicates.extend(s.duplicates.iter().cloned());
+            t.acceptable.extend(s.acceptable.iter().cloned());
+            t.guessed.extend(s.guessed.iter().cloned());
+        }
     }
-    let _ = writeln!(out, "{}", table_row("**total**", &total));
+    let _ = writeln!(out, "{}", table_row("**total**", &total, &total_p));
     let _ = writeln!(out);
-    for (name, s) in rows {
+    for (name, s, p) in rows {
         for (kind, items) in [
             ("missed", &s.missed),
             ("false", &s.false_toolsets),
             ("duplicate", &s.duplicates),
+            ("offline guess", &s.guessed),
+            ("missed with probes", &p.missed),
+            ("false with probes", &p.false_toolsets),
+            ("duplicate with probes", &p.duplicates),
         ] {
             for m in items {
                 let _ = writeln!(out, "- {name}: {kind} {m}");
@@ -354,7 +434,11 @@ fn real_fixtures_are_detected_exactly() {
     for (name, fixture, canon) in &families {
         let f = run_family(&mut set, name, fixture, canon);
         problems.extend(coverage_problems(&f));
-        rows.push((name.clone(), score(&f.canon, &f.chosen)));
+        rows.push((
+            name.clone(),
+            score(&f.canon, &f.chosen),
+            score_by(&f.canon, &probed(&f.canon, &f.chosen), false),
+        ));
         misnamed.extend(instance_problems(&f));
     }
     let printed = table(&rows);
@@ -364,7 +448,7 @@ fn real_fixtures_are_detected_exactly() {
         "canonical files out of step with their fixtures:\n{}",
         problems.join("\n")
     );
-    let positives: usize = rows.iter().map(|(_, s)| s.canonical).sum();
+    let positives: usize = rows.iter().map(|(_, s, _)| s.canonical).sum();
     assert!(
         positives > 20,
         "suspiciously few canonical endpoints: {positives}"
@@ -377,24 +461,28 @@ fn real_fixtures_are_detected_exactly() {
 
     let gaps: BTreeMap<&str, &str> = KNOWN_GAPS.iter().copied().collect();
     let mut regressions = Vec::new();
-    for (name, s) in &rows {
-        let exact = s.missed.is_empty() && s.false_toolsets.is_empty() && s.duplicates.is_empty();
-        match (exact, gaps.get(name.as_str())) {
+    let exact =
+        |s: &Score| s.missed.is_empty() && s.false_toolsets.is_empty() && s.duplicates.is_empty();
+    for (name, s, p) in &rows {
+        match (exact(s) && exact(p), gaps.get(name.as_str())) {
             (true, Some(why)) => regressions.push(format!(
                 "{name}: exact now, remove it from KNOWN_GAPS ({why})"
             )),
             (false, None) => regressions.push(format!(
-                "{name}: not exact (found {} of {}, false {}, duplicate {})",
+                "{name}: not exact (offline: found {} of {}, false {}, duplicate {}; probed: found {}, false {}, duplicate {})",
                 s.found.len(),
                 s.canonical,
                 s.false_toolsets.len(),
-                s.duplicates.len()
+                s.duplicates.len(),
+                p.found.len(),
+                p.false_toolsets.len(),
+                p.duplicates.len()
             )),
             _ => {}
         }
     }
     for name in gaps.keys() {
-        if !rows.iter().any(|(n, _)| n == name) {
+        if !rows.iter().any(|(n, _, _)| n == name) {
             regressions.push(format!("{name}: known gap recorded for a missing family"));
         }
     }
@@ -412,6 +500,7 @@ fn canonical(toolset: &str, service: &str, url: &str, alts: &[(&str, &str)]) -> 
         url: url.into(),
         instance: None,
         why: "test".into(),
+        offline: None,
         alternatives: alts
             .iter()
             .map(|(s, u)| Alternative {
@@ -430,6 +519,8 @@ fn chosen(toolset: &str, service: &str, endpoint: &str) -> Chosen {
         endpoint: endpoint.into(),
         instance: "test/test".into(),
         detector: "test".into(),
+        candidates: Vec::new(),
+        required: false,
     }
 }
 
@@ -690,4 +781,52 @@ fn embedded_example_cluster_is_judged_by_its_families() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let toolsets: BTreeSet<&str> = f.chosen.iter().map(|c| c.toolset.as_str()).collect();
     assert!(toolsets.len() >= 8, "a thin example: {toolsets:?}");
+}
+
+#[test]
+fn probed_scoring_moves_to_the_proving_candidate_and_drops_unproven_required_ones() {
+    let mut k = canonical(
+        "jaeger/traces",
+        "tracing/jaeger",
+        "http://jaeger.tracing.svc.cluster.local:16686/jaeger/ui",
+        &[],
+    );
+    k.offline = Some(canonical::OfflineGuess {
+        url: "http://jaeger.tracing.svc.cluster.local:16686".into(),
+        why: "test".into(),
+    });
+    let canon = CanonicalFile {
+        canonical: vec![k],
+        ..CanonicalFile::default()
+    };
+    let mut guess = chosen(
+        "jaeger/traces",
+        "tracing/jaeger",
+        "http://jaeger.tracing.svc.cluster.local:16686",
+    );
+    // Offline, the documented guess counts as found (and is reported as a guess).
+    let s = score(&canon, std::slice::from_ref(&guess));
+    assert_eq!((s.found.len(), s.guessed.len()), (1, 1));
+    // Strictly (with probes) the guess alone is a miss and a false toolset.
+    let p = score_by(&canon, &probed(&canon, std::slice::from_ref(&guess)), false);
+    assert_eq!((p.found.len(), p.false_toolsets.len()), (0, 1));
+    // With candidates, the probe moves it to the one that proves itself.
+    guess.candidates = vec![
+        "http://jaeger.tracing.svc.cluster.local:16686".into(),
+        "http://jaeger.tracing.svc.cluster.local:16686/jaeger".into(),
+        "http://jaeger.tracing.svc.cluster.local:16686/jaeger/ui".into(),
+    ];
+    let p = score_by(&canon, &probed(&canon, std::slice::from_ref(&guess)), false);
+    assert_eq!((p.found.len(), p.false_toolsets.len()), (1, 0));
+    // A required identification that nothing proves is not published.
+    let mut thin = chosen(
+        "jaeger/traces",
+        "tracing/other",
+        "http://other.tracing.svc.cluster.local:16686",
+    );
+    thin.candidates = vec!["http://other.tracing.svc.cluster.local:16686".into()];
+    thin.required = true;
+    assert!(probed(&canon, &[thin.clone()]).is_empty());
+    thin.required = false;
+    assert_eq!(probed(&canon, &[thin]).len(), 1);
 }

@@ -40,6 +40,19 @@ pub struct Canonical {
     pub why: String,
     #[serde(default)]
     pub alternatives: Vec<Alternative>,
+    /// Where the metadata's best guess points when nothing in the Service shows the truth
+    /// (a base path or TLS set only in the backend's own configuration): the endpoint
+    /// offline discovery (`--no-health-check`) publishes, and the first identification
+    /// candidate a probe tries. With probes the canonical `url` must still be reached.
+    #[serde(default)]
+    pub offline: Option<OfflineGuess>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineGuess {
+    pub url: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +87,17 @@ impl Canonical {
         self.toolset == toolset
             && (normalize(&self.url) == url
                 || self.alternatives.iter().any(|a| normalize(&a.url) == url))
+    }
+
+    /// [`Canonical::reaches`], or the documented offline guess (see [`Canonical::offline`]):
+    /// what discovery without probes is held to.
+    pub fn reaches_offline(&self, toolset: &str, endpoint: &str) -> bool {
+        self.reaches(toolset, endpoint)
+            || (self.toolset == toolset
+                && self
+                    .offline
+                    .as_ref()
+                    .is_some_and(|o| normalize(&o.url) == normalize(endpoint)))
     }
 }
 

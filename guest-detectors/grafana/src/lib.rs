@@ -20,9 +20,19 @@
 //! Declined: grafana-agent, grafana-agent-operator, Alloy (collectors), grafana-operator,
 //! the image renderer, and Kubecost's bundled Grafana (HolmesGPT excludes it).
 //! Health: `GET /api/health` → 200 (no authentication needed).
+//!
+//! Identification (contract 1.1 `identify`): candidates on the web port at the root and
+//! under `/grafana` ([`SUB_PATH`]: `root_url .../grafana` with `serve_from_sub_path`, as the
+//! OpenTelemetry demo and many ingress setups run it, which the Service does not show),
+//! http and https unless `appProtocol` settles it; recognised by `GET /api/health`
+//! ([`health`]), which Grafana answers without authentication.
 
 use detector_sdk::catalog::{self, GRAFANA_TOOLSET};
+use detector_sdk::identify;
 use detector_sdk::prelude::*;
+
+/// The sub-path Grafana is commonly served from behind a shared front proxy.
+const SUB_PATH: &str = "/grafana";
 
 /// The Grafana detector.
 pub struct Grafana;
@@ -37,6 +47,17 @@ impl Detector for Grafana {
 
     fn metadata() -> DetectorInfo {
         metadata("grafana", env!("CARGO_PKG_VERSION"), &["grafana"])
+    }
+
+    fn identify(svc: &Service, f: &Fragment) -> Identification {
+        let schemes = identify::schemes(identify::port_of(svc, f));
+        identify::among(
+            svc,
+            f,
+            &identify::places(schemes, &["", SUB_PATH]),
+            &health(),
+            false,
+        )
     }
 
     fn detect(svc: &Service) -> Detection {
@@ -74,6 +95,18 @@ impl Detector for Grafana {
             .build(),
         )
     }
+}
+
+/// Grafana's `GET /api/health`: `{"database": "ok", "version": ..., "commit": ...}`, the
+/// version and commit left out when `[auth.anonymous] hide_version` is set
+/// (`healthResponse` and `apiHealthHandler`, `pkg/api/http_server.go` of
+/// grafana/grafana@ab59f3cb1a71e3f7b31fe71b0d19b5754733c640). Answered without
+/// authentication; 503 with `"database": "failing"` when the database is down (still
+/// Grafana, so 503 proves identity too).
+pub fn health() -> Fingerprint {
+    let mut f = identify::fingerprint("/api/health", &["/database"], &[]);
+    f.statuses = vec![200, 503];
+    f
 }
 
 /// A Service grafana-operator made for a `Grafana` resource.

@@ -23,8 +23,8 @@
 //! identification: when probes run it is published only if the port answers as Jaeger.
 //!
 //! Identification (contract 1.1 `identify`): candidates on the query port at the
-//! fragment's base path and at the other of `""` / `/jaeger` (`QUERY_BASE_PATH`, Istio's
-//! addon and demo setups), http and https unless `appProtocol` settles it; recognised by
+//! fragment's base path and at the others of `""`, `/jaeger` (Istio's addon and demo
+//! setups) and `/jaeger/ui` (the OpenTelemetry demo), http and https unless `appProtocol` settles it; recognised by
 //! the query service's `GET /api/services` ([`services`]), which a Zipkin (bare JSON
 //! array at `/api/v2/services`, nothing at `/api/services`) does not answer.
 
@@ -56,6 +56,9 @@ const THIN_PORT_NAMES: &[&str] = &[
 const QUERY_PORT: u16 = 16686;
 /// The base path demo setups and Istio's addon serve the query service under.
 const BASE_PATH: &str = "/jaeger";
+/// The base path the OpenTelemetry demo serves Jaeger's UI and API under
+/// (`jaeger_query.base_path: /jaeger/ui`, see tests/fixtures/real/opentelemetry-demo.yaml).
+const UI_BASE_PATH: &str = "/jaeger/ui";
 
 impl Detector for Jaeger {
     fn emits() -> Emits {
@@ -68,15 +71,17 @@ impl Detector for Jaeger {
 
     fn identify(svc: &Service, f: &Fragment) -> Identification {
         let schemes = identify::schemes(identify::port_of(svc, f));
-        let bases: &[&str] = if f.endpoint.ends_with(BASE_PATH) {
-            &[BASE_PATH, ""]
-        } else {
-            &["", BASE_PATH]
-        };
+        // The fragment's own base path first (every scheme), then the others.
+        let own = [UI_BASE_PATH, BASE_PATH]
+            .into_iter()
+            .find(|b| f.endpoint.ends_with(b))
+            .unwrap_or("");
+        let mut bases = vec![own];
+        bases.extend(["", BASE_PATH, UI_BASE_PATH].iter().filter(|b| **b != own));
         identify::among(
             svc,
             f,
-            &identify::places(schemes, bases),
+            &identify::places(schemes, &bases),
             &services(),
             is_thin_port(svc),
         )
@@ -308,6 +313,8 @@ mod tests {
                 format!("https://{host}"),
                 format!("http://{host}/jaeger"),
                 format!("https://{host}/jaeger"),
+                format!("http://{host}/jaeger/ui"),
+                format!("https://{host}/jaeger/ui"),
             ]
         );
         assert!(!id.required);
@@ -338,6 +345,8 @@ mod tests {
                 format!("https://{host}/jaeger"),
                 format!("http://{host}"),
                 format!("https://{host}"),
+                format!("http://{host}/jaeger/ui"),
+                format!("https://{host}/jaeger/ui"),
             ]
         );
         assert_eq!(
