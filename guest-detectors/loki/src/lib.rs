@@ -3,8 +3,11 @@
 //! Recognised by `app.kubernetes.io/name` `loki` (grafana/loki chart 3.x-6.x: single
 //! binary, simple scalable, distributed), `loki-distributed` (legacy chart) or
 //! `grafana-loki` (Bitnami's microservices chart, nginx gateway on port `http` 80), the
-//! component in `app.kubernetes.io/component`; and the legacy `loki` 2.x chart (used by
-//! loki-stack) labelled `app=loki` + `release`.
+//! component in `app.kubernetes.io/component`; the legacy `loki` 2.x chart (used by
+//! loki-stack) labelled `app=loki` + `release`; and the Services the Loki operator makes
+//! for a `LokiStack` (`app.kubernetes.io/name=lokistack`, instance the LokiStack's name:
+//! `<name>-query-frontend-http` / `-querier-http` on port `metrics` 3100; its gateway,
+//! which needs a tenant's token, is declined).
 //!
 //! Rank (per installation): gateway [`rank::GATEWAY`] > query-frontend
 //! [`rank::FRONTEND`] > read / single binary [`rank::PRIMARY`] > querier
@@ -47,6 +50,13 @@ impl Detector for Loki {
     fn detect(svc: &Service) -> Detection {
         match svc.label("app.kubernetes.io/name") {
             Some("loki" | "loki-distributed" | "grafana-loki") => {}
+            Some("lokistack") => {
+                if svc.component() == Some("lokistack-gateway") {
+                    return declined(
+                        "LokiStack gateway (a per-tenant API needing the tenant's token); the query-frontend serves the same API",
+                    );
+                }
+            }
             Some("promtail") => return declined("promtail (a log collector)"),
             Some("loki-canary") => return declined("Loki canary (a test client)"),
             Some(_) => return Detection::Unrelated,
@@ -232,5 +242,58 @@ mod tests {
         )
         .with_port(Some("http"), 3100);
         assert!(matches!(Loki::detect(&ing), Detection::Declined(_)));
+    }
+
+    #[test]
+    fn loki_operator_lokistack() {
+        // grafana/loki operator/internal/manifests (see tests/fixtures/real/loki-operator.yaml).
+        let svc = |name: &str, component: &str, port: (&str, u16)| {
+            chart_service("loki", name, "lokistack", "lokistack-dev", Some(component))
+                .with_port(Some(port.0), port.1)
+        };
+        let qf = one(Loki::detect(&svc(
+            "lokistack-dev-query-frontend-http",
+            "query-frontend",
+            ("metrics", 3100),
+        )));
+        assert_eq!(
+            qf.endpoint,
+            "http://lokistack-dev-query-frontend-http.loki.svc.cluster.local:3100"
+        );
+        assert_eq!(
+            (qf.instance.as_str(), qf.rank),
+            ("loki/lokistack-dev", rank::FRONTEND)
+        );
+        let q = one(Loki::detect(&svc(
+            "lokistack-dev-querier-http",
+            "querier",
+            ("metrics", 3100),
+        )));
+        assert!(q.rank < qf.rank);
+        for (name, component, port) in [
+            (
+                "lokistack-dev-gateway-http",
+                "lokistack-gateway",
+                ("public", 8080),
+            ),
+            (
+                "lokistack-dev-distributor-http",
+                "distributor",
+                ("metrics", 3100),
+            ),
+            (
+                "lokistack-dev-query-frontend-grpc",
+                "query-frontend",
+                ("grpclb", 9095),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    Loki::detect(&svc(name, component, port)),
+                    Detection::Declined(_)
+                ),
+                "{name}"
+            );
+        }
     }
 }
