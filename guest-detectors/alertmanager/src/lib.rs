@@ -9,6 +9,7 @@
 //! - prometheus-operator's governing Service `alertmanager-operated`
 //!   (label `operated-alertmanager=true`, headless);
 //! - the prometheus-community `alertmanager` chart (`app.kubernetes.io/name=alertmanager`,
+//!   or `app`/`k8s-app` `alertmanager` as hand-written manifests and addons label it,
 //!   as a subchart of `prometheus` too) and its `-headless` twin; any Service whose
 //!   component label is `alertmanager` (the old `prometheus` chart's
 //!   `app=prometheus,component=alertmanager`, Bitnami's `prometheus` chart);
@@ -121,10 +122,8 @@ impl Detector for Alertmanager {
         // The component label settles it whatever the chart calls itself: the old
         // `prometheus` chart (`app=prometheus`), Bitnami's `prometheus` chart
         // (`app.kubernetes.io/name=prometheus`), and other stacks bundling Alertmanager.
-        let chart = matches!(
-            svc.label("app.kubernetes.io/name"),
-            Some("alertmanager" | "vmalertmanager")
-        ) || svc.component() == Some("alertmanager");
+        let chart = matches!(svc.app_name(), Some("alertmanager" | "vmalertmanager"))
+            || svc.component() == Some("alertmanager");
         if !chart {
             return Detection::Unrelated;
         }

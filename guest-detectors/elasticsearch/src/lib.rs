@@ -12,7 +12,9 @@
 //!   instance `<namespace>/<release>`. Chart 8.x enables TLS with a self-signed
 //!   certificate and the `elastic` user by default, so https is assumed for it.
 //! - Bitnami and other charts labelled `app.kubernetes.io/name=elasticsearch` with a 9200
-//!   port; scheme from the port name (`https*` → https, else http).
+//!   port, and hand-written manifests and addons labelled `app`/`k8s-app`
+//!   `elasticsearch` (Kubernetes' fluentd-elasticsearch addon: `elasticsearch-logging`);
+//!   scheme from the port name (`https*` → https, else http).
 //!
 //! Config: `api_url`; on https also `verify_ssl: false`. Over https the host adds
 //! `username: elastic`, `password: "{{ env.ELASTICSEARCH_PASSWORD }}"` for namespaces the
@@ -101,8 +103,8 @@ impl Detector for Elasticsearch {
         {
             return declined("Kibana (a UI)");
         }
-        match svc.label("app.kubernetes.io/name") {
-            Some("elasticsearch") => {
+        match svc.app_name() {
+            Some("elasticsearch" | "elasticsearch-logging") => {
                 let instance =
                     svc.release_instance(svc.name_base(&["-headless", "-master-hl", "-data-hl"]));
                 build(
@@ -112,7 +114,7 @@ impl Detector for Elasticsearch {
                     Scheme::Http,
                 )
             }
-            Some("kibana") => declined("Kibana (a UI)"),
+            Some("kibana" | "kibana-logging") => declined("Kibana (a UI)"),
             Some(n) if n.contains("elasticsearch-exporter") => {
                 declined("Elasticsearch exporter (a scrape target)")
             }

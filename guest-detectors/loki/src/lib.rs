@@ -4,7 +4,8 @@
 //! binary, simple scalable, distributed), `loki-distributed` (legacy chart) or
 //! `grafana-loki` (Bitnami's microservices chart, nginx gateway on port `http` 80), the
 //! component in `app.kubernetes.io/component`; the legacy `loki` 2.x chart (used by
-//! loki-stack) labelled `app=loki` + `release`; and the Services the Loki operator makes
+//! loki-stack) labelled `app=loki` + `release`, and hand-written manifests labelled
+//! `app=loki` (or `k8s-app=loki`) alone; and the Services the Loki operator makes
 //! for a `LokiStack` (`app.kubernetes.io/name=lokistack`, instance the LokiStack's name:
 //! `<name>-query-frontend-http` / `-querier-http` on port `metrics` 3100; its gateway,
 //! which needs a tenant's token, is declined).
@@ -60,8 +61,9 @@ impl Detector for Loki {
             Some("promtail") => return declined("promtail (a log collector)"),
             Some("loki-canary") => return declined("Loki canary (a test client)"),
             Some(_) => return Detection::Unrelated,
-            None => match svc.label("app") {
-                Some("loki") if svc.label("release").is_some() => {}
+            None => match svc.first_label(&["app", "k8s-app"]) {
+                // The legacy chart (`app=loki` + `release`) and hand-written manifests.
+                Some("loki") => {}
                 Some("promtail") => return declined("promtail (a log collector)"),
                 _ => return Detection::Unrelated,
             },

@@ -57,10 +57,7 @@ impl Detector for OpenSearch {
     }
 
     fn detect(svc: &Service) -> Detection {
-        let instance = match (
-            svc.label("app.kubernetes.io/name"),
-            svc.first_label(&OPERATOR_CLUSTER_LABELS),
-        ) {
+        let instance = match (svc.app_name(), svc.first_label(&OPERATOR_CLUSTER_LABELS)) {
             (Some("opensearch-dashboards"), _) => return declined("OpenSearch Dashboards (a UI)"),
             (Some("opensearch-operator" | "opensearch-k8s-operator"), _) => {
                 return declined("OpenSearch operator (an operator)");
@@ -83,7 +80,7 @@ impl Detector for OpenSearch {
             );
         };
         let rank = rank::unless_headless(svc, rank::PRIMARY);
-        let operator = svc.label("app.kubernetes.io/name") != Some("opensearch");
+        let operator = svc.app_name() != Some("opensearch");
         // Bitnami's chart (port `tcp-rest-api`) ships with the security plugin off.
         let bitnami = port.name.as_deref() == Some("tcp-rest-api");
         let scheme = match port.app_protocol.as_deref() {

@@ -249,7 +249,25 @@ fn labelled(svc: &Service) -> Detection {
     }
 
     // The community chart: new labels, then the old ones.
-    let community = (name == Some("prometheus")) || (app == Some("prometheus"));
+    // A hand-written server Service (`app=prometheus-server`, as widely copied tutorials
+    // label it) is the server itself.
+    if svc.app_name() == Some("prometheus-server") && component.is_none() {
+        return match svc
+            .pick_port(PORT_NAMES, &[9090])
+            .or_else(|| target_9090(svc))
+        {
+            Some(_) => fragment(
+                svc,
+                svc.chart_instance(),
+                rank::unless_headless(svc, rank::GENERIC),
+            ),
+            None => Detection::Unrelated,
+        };
+    }
+    // The community chart; Kubernetes' own addon labels `k8s-app=prometheus`.
+    let community = (name == Some("prometheus"))
+        || (app == Some("prometheus"))
+        || svc.has_label("k8s-app", "prometheus");
     if community {
         if svc.is_kubecost() {
             return kubecost();
@@ -286,6 +304,13 @@ fn labelled(svc: &Service) -> Detection {
         return declined(format!("exporter {n} (a scrape target)"));
     }
     Detection::Unrelated
+}
+
+/// The port whose `targetPort` is Prometheus' 9090 (a Service exposing it as 80 or 8080).
+fn target_9090(svc: &Service) -> Option<&ServicePort> {
+    svc.ports
+        .iter()
+        .find(|p| p.target_port.as_deref() == Some("9090"))
 }
 
 /// Whether [`Prometheus::detect`] matched `svc` on the thin `component=prometheus` alone.

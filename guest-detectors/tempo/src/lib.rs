@@ -1,6 +1,7 @@
 //! Tempo detector: `grafana/tempo` (direct to Tempo, `api_url`).
 //!
-//! Recognised by `app.kubernetes.io/name` (table [`NAMES`]): `tempo` (grafana `tempo`
+//! Recognised by `app.kubernetes.io/name` (else `app` or `k8s-app`, as hand-written
+//! manifests label) (table [`NAMES`]): `tempo` (grafana `tempo`
 //! and `tempo-distributed` charts, tempo-operator's TempoStack), `grafana-tempo`
 //! (Bitnami's chart: query-frontend on port `http` 3200) and `tempo-monolithic`
 //! (tempo-operator's TempoMonolithic: component `tempo`, port `http` 3200; its `jaegerui`
@@ -40,7 +41,8 @@ impl Detector for Tempo {
     }
 
     fn detect(svc: &Service) -> Detection {
-        match svc.label("app.kubernetes.io/name") {
+        // `app.kubernetes.io/name`, else `app` / `k8s-app` (hand-written manifests).
+        match svc.app_name() {
             Some(n) if NAMES.contains(&n) => {}
             Some("tempo-operator") => return declined("Tempo operator (an operator)"),
             _ => return Detection::Unrelated,

@@ -65,6 +65,10 @@ impl Detector for VictoriaMetrics {
             return match svc.label("app") {
                 // Old charts labelled only `app`.
                 Some("vmselect") if svc.release().is_some() => vmselect(svc),
+                // Hand-written manifests of a single-node server.
+                Some("victoria-metrics" | "victoriametrics" | "victoria-metrics-single") => {
+                    single(svc, 8428)
+                }
                 _ => Detection::Unrelated,
             };
         };

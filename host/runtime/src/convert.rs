@@ -20,12 +20,17 @@ pub(crate) fn service_to_wit(svc: &core::ServiceSnapshot, cluster_domain: &str) 
     wit::Service {
         name: svc.name.clone(),
         namespace: svc.namespace.clone(),
-        // BTreeMaps iterate sorted by key, as the contract promises.
-        labels: svc
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        // BTreeMaps iterate sorted by key, as the contract promises. A Service without
+        // labels is described by its selector (the labels of the pods it serves), as the
+        // contract says.
+        labels: if svc.labels.is_empty() {
+            &svc.selector
+        } else {
+            &svc.labels
+        }
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect(),
         annotations: svc
             .annotations
             .iter()
@@ -502,6 +507,23 @@ mod tests {
         assert_eq!(w.service_type, "ClusterIP");
         assert_eq!(w.ports[0].protocol, "TCP");
         assert_eq!(w.cluster_domain, "example.org");
+    }
+
+    #[test]
+    fn service_without_labels_is_described_by_its_selector() {
+        let mut svc = core::ServiceSnapshot {
+            name: "prometheus-service".into(),
+            namespace: "monitoring".into(),
+            ..Default::default()
+        };
+        svc.selector
+            .insert("app".into(), "prometheus-server".into());
+        let w = service_to_wit(&svc, "cluster.local");
+        assert_eq!(w.labels, vec![("app".into(), "prometheus-server".into())]);
+        // Own labels win: the selector is not mixed in.
+        svc.labels.insert("team".into(), "a".into());
+        let w = service_to_wit(&svc, "cluster.local");
+        assert_eq!(w.labels, vec![("team".into(), "a".into())]);
     }
 
     #[test]
