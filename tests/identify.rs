@@ -549,11 +549,91 @@ async fn jaeger_only_under_its_base_path() {
     assert_eq!(ep["health_check_url"], json!(format!("{origin}/jaeger/")));
     assert!(
         run.explain.contains(&format!(
-            "candidate 3 of 4 (alternative: http on port {port}/jaeger) proved itself: \
+            "candidate 3 of 6 (alternative: http on port {port}/jaeger) proved itself: \
              GET {origin}/jaeger/api/services: HTTP 200 with /data, /total"
         )),
         "{}",
         run.explain
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jaeger_under_the_demo_ui_base_path() {
+    // The OpenTelemetry demo's Jaeger: `jaeger_query.base_path: /jaeger/ui`
+    // (tests/fixtures/real/opentelemetry-demo.yaml); nothing at the root or /jaeger.
+    let port = jaeger_stub("/jaeger/ui").http().await;
+    let run = discover(&[svc("otel-demo", "jaeger")
+        .label("app.kubernetes.io/name", "jaeger")
+        .label("app.kubernetes.io/instance", "otel-demo")
+        .label("app.kubernetes.io/component", "all-in-one")
+        .port("http-query", port)])
+    .await;
+    let g = run.group("jaeger/traces", "otel-demo/jaeger");
+    let origin = format!("http://jaeger.otel-demo.svc.cluster.local:{port}");
+    assert_eq!(
+        g.identified.as_ref().map(|i| i.candidate),
+        Some(4),
+        "{}",
+        run.explain
+    );
+    assert_eq!(g.chosen.fragment.endpoint, format!("{origin}/jaeger/ui"));
+    let ep = &run.toolset("jaeger/traces")["config"]["endpoints"][0];
+    assert_eq!(ep["paths"], json!(["/jaeger/ui/api/*"]));
+}
+
+fn grafana_stub(base: &str) -> Stub {
+    Stub::new()
+        .fixture(&format!("{base}/api/health"), "grafana-health.json")
+        .with(
+            &format!("{base}/login"),
+            200,
+            "<!doctype html><title>Grafana</title>",
+        )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grafana_under_its_sub_path_and_at_the_root() {
+    // `root_url .../grafana` with `serve_from_sub_path` (the OpenTelemetry demo): the API
+    // only under /grafana; a plain Grafana at the root keeps its root.
+    let sub = grafana_stub("/grafana").http().await;
+    let root = grafana_stub("").http().await;
+    let grafana = |ns: &str, port: u16| {
+        svc(ns, "grafana")
+            .label("app.kubernetes.io/name", "grafana")
+            .label("app.kubernetes.io/instance", ns)
+            .port("service", port)
+    };
+    let run = discover(&[grafana("otel-demo", sub), grafana("monitoring", root)]).await;
+    let g = run.group("grafana/dashboards", "otel-demo/grafana");
+    assert_eq!(
+        g.identified.as_ref().map(|i| i.candidate),
+        Some(2),
+        "{}",
+        run.explain
+    );
+    let origin = format!("http://grafana.otel-demo.svc.cluster.local:{sub}");
+    assert_eq!(g.chosen.fragment.endpoint, format!("{origin}/grafana"));
+    assert_eq!(
+        g.chosen.fragment.config["api_url"],
+        json!(format!("{origin}/grafana"))
+    );
+    assert!(
+        run.explain.contains(&format!(
+            "GET {origin}/grafana/api/health: HTTP 200 with /database"
+        )),
+        "{}",
+        run.explain
+    );
+    let g = run.group("grafana/dashboards", "monitoring/grafana");
+    assert_eq!(
+        g.identified.as_ref().map(|i| i.candidate),
+        Some(0),
+        "{}",
+        run.explain
+    );
+    assert_eq!(
+        g.chosen.fragment.endpoint,
+        format!("http://grafana.monitoring.svc.cluster.local:{root}")
     );
 }
 
@@ -799,7 +879,7 @@ async fn discover_binary_adopts_winners_explains_and_drops_the_unproven() {
     );
     assert!(
         stderr.contains(&format!(
-            "candidate 3 of 4 (alternative: http on port {jaeger}/jaeger) proved itself"
+            "candidate 3 of 6 (alternative: http on port {jaeger}/jaeger) proved itself"
         )),
         "{stderr}"
     );
