@@ -1,8 +1,10 @@
 //! Grafana detector: `grafana/dashboards` for Grafana servers.
 //!
 //! Recognised: the `grafana` Helm chart (also as a subchart of kube-prometheus-stack,
-//! loki-stack, victoria-metrics-k8s-stack): `app.kubernetes.io/name=grafana` (old charts:
-//! `app=grafana`), port `service`/`http`/`http-web`/`grafana` or 80/3000.
+//! loki-stack, victoria-metrics-k8s-stack): `app.kubernetes.io/name=grafana` (old charts
+//! and hand-written manifests: `app` or `k8s-app` `grafana`; Kubernetes' addons:
+//! `kubernetes.io/name` `Grafana` or `monitoring-grafana`), port
+//! `service`/`http`/`http-web`/`grafana` or 80/3000.
 //! grafana-operator's Service of a `Grafana` resource (`<name>-service`): labels carry only
 //! `app.kubernetes.io/managed-by=grafana-operator`, the port is named `grafana` (3000);
 //! instance `<namespace>/<resource name>`. Its headless `-alerting` Service (unified
@@ -64,7 +66,17 @@ impl Detector for Grafana {
         if svc.has_label("app.kubernetes.io/managed-by", "grafana-operator") {
             return operator_service(svc);
         }
-        let Some(app) = svc.first_label(&["app.kubernetes.io/name", "app"]) else {
+        // Kubernetes' addons name the application for people (`kubernetes.io/name:
+        // Grafana`, heapster's `monitoring-grafana`); else `app.kubernetes.io/name`, `app`,
+        // `k8s-app`.
+        let addon = svc
+            .label("kubernetes.io/name")
+            .is_some_and(|n| n.eq_ignore_ascii_case("grafana") || n == "monitoring-grafana");
+        let Some(app) = (if addon {
+            Some("grafana")
+        } else {
+            svc.app_name()
+        }) else {
             return Detection::Unrelated;
         };
         match app {
@@ -101,12 +113,10 @@ impl Detector for Grafana {
 /// version and commit left out when `[auth.anonymous] hide_version` is set
 /// (`healthResponse` and `apiHealthHandler`, `pkg/api/http_server.go` of
 /// grafana/grafana@ab59f3cb1a71e3f7b31fe71b0d19b5754733c640). Answered without
-/// authentication; 503 with `"database": "failing"` when the database is down (still
-/// Grafana, so 503 proves identity too).
+/// authentication (503 with `"database": "failing"` when the database is down: such a
+/// Grafana does not prove itself, and the metadata's guess stands).
 pub fn health() -> Fingerprint {
-    let mut f = identify::fingerprint("/api/health", &["/database"], &[]);
-    f.statuses = vec![200, 503];
-    f
+    identify::fingerprint("/api/health", &["/database"], &[])
 }
 
 /// A Service grafana-operator made for a `Grafana` resource.

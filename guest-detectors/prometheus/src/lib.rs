@@ -199,7 +199,6 @@ fn labelled(svc: &Service) -> Detection {
     }
 
     let app = svc.label("app");
-    let name = svc.label("app.kubernetes.io/name");
     let component = svc.component();
 
     // kube-prometheus-stack and its ancestors.
@@ -264,10 +263,11 @@ fn labelled(svc: &Service) -> Detection {
             None => Detection::Unrelated,
         };
     }
-    // The community chart; Kubernetes' own addon labels `k8s-app=prometheus`.
-    let community = (name == Some("prometheus"))
-        || (app == Some("prometheus"))
-        || svc.has_label("k8s-app", "prometheus");
+    // The community chart (`app.kubernetes.io/name`, the old `app`); Kubernetes' own
+    // addon selects `k8s-app=prometheus`. The first of these keys names the application:
+    // a Thanos sidecar Service (`app.kubernetes.io/name=thanos-sidecar`) selecting
+    // `app=prometheus` pods is not Prometheus' API.
+    let community = svc.app_name() == Some("prometheus");
     if community {
         if svc.is_kubecost() {
             return kubecost();

@@ -208,7 +208,10 @@ fn service(object: &Value) -> Result<Service, String> {
     Ok(Service {
         name: name.to_string(),
         namespace: namespace.to_string(),
-        labels: pairs(&meta["labels"]).map_err(|m| at("metadata.labels", &m))?,
+        labels: labels_for_detectors(
+            pairs(&meta["labels"]).map_err(|m| at("metadata.labels", &m))?,
+            pairs(&spec["selector"]).map_err(|m| at("spec.selector", &m))?,
+        ),
         annotations: pairs(&meta["annotations"]).map_err(|m| at("metadata.annotations", &m))?,
         service_type: text(&spec["type"], "spec.type")?.unwrap_or_else(|| "ClusterIP".into()),
         headless: cluster_ip.as_deref() == Some("None"),
@@ -216,6 +219,18 @@ fn service(object: &Value) -> Result<Service, String> {
         ports,
         cluster_domain: CLUSTER_DOMAIN.to_string(),
     })
+}
+
+/// The labels a detector is given, as the host gives them (the contract's `labels`): the
+/// Service's own, then each `spec.selector` label whose key they lack, sorted by key.
+/// (The host's `labels_for_detectors` in `host/runtime/src/convert.rs` is the same rule.)
+pub fn labels_for_detectors(
+    labels: Vec<(String, String)>,
+    selector: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut merged: std::collections::BTreeMap<String, String> = selector.into_iter().collect();
+    merged.extend(labels);
+    merged.into_iter().collect()
 }
 
 /// A string map as the contract passes it: pairs sorted by key.

@@ -47,6 +47,8 @@ struct Spec {
     cluster_ip: Option<String>,
     #[serde(default)]
     ports: Vec<Port>,
+    #[serde(default)]
+    selector: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -77,7 +79,10 @@ fn to_service(s: Svc, default_namespace: &str) -> Service {
             .metadata
             .namespace
             .unwrap_or_else(|| default_namespace.to_string()),
-        labels: s.metadata.labels.into_iter().collect(),
+        labels: detector_sdk::harness::labels_for_detectors(
+            s.metadata.labels.into_iter().collect(),
+            s.spec.selector.into_iter().collect(),
+        ),
         annotations: s
             .metadata
             .annotations

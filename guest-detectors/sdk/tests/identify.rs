@@ -230,7 +230,10 @@ fn cases() -> Vec<Case> {
             .with_port(Some("http-query"), 16686),
             detector: "jaeger",
             toolset: "jaeger/traces",
-            endpoints: schemes("jaeger.tracing.svc.cluster.local:16686", &["", "/jaeger"]),
+            endpoints: schemes(
+                "jaeger.tracing.svc.cluster.local:16686",
+                &["", "/jaeger", "/jaeger/ui"],
+            ),
             fingerprint: ("/api/services", &["/data", "/total"], &[]),
             required: false,
         },
@@ -245,10 +248,26 @@ fn cases() -> Vec<Case> {
             toolset: "jaeger/traces",
             endpoints: schemes(
                 "jaeger-query.tracing.svc.cluster.local:80",
-                &["", "/jaeger"],
+                &["", "/jaeger", "/jaeger/ui"],
             ),
             fingerprint: ("/api/services", &["/data", "/total"], &[]),
             required: true,
+        },
+        Case {
+            svc: c(
+                "monitoring",
+                "grafana",
+                &[
+                    ("app.kubernetes.io/name", "grafana"),
+                    ("app.kubernetes.io/instance", "grafana"),
+                ],
+            )
+            .with_port(Some("service"), 80),
+            detector: "grafana",
+            toolset: "grafana/dashboards",
+            endpoints: schemes("grafana.monitoring.svc.cluster.local:80", &["", "/grafana"]),
+            fingerprint: ("/api/health", &["/database"], &[]),
+            required: false,
         },
         Case {
             svc: c(
@@ -347,10 +366,7 @@ fn every_fragment_of_every_detector_identifies_consistently() {
             if !id.candidates.is_empty() {
                 seen.push(detector);
             }
-            if matches!(
-                detector,
-                "grafana" | "loki" | "tempo" | "victorialogs" | "custom"
-            ) {
+            if matches!(detector, "loki" | "tempo" | "victorialogs" | "custom") {
                 assert!(id.candidates.is_empty() && !id.required, "{detector}");
             }
         }
@@ -362,6 +378,7 @@ fn every_fragment_of_every_detector_identifies_consistently() {
         [
             "alertmanager",
             "elasticsearch",
+            "grafana",
             "jaeger",
             "opensearch",
             "prometheus",

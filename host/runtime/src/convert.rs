@@ -20,17 +20,13 @@ pub(crate) fn service_to_wit(svc: &core::ServiceSnapshot, cluster_domain: &str) 
     wit::Service {
         name: svc.name.clone(),
         namespace: svc.namespace.clone(),
-        // BTreeMaps iterate sorted by key, as the contract promises. A Service without
-        // labels is described by its selector (the labels of the pods it serves), as the
-        // contract says.
-        labels: if svc.labels.is_empty() {
-            &svc.selector
-        } else {
-            &svc.labels
-        }
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect(),
+        // BTreeMaps iterate sorted by key, as the contract promises. The selector's
+        // labels (those of the pods the Service serves) fill in keys the Service's own
+        // labels lack, as the contract says.
+        labels: labels_for_detectors(svc)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         annotations: svc
             .annotations
             .iter()
@@ -60,6 +56,20 @@ pub(crate) fn service_to_wit(svc: &core::ServiceSnapshot, cluster_domain: &str) 
             .collect(),
         cluster_domain: cluster_domain.to_string(),
     }
+}
+
+/// The labels detectors see: the Service's own, then each selector label whose key the
+/// Service's labels lack (hand-written manifests and addons often label the pods, not the
+/// Service: `kubernetes.io/name: Prometheus` on the Service, `k8s-app: prometheus` in its
+/// selector). Sorted by key.
+pub(crate) fn labels_for_detectors(svc: &core::ServiceSnapshot) -> Vec<(&str, &str)> {
+    let mut merged: std::collections::BTreeMap<&str, &str> = svc
+        .selector
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    merged.extend(svc.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    merged.into_iter().collect()
 }
 
 /// Checks a guest's `detector-info`.
@@ -520,10 +530,19 @@ mod tests {
             .insert("app".into(), "prometheus-server".into());
         let w = service_to_wit(&svc, "cluster.local");
         assert_eq!(w.labels, vec![("app".into(), "prometheus-server".into())]);
-        // Own labels win: the selector is not mixed in.
+        // Own labels win on a shared key; the selector fills in the others.
         svc.labels.insert("team".into(), "a".into());
+        svc.labels.insert("app".into(), "prometheus".into());
+        svc.selector.insert("component".into(), "server".into());
         let w = service_to_wit(&svc, "cluster.local");
-        assert_eq!(w.labels, vec![("team".into(), "a".into())]);
+        assert_eq!(
+            w.labels,
+            vec![
+                ("app".into(), "prometheus".into()),
+                ("component".into(), "server".into()),
+                ("team".into(), "a".into())
+            ]
+        );
     }
 
     #[test]
