@@ -455,7 +455,7 @@ async fn serving_certificate_puts_https_first_and_it_wins() {
     assert_eq!(g.identified.as_ref().map(|i| i.candidate), Some(0));
     assert!(
         run.explain.contains(&format!(
-            "candidate 1 of 2 (metadata: https on port {am} (the Service carries a \
+            "candidate 1 of 4 (metadata: https on port {am} (the Service carries a \
              serving-certificate annotation)) proved itself: GET {url}/api/v2/status: HTTP 200 \
              with /versionInfo/version, /cluster/status"
         )),

@@ -30,7 +30,8 @@
 //!
 //! Identification (contract 1.1 `identify`): http and https on the web port unless
 //! `appProtocol` settles it (TLS via `--web.config.file` keeps the port's name; OpenShift's
-//! serving certificate puts https first), at the fragment's base path, recognised by the
+//! serving certificate puts https first), at the fragment's base path and under
+//! `/alertmanager` ([`ROUTE_PREFIX`]), recognised by the
 //! v2 status API ([`status`]). Cortex/Mimir's multi-tenant Alertmanager answers it only
 //! with a tenant, so it keeps the metadata's guess.
 
@@ -43,6 +44,11 @@ pub struct Alertmanager;
 use detector_sdk::catalog::{ALERTMANAGER_TOOLSET as TOOLSET, KPS_APP_PREFIXES};
 const PORT_NAMES: &[&str] = &["http-web", "web", "http"];
 const PORT_NUMBERS: &[u16] = &[9093, 80];
+
+/// The route prefix an Alertmanager may run under without the Service showing it
+/// (`--web.route-prefix`, prometheus-operator's `routePrefix`; kube-prometheus-stack's
+/// documented example is `/alertmanager`).
+const ROUTE_PREFIX: &str = "/alertmanager";
 
 /// Systems whose Alertmanager component serves the API under a prefix:
 /// (`app.kubernetes.io/name`, prefix).
@@ -68,13 +74,14 @@ impl Detector for Alertmanager {
             .map(|(_, prefix)| *prefix)
             .find(|prefix| f.endpoint.ends_with(prefix))
             .unwrap_or("");
-        identify::among(
-            svc,
-            f,
-            &identify::places(schemes, &[base]),
-            &status(),
-            false,
-        )
+        // A Cortex/Mimir Alertmanager keeps its prefix; any other may run under a route
+        // prefix the Service does not show.
+        let bases: &[&str] = if base.is_empty() {
+            &["", ROUTE_PREFIX]
+        } else {
+            &[base]
+        };
+        identify::among(svc, f, &identify::places(schemes, bases), &status(), false)
     }
 
     fn detect(svc: &Service) -> Detection {
@@ -302,6 +309,8 @@ mod tests {
             vec![
                 "https://alertmanager-main.openshift-monitoring.svc.cluster.local:9094",
                 "http://alertmanager-main.openshift-monitoring.svc.cluster.local:9094",
+                "http://alertmanager-main.openshift-monitoring.svc.cluster.local:9094/alertmanager",
+                "https://alertmanager-main.openshift-monitoring.svc.cluster.local:9094/alertmanager",
             ]
         );
         let fp = &id.candidates[0].fingerprint;

@@ -208,7 +208,10 @@ fn cases() -> Vec<Case> {
             .with_port(Some("http"), 9093),
             detector: "alertmanager",
             toolset: "alertmanager/alerts",
-            endpoints: schemes("prometheus-alertmanager.prom.svc.cluster.local:9093", &[""]),
+            endpoints: schemes(
+                "prometheus-alertmanager.prom.svc.cluster.local:9093",
+                &["", "/alertmanager"],
+            ),
             fingerprint: (
                 "/api/v2/status",
                 &["/versionInfo/version", "/cluster/status"],
