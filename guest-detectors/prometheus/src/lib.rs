@@ -41,7 +41,9 @@
 //!
 //! Thin labels: a Service whose only sign is the component `prometheus`
 //! (`app.kubernetes.io/component` or `component`, no application name) and a web port
-//! (`http-web`, `web`, `http`, `http-prometheus` or 9090) is matched at
+//! (`http-web`, `web`, `http`, `http-prometheus` or 9090), or whose labels say nothing
+//! this detector knows but which has a port named `web` on 9090 (Prometheus' own name and
+//! port: GKE Managed Prometheus' query `frontend`), is matched at
 //! [`identify::THIN_RANK`] (below any sibling) with a *required* identification: when
 //! probes run, it is published only if it answers as Prometheus. (Bitnami's
 //! `name=kube-prometheus, component=prometheus` Service is left to its operator's
@@ -343,16 +345,19 @@ pub fn buildinfo() -> Fingerprint {
     identify::fingerprint("/api/v1/status/buildinfo", &["/data/version"], &[])
 }
 
-/// A Service labelled only with the component `prometheus` (see the module
-/// documentation): its web port, or `None`.
+/// A Service labelled only with the component `prometheus`, or one whose labels say
+/// nothing this detector knows but whose port carries Prometheus' own name and number
+/// (`web` on 9090, e.g. Google Cloud Managed Service for Prometheus' query `frontend`,
+/// which serves the Prometheus HTTP API and its buildinfo): that port, or `None` (see
+/// the module documentation).
 fn thin(svc: &Service) -> Option<&ServicePort> {
-    if svc.component() != Some("prometheus") {
-        return None;
+    if svc.component() == Some("prometheus") && svc.app_name().is_none() {
+        return svc.pick_port(PORT_NAMES, &[9090]);
     }
-    if svc.app_name().is_some() {
-        return None;
-    }
-    svc.pick_port(PORT_NAMES, &[9090])
+    svc.ports.iter().find(|p| {
+        p.name.as_deref() == Some("web")
+            && (p.port == 9090 || p.target_port.as_deref() == Some("9090"))
+    })
 }
 
 /// Grafana Mimir / Cortex, or `None` when the Service is not one of theirs.
@@ -563,7 +568,7 @@ mod tests {
     #[test]
     fn unrelated_by_name_alone_and_siblings() {
         let cases = [
-            service("monitoring", "prometheus").with_port(Some("web"), 9090),
+            service("monitoring", "prometheus").with_port(Some("http"), 9090),
             service("default", "my-prometheus-proxy").with_port(Some("http"), 9090),
             kps(
                 "kps-kube-prometheus-stack-alertmanager",
@@ -577,6 +582,25 @@ mod tests {
                 "{}",
                 svc.name
             );
+        }
+    }
+
+    #[test]
+    fn web_port_9090_alone_is_a_thin_match_needing_proof() {
+        // GoogleCloudPlatform/prometheus-engine examples/frontend.yaml (see
+        // tests/fixtures/real/gke-managed-prometheus.yaml): selector app=frontend, web 9090.
+        let frontend = service("default", "frontend")
+            .with_label("app", "frontend")
+            .with_port(Some("web"), 9090);
+        let f = one(Prometheus::detect(&frontend));
+        assert_eq!(f.rank, identify::THIN_RANK);
+        assert!(Prometheus::identify(&frontend, &f).required);
+        // Another name or number is not Prometheus' own.
+        for svc in [
+            service("default", "frontend").with_port(Some("web"), 8080),
+            service("default", "frontend").with_port(Some("http"), 9090),
+        ] {
+            assert!(matches!(Prometheus::detect(&svc), Detection::Unrelated));
         }
     }
 
