@@ -545,11 +545,29 @@ mod tests {
     }
 
     #[test]
+    fn custom_type_is_the_generic_http_toolset_on_the_service() {
+        // The seed's example (tests/fixtures/synthetic/annotations.yaml, shop/legacy).
+        let f = one(Custom::detect(
+            &annotated("custom")
+                .with_annotation(ANN_NAME, "my-service")
+                .with_port(Some("http"), 80),
+        ));
+        assert_eq!(f.toolset, catalog::SERVICE_HTTP_TOOLSET);
+        assert_eq!(f.backend, "http");
+        assert_eq!(f.instance, "apps/my-service");
+        assert_eq!(f.endpoint, "http://metrics.apps.svc.cluster.local:80");
+        let c: Value = from_str(&f.config).unwrap();
+        assert_eq!(c, json!({}), "no config: the host builds the toolset");
+        let h = f.health.unwrap();
+        assert!(h.accepted_statuses.contains(&404) && !h.accepted_statuses.contains(&500));
+    }
+
+    #[test]
     fn declines_name_the_annotation() {
         assert!(
-            reason(Custom::detect(&annotated("custom").with_port(None, 80))).contains(ANN_TYPE)
+            reason(Custom::detect(&annotated("graphite").with_port(None, 80))).contains(ANN_TYPE)
         );
-        assert!(reason(Custom::detect(&annotated("custom"))).contains("\"custom\""));
+        assert!(reason(Custom::detect(&annotated("graphite"))).contains("\"graphite\""));
         let no_type = service("apps", "x").with_annotation(ANN_ENABLED, "true");
         assert!(reason(Custom::detect(&no_type)).contains(ANN_TYPE));
         for bad in [
