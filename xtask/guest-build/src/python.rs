@@ -136,6 +136,12 @@ fn modified(path: &Path) -> Result<SystemTime, PythonError> {
 
 /// Builds `guests` from the example directory; returns their paths, in order.
 pub fn build(workspace_root: &Path, guests: &[PythonGuest]) -> Result<Vec<PathBuf>, PythonError> {
+    // One build at a time in a process: tests call this from parallel threads, which would
+    // otherwise share the temporary file below (its name holds only the process id).
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let app_dir = workspace_root.join(EXAMPLE_DIR);
     let wit = app_dir.join("wit");
     let out_dir = output_dir(workspace_root);
