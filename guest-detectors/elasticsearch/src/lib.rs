@@ -11,6 +11,9 @@
 //!   port `http` 9200): `<uname>` [`rank::PRIMARY`], `<uname>-headless` [`rank::HEADLESS`];
 //!   instance `<namespace>/<release>`. Chart 8.x enables TLS with a self-signed
 //!   certificate and the `elastic` user by default, so https is assumed for it.
+//! - the deprecated helm/charts `stable/elasticsearch` (also in `stable/elastic-stack`):
+//!   `app=elasticsearch`, `chart=elasticsearch-<version>`, the `-client` Service on port
+//!   `http` 9200, plain http (elasticsearch-oss without TLS).
 //! - Bitnami and other charts labelled `app.kubernetes.io/name=elasticsearch` with a 9200
 //!   port, and hand-written manifests and addons labelled `app`/`k8s-app`
 //!   `elasticsearch` (Kubernetes' fluentd-elasticsearch addon: `elasticsearch-logging`);
@@ -85,10 +88,12 @@ impl Detector for Elasticsearch {
         {
             return declined("ECK operator / elastic-webhook-server (an operator)");
         }
-        // elastic/helm-charts
+        // elastic/helm-charts (`chart: elasticsearch`, `app: <cluster>-<nodeGroup>`); the
+        // deprecated helm/charts `stable/elasticsearch` (`chart: elasticsearch-<version>`,
+        // `app: elasticsearch`, component client/master/data: http, below) is not it.
         if let Some(chart) = svc.label("chart")
             && (chart == "elasticsearch" || chart.starts_with("elasticsearch-"))
-            && svc.label("app").is_some()
+            && svc.label("app").is_some_and(|a| a != "elasticsearch")
         {
             let instance = svc.chart_instance();
             return build(

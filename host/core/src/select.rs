@@ -24,7 +24,12 @@
 //!   non-governing Service whose selector shares a label with its own.
 //!
 //! A group folds only when that leads to exactly one installation: a governing Service
-//! selecting the pods of two Prometheus resources stays on its own. The folded group
+//! selecting the pods of two Prometheus resources stays on its own.
+//!
+//! A fragment the detector could only name after its own Service (`<namespace>/<service>`)
+//! is named after the custom resource that owns the Service instead, when it has exactly
+//! one non-workload owner (operators make Services with fixed names, such as
+//! grafana-operator v4's `grafana-service` for its `Grafana` resource). The folded group
 //! keeps the key of the installation it folds into (named after its release or custom
 //! resource), so the name does not depend on which Service wins.
 
@@ -309,12 +314,16 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
                 continue;
             };
             for (position, fragment) in fragments.iter().enumerate() {
+                let mut fragment = fragment.clone();
+                if let Some(owner) = owning_resource(&sd.service, &sd.grouping, &fragment) {
+                    fragment.instance = format!("{}/{owner}", sd.service.namespace);
+                }
                 let candidate = Candidate {
                     service: sd.service.clone(),
                     trusted: sd.trusted,
                     detector: verdict.detector.clone(),
                     position,
-                    fragment: fragment.clone(),
+                    fragment,
                 };
                 by_key.entry(candidate.key()).or_default().push(candidate);
             }
@@ -353,6 +362,42 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
         })
         .collect();
     Selection { groups }
+}
+
+/// Workload kinds that may own a Service without being the installation's name.
+const WORKLOAD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+    "Service",
+    "Endpoints",
+    "EndpointSlice",
+];
+
+/// The custom resource to name `fragment`'s installation after, when the detector could
+/// only name it after the Service itself (`<namespace>/<service>`) and the Service has
+/// exactly one owner that is not a workload: the resource an operator made it for (e.g.
+/// grafana-operator v4's fixed `grafana-service`, owned by the `Grafana` resource).
+fn owning_resource<'a>(
+    service: &ServiceRef,
+    grouping: &'a Grouping,
+    fragment: &Fragment,
+) -> Option<&'a str> {
+    if fragment.instance != format!("{}/{}", service.namespace, service.name) {
+        return None;
+    }
+    let mut owners = grouping
+        .owners
+        .iter()
+        .filter(|o| !WORKLOAD_KINDS.contains(&o.kind.as_str()));
+    match (owners.next(), owners.next()) {
+        (Some(o), None) if !o.name.is_empty() => Some(o.name.as_str()),
+        _ => None,
+    }
 }
 
 /// Whether Service `a` (of group `a_key`, best rank `a_rank`) belongs to the installation

@@ -226,8 +226,53 @@ fn equal_selectors_and_common_owner_fold_into_the_stronger_group() {
     ];
     let s = select(&input);
     let keys: Vec<_> = s.groups.iter().map(|g| g.key.instance.as_str()).collect();
-    // Equal ranks: the earlier key is the stronger.
-    assert_eq!(keys, ["obs/x", "obs/z"]);
+    // Named after the owning resource (the detectors could only name the Services).
+    assert_eq!(keys, ["obs/other", "obs/sample"]);
+    // Equal ranks: the earlier Service wins the folded group.
+    assert_eq!(s.groups[1].chosen.service, svc("obs", "x"));
+    assert_eq!(s.groups[1].siblings.len(), 1);
+}
+
+#[test]
+fn an_owning_resource_names_an_installation_only_the_service_could_name() {
+    let owned = |owners: &[(&str, &str)]| Grouping {
+        owners: owners
+            .iter()
+            .map(|(k, n)| OwnerRef {
+                kind: (*k).into(),
+                name: (*n).into(),
+            })
+            .collect(),
+        ..Grouping::default()
+    };
+    // grafana-operator v4 (tests/fixtures/real/old-grafana-operator-v4.yaml): the fixed
+    // `grafana-service`, owned by the Grafana resource `example-grafana`.
+    let s = select(&[prom_sd(
+        "grafana",
+        "grafana-service",
+        "grafana/grafana-service",
+        200,
+        owned(&[("Grafana", "example-grafana")]),
+    )]);
+    assert_eq!(s.groups[0].key.instance, "grafana/example-grafana");
+    // A detector's own name (a release) stays; workload owners and two owners name nothing.
+    for (instance, owners) in [
+        ("grafana/release", vec![("Grafana", "example-grafana")]),
+        ("grafana/grafana-service", vec![("Deployment", "grafana")]),
+        (
+            "grafana/grafana-service",
+            vec![("Grafana", "a"), ("Grafana", "b")],
+        ),
+    ] {
+        let s = select(&[prom_sd(
+            "grafana",
+            "grafana-service",
+            instance,
+            200,
+            owned(&owners),
+        )]);
+        assert_eq!(s.groups[0].key.instance, instance);
+    }
 }
 
 #[test]
