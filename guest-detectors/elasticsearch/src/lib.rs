@@ -11,6 +11,10 @@
 //!   port `http` 9200): `<uname>` [`rank::PRIMARY`], `<uname>-headless` [`rank::HEADLESS`];
 //!   instance `<namespace>/<release>`. Chart 8.x enables TLS with a self-signed
 //!   certificate and the `elastic` user by default, so https is assumed for it.
+//! - OpenShift Logging's elasticsearch-operator: the `<cluster>` Service (label
+//!   `cluster-name`, selecting `es-node-client=true` pods, port `elasticsearch` 9200) is
+//!   elasticsearch-proxy over https; instance `<namespace>/<cluster>`. Its `-cluster`
+//!   (transport) and `-metrics` Services are not the search API.
 //! - the deprecated helm/charts `stable/elasticsearch` (also in `stable/elastic-stack`):
 //!   `app=elasticsearch`, `chart=elasticsearch-<version>`, the `-client` Service on port
 //!   `http` 9200, plain http (elasticsearch-oss without TLS).
@@ -87,6 +91,14 @@ impl Detector for Elasticsearch {
             || matches!(svc.app_name(), Some("elastic-operator" | "eck-operator"))
         {
             return declined("ECK operator / elastic-webhook-server (an operator)");
+        }
+        // OpenShift Logging's elasticsearch-operator: `cluster-name=<es>` on every Service;
+        // the REST Service selects the client nodes (`es-node-client=true`, seen through the
+        // selector) on port `elasticsearch` 9200, served by elasticsearch-proxy over https.
+        if let Some(cluster) = svc.label("cluster-name")
+            && svc.has_label("es-node-client", "true")
+        {
+            return build(svc, svc.instance_key(cluster), rank::PRIMARY, Scheme::Https);
         }
         // elastic/helm-charts (`chart: elasticsearch`, `app: <cluster>-<nodeGroup>`); the
         // deprecated helm/charts `stable/elasticsearch` (`chart: elasticsearch-<version>`,
@@ -186,6 +198,33 @@ mod tests {
         service("elastic", name)
             .with_label("common.k8s.elastic.co/type", "elasticsearch")
             .with_label("elasticsearch.k8s.elastic.co/cluster-name", "quickstart")
+    }
+
+    #[test]
+    fn openshift_logging_elasticsearch_operator() {
+        // openshift/elasticsearch-operator internal/elasticsearch/service.go (see
+        // tests/fixtures/real/openshift-logging-elasticsearch.yaml); es-node-client comes
+        // from the selector, as the host passes it.
+        let rest = service("openshift-logging", "elasticsearch")
+            .with_label("cluster-name", "elasticsearch")
+            .with_label("es-node-client", "true")
+            .with_port(Some("elasticsearch"), 9200);
+        let Detection::Matched(f) = Elasticsearch::detect(&rest) else {
+            panic!()
+        };
+        assert_eq!(
+            f[0].endpoint,
+            "https://elasticsearch.openshift-logging.svc.cluster.local:9200"
+        );
+        assert_eq!(f[0].instance, "openshift-logging/elasticsearch");
+        let transport = service("openshift-logging", "elasticsearch-cluster")
+            .with_label("cluster-name", "elasticsearch")
+            .with_label("es-node-master", "true")
+            .with_port(Some("elasticsearch"), 9300);
+        assert!(!matches!(
+            Elasticsearch::detect(&transport),
+            Detection::Matched(_)
+        ));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! `app=loki` (or `k8s-app=loki`) alone; and the Services the Loki operator makes
 //! for a `LokiStack` (`app.kubernetes.io/name=lokistack`, instance the LokiStack's name:
 //! `<name>-query-frontend-http` / `-querier-http` on port `metrics` 3100; its gateway,
-//! which needs a tenant's token, is declined).
+//! which needs a tenant's token, is declined, except on OpenShift Logging (serving
+//! certificate, namespace `openshift-logging`), where it is the only way in: its
+//! `application` tenant over https at [`rank::GATEWAY`]).
 //!
 //! Rank (per installation): gateway [`rank::GATEWAY`] > query-frontend
 //! [`rank::FRONTEND`] > read / single binary [`rank::PRIMARY`] > querier
@@ -53,9 +55,7 @@ impl Detector for Loki {
             Some("loki" | "loki-distributed" | "grafana-loki") => {}
             Some("lokistack") => {
                 if svc.component() == Some("lokistack-gateway") {
-                    return declined(
-                        "LokiStack gateway (a per-tenant API needing the tenant's token); the query-frontend serves the same API",
-                    );
+                    return lokistack_gateway(svc);
                 }
             }
             Some("promtail") => return declined("promtail (a log collector)"),
@@ -123,6 +123,41 @@ impl Detector for Loki {
                 .build(),
         )
     }
+}
+
+/// OpenShift Logging's LokiStack tenant for application logs (`openshift-logging` tenancy
+/// mode: tenants application, infrastructure, audit; grafana/loki
+/// `operator/internal/manifests/openshift`).
+const OPENSHIFT_LOGGING_TENANT: &str = "/api/logs/v1/application";
+
+/// A LokiStack gateway. On OpenShift Logging (a serving certificate, namespace
+/// `openshift-logging`) every Loki component demands the operator's client certificate and
+/// the gateway is the only way in: its application-logs tenant over https, with the
+/// caller's OpenShift token. Elsewhere (static or dynamic tenants, named only in the
+/// LokiStack resource) it is declined: the query-frontend serves the same API.
+fn lokistack_gateway(svc: &Service) -> Detection {
+    if !(svc.serving_cert() && svc.namespace == "openshift-logging") {
+        return declined(
+            "LokiStack gateway (a per-tenant API needing the tenant's token); the query-frontend serves the same API",
+        );
+    }
+    let Some(port) = svc.pick_port(&["public"], &[8080]) else {
+        return declined("LokiStack gateway without its public port (public, 8080)");
+    };
+    matched(
+        FragmentBuilder::new(svc, LOKI.toolset, "loki")
+            .instance(svc.release_instance(svc.name_base(&["-gateway-http"])))
+            .rank(rank::GATEWAY)
+            .endpoint(Scheme::Https, port.port, OPENSHIFT_LOGGING_TENANT)
+            // The public port answers API requests only with a token: 401/403 without one
+            // still shows the gateway up (its own /live is on the internal port).
+            .health(
+                &format!("{OPENSHIFT_LOGGING_TENANT}/loki/api/v1/labels"),
+                &[200, 401, 403],
+            )
+            .config_url(LOKI.key)
+            .build(),
+    )
 }
 
 fn has_http(svc: &Service) -> bool {
@@ -272,6 +307,27 @@ mod tests {
             ("metrics", 3100),
         )));
         assert!(q.rank < qf.rank);
+        // On OpenShift Logging the gateway is the way in, its application tenant over https
+        // (tests/fixtures/real/loki-operator-openshift.yaml).
+        let mut ocp = svc(
+            "lokistack-dev-gateway-http",
+            "lokistack-gateway",
+            ("public", 8080),
+        )
+        .with_annotation(
+            "service.beta.openshift.io/serving-cert-secret-name",
+            "lokistack-dev-gateway-http",
+        );
+        ocp.namespace = "openshift-logging".into();
+        let gw = one(Loki::detect(&ocp));
+        assert_eq!(
+            gw.endpoint,
+            "https://lokistack-dev-gateway-http.openshift-logging.svc.cluster.local:8080/api/logs/v1/application"
+        );
+        assert_eq!(
+            (gw.instance.as_str(), gw.rank),
+            ("openshift-logging/lokistack-dev", rank::GATEWAY)
+        );
         for (name, component, port) in [
             (
                 "lokistack-dev-gateway-http",
