@@ -42,19 +42,9 @@ use dynamic_toolset_runtime::DetectorSet;
 #[path = "common/canonical.rs"]
 mod canonical;
 use canonical::{
-    Acceptable, Alternative, Canonical, CanonicalFile, families_in, normalize, read_canonical,
+    Acceptable, Alternative, Canonical, CanonicalFile, KNOWN_GAPS, families_in, normalize,
+    read_canonical,
 };
-
-/// Families on which detection is knowingly not exact, each with the reason. Every other
-/// family must be exact: every canonical endpoint found, no false toolset, no duplicate
-/// instance. A family listed here must really be inexact (so the list cannot go stale).
-const KNOWN_GAPS: &[(&str, &str)] = &[(
-    "tempo-operator-openshift",
-    "multi-tenant TempoStack on OpenShift: only the gateway answers without the operator's client \
-     certificate, and its path names a tenant (/api/traces/v1/<tenant>/tempo) that only the \
-     TempoStack resource knows; detection publishes the query-frontend, which refuses callers \
-     without that certificate. An override must name the tenant.",
-)];
 
 /// One chosen toolset instance: what HolmesGPT would be configured with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

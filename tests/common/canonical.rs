@@ -11,6 +11,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Families on which detection is knowingly not exact, each with the reason. Every other
+/// family must be exact: every canonical endpoint found, no false toolset, no duplicate
+/// instance. A family listed here must really be inexact (so the list cannot go stale).
+pub const KNOWN_GAPS: &[(&str, &str)] = &[(
+    "tempo-operator-openshift",
+    "multi-tenant TempoStack on OpenShift: only the gateway answers without the operator's client \
+     certificate, and its path names a tenant (/api/traces/v1/<tenant>/tempo) that only the \
+     TempoStack resource knows; detection publishes the query-frontend, which refuses callers \
+     without that certificate. An override must name the tenant.",
+)];
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CanonicalFile {

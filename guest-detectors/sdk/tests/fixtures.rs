@@ -227,10 +227,13 @@ fn fixture_families_match_their_judgements() {
                 }
             }
         }
+        // A known gap (see `KNOWN_GAPS`) is not expected to reach its canonical endpoints.
+        let known_gap = canonical::KNOWN_GAPS.iter().any(|(f, _)| f == family);
         for k in &canon.canonical {
-            if !found
-                .iter()
-                .any(|f| k.reaches_offline(&f.toolset, &f.endpoint))
+            if !known_gap
+                && !found
+                    .iter()
+                    .any(|f| k.reaches_offline(&f.toolset, &f.endpoint))
             {
                 failures.push(format!(
                     "{family}: no candidate for canonical {} {} ({})",
