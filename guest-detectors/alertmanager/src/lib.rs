@@ -14,6 +14,9 @@
 //!   component label is `alertmanager` (the old `prometheus` chart's
 //!   `app=prometheus,component=alertmanager`, Bitnami's `prometheus` chart);
 //! - vm-operator's VMAlertmanager (`app.kubernetes.io/name=vmalertmanager`);
+//! - a Service written for a prometheus-operator `Alertmanager` resource (no application
+//!   name; it selects the operator's pod label `alertmanager=<name>` on port or targetPort
+//!   `web`), instance `<namespace>/<name>`;
 //! - the multi-tenant Alertmanager of Cortex / Grafana Mimir ([`PREFIXED`]: component
 //!   `alertmanager` of `app.kubernetes.io/name` `cortex`, `mimir`, `grafana-mimir`), whose
 //!   API is under `/alertmanager` on port `http-metrics`/`http` 8080.
@@ -131,6 +134,22 @@ impl Detector for Alertmanager {
         // (`app.kubernetes.io/name=prometheus`), and other stacks bundling Alertmanager.
         let chart = matches!(svc.app_name(), Some("alertmanager" | "vmalertmanager"))
             || svc.component() == Some("alertmanager");
+        // A Service written for a prometheus-operator `Alertmanager` resource: it selects
+        // the operator's pod label `alertmanager: <name>` (seen through the selector) on
+        // the `web` port. Named after the resource.
+        if !chart
+            && svc.app_name().is_none()
+            && let Some(cr) = svc.label("alertmanager").filter(|n| !n.is_empty())
+            && svc.ports.iter().any(|p| {
+                p.name.as_deref() == Some("web") || p.target_port.as_deref() == Some("web")
+            })
+        {
+            return fragment(
+                svc,
+                svc.instance_key(cr),
+                rank::unless_headless(svc, rank::PRIMARY),
+            );
+        }
         if !chart {
             return Detection::Unrelated;
         }
@@ -288,6 +307,22 @@ mod tests {
         assert!(matches!(
             Alertmanager::detect(&querier),
             Detection::Unrelated
+        ));
+    }
+
+    #[test]
+    fn service_written_for_an_alertmanager_resource() {
+        let main = service("default", "alertmanager-main")
+            .with_label("alertmanager", "main")
+            .with_port_full(Some("web"), 9093, Some("web"), "TCP");
+        let f = one(Alertmanager::detect(&main));
+        assert_eq!(f.instance, "default/main");
+        let bare = service("default", "x")
+            .with_label("alertmanager", "main")
+            .with_port(Some("metrics"), 8080);
+        assert!(!matches!(
+            Alertmanager::detect(&bare),
+            Detection::Matched(_)
         ));
     }
 

@@ -20,7 +20,8 @@
 //!   `http` 9200, plain http (elasticsearch-oss without TLS).
 //! - Bitnami and other charts labelled `app.kubernetes.io/name=elasticsearch` with a 9200
 //!   port, and hand-written manifests and addons labelled `app`/`k8s-app`
-//!   `elasticsearch` (Kubernetes' fluentd-elasticsearch addon: `elasticsearch-logging`);
+//!   `elasticsearch` (Kubernetes' fluentd-elasticsearch addon: `elasticsearch-logging`) or
+//!   only `component=elasticsearch` (kubernetes/examples' Elasticsearch cluster);
 //!   scheme from the port name (`https*` → https, else http).
 //!
 //! Config: `api_url`; on https also `verify_ssl: false`. Over https the host adds
@@ -120,7 +121,10 @@ impl Detector for Elasticsearch {
         {
             return declined("Kibana (a UI)");
         }
-        match svc.app_name() {
+        // kubernetes/examples' hand-written cluster: `component=elasticsearch` and a role
+        // (`client` serves the REST API on 9200; `master` is transport only).
+        let examples = svc.app_name().is_none() && svc.component() == Some("elasticsearch");
+        match svc.app_name().or(examples.then_some("elasticsearch")) {
             Some("elasticsearch" | "elasticsearch-logging") => {
                 let instance =
                     svc.release_instance(svc.name_base(&["-headless", "-master-hl", "-data-hl"]));

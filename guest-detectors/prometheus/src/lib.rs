@@ -11,7 +11,10 @@
 //!   `app.kubernetes.io/component=server`, or the old `app=prometheus` + `component=server`),
 //!   and its `-headless` twin;
 //! - any other Service labelled `app.kubernetes.io/name=prometheus` that exposes a web
-//!   port (`web`, `http-web`, `http` or 9090), at a lower rank.
+//!   port (`web`, `http-web`, `http` or 9090), at a lower rank;
+//! - a Service written for a prometheus-operator `Prometheus` resource (no application
+//!   name; it selects the operator's pod label `prometheus=<name>` on port or targetPort
+//!   `web`, as prometheus-operator's own guides write it), instance `<namespace>/<name>`.
 //!
 //! Instance keys: a chart-managed server (kube-prometheus-stack included) uses
 //! `<namespace>/<release>` (`app.kubernetes.io/instance`, else `release`), falling back
@@ -299,6 +302,20 @@ fn labelled(svc: &Service) -> Detection {
         };
     }
 
+    // A Service written for a prometheus-operator `Prometheus` resource: it selects the
+    // label the operator puts on that resource's pods (`prometheus: <name>`, seen through
+    // the selector) and its `web` port. Named after the resource.
+    if svc.app_name().is_none()
+        && let Some(cr) = svc.label("prometheus").filter(|n| !n.is_empty())
+        && operator_web_port(svc)
+    {
+        return fragment(
+            svc,
+            svc.instance_key(cr),
+            rank::unless_headless(svc, rank::PRIMARY),
+        );
+    }
+
     if let Some(n) = svc.app_name()
         && n.ends_with("-exporter")
         && n.contains("prometheus")
@@ -306,6 +323,14 @@ fn labelled(svc: &Service) -> Detection {
         return declined(format!("exporter {n} (a scrape target)"));
     }
     Detection::Unrelated
+}
+
+/// A port to the `web` container port prometheus-operator gives Prometheus and
+/// Alertmanager pods (by name or targetPort).
+fn operator_web_port(svc: &Service) -> bool {
+    svc.ports
+        .iter()
+        .any(|p| p.name.as_deref() == Some("web") || p.target_port.as_deref() == Some("web"))
 }
 
 /// The port whose `targetPort` is Prometheus' 9090 (a Service exposing it as 80 or 8080).
@@ -602,6 +627,26 @@ mod tests {
         ] {
             assert!(matches!(Prometheus::detect(&svc), Detection::Unrelated));
         }
+    }
+
+    #[test]
+    fn service_written_for_a_prometheus_resource() {
+        // prometheus-operator Documentation/platform/exposing-prometheus-and-alertmanager.md
+        // (tests/fixtures/real/prometheus-operator-exposing-ingress.yaml): no labels, selector
+        // prometheus=main (seen as a label), targetPort web.
+        let main = service("default", "prometheus-main")
+            .with_label("prometheus", "main")
+            .with_port_full(Some("web"), 9090, Some("web"), "TCP");
+        let f = one(Prometheus::detect(&main));
+        assert_eq!(
+            (f.instance.as_str(), f.rank),
+            ("default/main", rank::PRIMARY)
+        );
+        // Without the web port, or with an application name, it is not this rule's.
+        let other = service("default", "x")
+            .with_label("prometheus", "main")
+            .with_port(Some("metrics"), 8080);
+        assert!(matches!(Prometheus::detect(&other), Detection::Unrelated));
     }
 
     #[test]
