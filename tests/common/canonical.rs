@@ -14,13 +14,22 @@ use serde::Deserialize;
 /// Families on which detection is knowingly not exact, each with the reason. Every other
 /// family must be exact: every canonical endpoint found, no false toolset, no duplicate
 /// instance. A family listed here must really be inexact (so the list cannot go stale).
-pub const KNOWN_GAPS: &[(&str, &str)] = &[(
-    "tempo-operator-openshift",
-    "multi-tenant TempoStack on OpenShift: only the gateway answers without the operator's client \
-     certificate, and its path names a tenant (/api/traces/v1/<tenant>/tempo) that only the \
-     TempoStack resource knows; detection publishes the query-frontend, which refuses callers \
-     without that certificate. An override must name the tenant.",
-)];
+pub const KNOWN_GAPS: &[(&str, &str)] = &[
+    (
+        "tempo-operator-openshift",
+        "multi-tenant TempoStack on OpenShift: only the gateway answers without the operator's \
+         client certificate, and its path names a tenant (/api/traces/v1/<tenant>/tempo) that \
+         only the TempoStack resource knows; detection publishes the query-frontend, which \
+         refuses callers without that certificate. An override must name the tenant.",
+    ),
+    (
+        "victoria-logs-operator-and-charts",
+        "one release serves VictoriaLogs under an arbitrary -http.pathPrefix (/vlogs) set only \
+         in the container arguments: neither the Service nor a probe of conventional paths can \
+         find it, so the root is published (right offline by the documented guess, wrong with \
+         probes). An override must give the prefix.",
+    ),
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
