@@ -15,9 +15,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use dynamic_toolset::api::auth::{self, AuthOptions, Authorizer, Decision};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 async fn harness() -> &'static kube_harness::ApiServer {
@@ -101,6 +104,37 @@ async fn grant(client: &kube::Client, name: &str, urls: &[&str], verbs: &[&str])
         .patch(name, &pp, &Patch::Apply(&binding))
         .await
         .unwrap();
+    // The API server's RBAC authorizer learns of the binding through its informers, a
+    // little later on a busy machine: wait until it answers yes before going on.
+    let path = urls[0].replace('*', "api/v1/toolsets");
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(kube_harness::UNPRIVILEGED_USER.to_string()),
+            non_resource_attributes: Some(NonResourceAttributes {
+                path: Some(path.clone()),
+                verb: Some(verbs[0].to_string()),
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .unwrap();
+        if answer.status.is_some_and(|s| s.allowed) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "grant {name} ({} {path}) not in effect after 20 s",
+            verbs[0]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
