@@ -134,11 +134,11 @@ impl Detector for Alertmanager {
         // (`app.kubernetes.io/name=prometheus`), and other stacks bundling Alertmanager.
         let chart = matches!(svc.app_name(), Some("alertmanager" | "vmalertmanager"))
             || svc.component() == Some("alertmanager");
-        // A Service written for a prometheus-operator `Alertmanager` resource: it selects
-        // the operator's pod label `alertmanager: <name>` (seen through the selector) on
-        // the `web` port. Named after the resource.
-        if !chart
-            && svc.app_name().is_none()
+        // A Service for a prometheus-operator `Alertmanager` resource: it selects the
+        // operator's pod label `alertmanager: <name>` (seen through the selector) on the
+        // `web` port. Named after the resource (kube-prometheus' old `alertmanager-main`,
+        // labelled only `alertmanager: main`, and hand-written Services alike).
+        if matches!(svc.app_name(), None | Some("alertmanager"))
             && let Some(cr) = svc.label("alertmanager").filter(|n| !n.is_empty())
             && svc.ports.iter().any(|p| {
                 p.name.as_deref() == Some("web") || p.target_port.as_deref() == Some("web")

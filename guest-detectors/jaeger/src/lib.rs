@@ -15,6 +15,10 @@
 //! demo, and the chart's storage subcharts' helpers (es index cleaner, spark jobs).
 //! Environment variables referenced: none.
 //!
+//! The OpenTelemetry operator's `<name>-collector-extension` Service (label
+//! `operator.opentelemetry.io/collector-service-type=extension`) with a port named
+//! `jaeger-query` is Jaeger v2's query extension; instance `<namespace>/<name>`.
+//!
 //! Thin labels: `app=jaeger` (or `app.kubernetes.io/name=jaeger`) without a component is
 //! a query Service when it has both `http-query` and `grpc-query` ports (Istio's addon,
 //! see [`THIN_QUERY`]); with only a query-looking port ([`THIN_PORT_NAMES`], or port or
@@ -90,6 +94,21 @@ impl Detector for Jaeger {
     fn detect(svc: &Service) -> Detection {
         if svc.has_label("app.kubernetes.io/name", "jaeger-operator") {
             return declined("jaeger-operator (an operator)");
+        }
+        // Jaeger v2 run by the OpenTelemetry operator as a collector with the
+        // `jaeger_query` extension: the operator puts the extension's ports on
+        // `<name>-collector-extension`, named after the extension (`jaeger-query`).
+        if svc.has_label(
+            "operator.opentelemetry.io/collector-service-type",
+            "extension",
+        ) && let Some(port) = svc.pick_port(&["jaeger-query"], &[])
+        {
+            let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
+                .instance(svc.instance_key(svc.name_base(&["-collector-extension"])))
+                .rank(rank::GENERIC)
+                .port_endpoint(port, "")
+                .health("/", &[200]);
+            return matched(b.build());
         }
         if !labelled_jaeger(svc) {
             return Detection::Unrelated;
@@ -204,6 +223,31 @@ mod tests {
 
     fn jaeger(name: &str, component: &str) -> Service {
         chart_service("tracing", name, "jaeger", "jaeger", Some(component))
+    }
+
+    #[test]
+    fn opentelemetry_operator_jaeger_query_extension() {
+        // open-telemetry/opentelemetry-operator tests/e2e/extension (see
+        // tests/fixtures/real/opentelemetry-operator.yaml).
+        let ext = service("observability", "jaeger-inmemory-collector-extension")
+            .with_label(
+                "operator.opentelemetry.io/collector-service-type",
+                "extension",
+            )
+            .with_label("app.kubernetes.io/component", "opentelemetry-collector")
+            .with_port(Some("jaeger-query"), 16686)
+            .with_port(Some("jaeger-query-2"), 16685);
+        let f = one(Jaeger::detect(&ext));
+        assert_eq!(f.instance, "observability/jaeger-inmemory");
+        assert_eq!(
+            f.endpoint,
+            "http://jaeger-inmemory-collector-extension.observability.svc.cluster.local:16686"
+        );
+        // A collector's receiver Service is not a query API.
+        let receivers = service("observability", "otel-collector")
+            .with_label("app.kubernetes.io/component", "opentelemetry-collector")
+            .with_port(Some("jaeger-grpc"), 14250);
+        assert!(matches!(Jaeger::detect(&receivers), Detection::Unrelated));
     }
 
     #[test]

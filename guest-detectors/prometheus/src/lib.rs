@@ -12,9 +12,15 @@
 //!   and its `-headless` twin;
 //! - any other Service labelled `app.kubernetes.io/name=prometheus` that exposes a web
 //!   port (`web`, `http-web`, `http` or 9090), at a lower rank;
-//! - a Service written for a prometheus-operator `Prometheus` resource (no application
-//!   name; it selects the operator's pod label `prometheus=<name>` on port or targetPort
-//!   `web`, as prometheus-operator's own guides write it), instance `<namespace>/<name>`.
+//! - a Service for a prometheus-operator `Prometheus` resource (application name none or
+//!   `prometheus`; it selects the operator's pod label `prometheus=<name>` on port or
+//!   targetPort `web`, as kube-prometheus' old releases and prometheus-operator's own guides
+//!   write it), instance `<namespace>/<name>`;
+//! - promxy (`app.kubernetes.io/name=promxy`), an aggregating proxy serving the Prometheus
+//!   API.
+//!
+//! Declined first: PrometheusAgent pods (`app.kubernetes.io/name=prometheus-agent`, agent
+//! mode has no query API).
 //!
 //! Instance keys: a chart-managed server (kube-prometheus-stack included) uses
 //! `<namespace>/<release>` (`app.kubernetes.io/instance`, else `release`), falling back
@@ -184,6 +190,12 @@ fn labelled(svc: &Service) -> Detection {
     if let Some(d) = mimir(svc) {
         return d;
     }
+    // prometheus-operator's PrometheusAgent pods (`app.kubernetes.io/name=prometheus-agent`,
+    // also through a selector): agent mode scrapes and remote-writes; its query API answers
+    // "unavailable with Prometheus Agent".
+    if svc.has_label("app.kubernetes.io/name", "prometheus-agent") {
+        return declined("Prometheus in agent mode (no query API)");
+    }
     if svc.has_label("app.kubernetes.io/part-of", "openshift-monitoring")
         && svc.app_name() == Some("prometheus")
     {
@@ -252,6 +264,29 @@ fn labelled(svc: &Service) -> Detection {
         return declined("prometheus-operator (an operator)");
     }
 
+    // A Service for a prometheus-operator `Prometheus` resource: it selects the label the
+    // operator puts on that resource's pods (`prometheus: <name>`, seen through the
+    // selector) and its `web` port. Named after the resource (kube-prometheus' old
+    // `prometheus-k8s`, labelled only `prometheus: k8s`, and hand-written Services alike).
+    if matches!(svc.app_name(), None | Some("prometheus"))
+        && let Some(cr) = svc.label("prometheus").filter(|n| !n.is_empty())
+        && operator_web_port(svc)
+    {
+        return fragment(
+            svc,
+            svc.instance_key(cr),
+            rank::unless_headless(svc, rank::PRIMARY),
+        );
+    }
+    // promxy: an aggregating proxy serving the Prometheus HTTP API.
+    if svc.app_name() == Some("promxy") {
+        return fragment(
+            svc,
+            svc.chart_instance(),
+            rank::unless_headless(svc, rank::GENERIC),
+        );
+    }
+
     // The community chart: new labels, then the old ones.
     // A hand-written server Service (`app=prometheus-server`, as widely copied tutorials
     // label it) is the server itself.
@@ -300,20 +335,6 @@ fn labelled(svc: &Service) -> Detection {
                 None => Detection::Unrelated,
             },
         };
-    }
-
-    // A Service written for a prometheus-operator `Prometheus` resource: it selects the
-    // label the operator puts on that resource's pods (`prometheus: <name>`, seen through
-    // the selector) and its `web` port. Named after the resource.
-    if svc.app_name().is_none()
-        && let Some(cr) = svc.label("prometheus").filter(|n| !n.is_empty())
-        && operator_web_port(svc)
-    {
-        return fragment(
-            svc,
-            svc.instance_key(cr),
-            rank::unless_headless(svc, rank::PRIMARY),
-        );
     }
 
     if let Some(n) = svc.app_name()
@@ -627,6 +648,28 @@ mod tests {
         ] {
             assert!(matches!(Prometheus::detect(&svc), Detection::Unrelated));
         }
+    }
+
+    #[test]
+    fn agent_mode_is_declined_and_promxy_serves_the_api() {
+        // tests/fixtures/real/prometheus-agent-mode.yaml: the governing Service of a
+        // PrometheusAgent (selector app.kubernetes.io/name=prometheus-agent, seen as a label).
+        let agent = service("default", "prometheus-agent-operated")
+            .with_label("operated-prometheus", "true")
+            .with_label("app.kubernetes.io/name", "prometheus-agent")
+            .with_port(Some("web"), 9090)
+            .headless();
+        assert!(matches!(Prometheus::detect(&agent), Detection::Declined(_)));
+        let promxy = service("monitoring", "promxy")
+            .with_label("app.kubernetes.io/name", "promxy")
+            .with_label("app.kubernetes.io/instance", "promxy")
+            .with_port(Some("http"), 8082);
+        let f = one(Prometheus::detect(&promxy));
+        assert_eq!(
+            f.endpoint,
+            "http://promxy.monitoring.svc.cluster.local:8082"
+        );
+        assert_eq!(f.instance, "monitoring/promxy");
     }
 
     #[test]

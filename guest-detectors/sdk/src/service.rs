@@ -80,18 +80,27 @@ pub trait ServiceExt {
     }
     /// The scheme of a port of this Service: [`ServiceExt::port_scheme`] with default
     /// https when the Service has a serving certificate ([`ServiceExt::serving_cert`]),
-    /// else `default`.
+    /// else `default`. When another port says it is the TLS one (named `https*`, as an
+    /// OAuth proxy beside the backend's own port), the certificate is that port's and the
+    /// others keep `default` (grafana-operator's `grafana` 3000 beside `https` 9091).
     fn scheme_of(&self, port: &ServicePort, default: Scheme) -> Scheme
     where
         Self: Sized,
     {
-        let default = if self.serving_cert() {
+        let tls_port_named = self.ports().iter().any(|p| {
+            p.port != port.port
+                && Self::port_scheme(p, Scheme::Http) == Scheme::Https
+                && p.app_protocol.is_none()
+        });
+        let default = if self.serving_cert() && !tls_port_named {
             Scheme::Https
         } else {
             default
         };
         Self::port_scheme(port, default)
     }
+    /// `spec.ports`.
+    fn ports(&self) -> &[ServicePort];
     /// The scheme a port speaks, from `appProtocol` or its name (`https`, `https-*`,
     /// `*-https`, `tls`); else `default`.
     fn port_scheme(port: &ServicePort, default: Scheme) -> Scheme
@@ -145,6 +154,9 @@ fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 impl ServiceExt for Service {
     fn label(&self, key: &str) -> Option<&str> {
         lookup(&self.labels, key)
+    }
+    fn ports(&self) -> &[ServicePort] {
+        &self.ports
     }
     fn annotation(&self, key: &str) -> Option<&str> {
         lookup(&self.annotations, key)
@@ -322,6 +334,21 @@ pub mod build {
 mod tests {
     use super::build::{ServiceBuild, service};
     use super::*;
+
+    #[test]
+    fn serving_certificate_belongs_to_the_port_named_https_when_there_is_one() {
+        // grafana-operator v5 on OpenShift (tests/fixtures/real/grafana-operator-v5-variants.yaml):
+        // the OAuth proxy's `https` 9091 carries the certificate, Grafana's own 3000 stays http.
+        let svc = service("grafana", "grafana-instance-service")
+            .with_annotation(
+                "service.beta.openshift.io/serving-cert-secret-name",
+                "grafana-tls",
+            )
+            .with_port(Some("https"), 9091)
+            .with_port(Some("grafana"), 3000);
+        assert_eq!(svc.scheme_of(&svc.ports[0], Scheme::Http), Scheme::Https);
+        assert_eq!(svc.scheme_of(&svc.ports[1], Scheme::Http), Scheme::Http);
+    }
 
     #[test]
     fn serving_certificate_makes_web_ports_https_but_not_http_ones() {

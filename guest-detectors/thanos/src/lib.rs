@@ -57,6 +57,31 @@ impl Detector for Thanos {
     }
 
     fn detect(svc: &Service) -> Detection {
+        // Red Hat's observability-operator: a `ThanosQuerier` resource's Service
+        // (`thanos-querier-<name>`, part-of `<name>`); its MonitoringStacks' sidecar
+        // Services (`<stack>-thanos-sidecar`, gRPC) are not a query API.
+        if svc.has_label("app.kubernetes.io/managed-by", "observability-operator") {
+            let name = svc.label("app.kubernetes.io/name").unwrap_or("");
+            if name.ends_with("-thanos-sidecar") {
+                return declined("Thanos sidecar of a MonitoringStack (gRPC StoreAPI)");
+            }
+            if !name.starts_with("thanos-querier") {
+                return Detection::Unrelated;
+            }
+            let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+                return declined("ThanosQuerier Service without an HTTP port");
+            };
+            let owner = svc.label("app.kubernetes.io/part-of").unwrap_or(name);
+            return matched(
+                FragmentBuilder::new(svc, PROMETHEUS.toolset, "thanos")
+                    .instance(svc.instance_key(owner))
+                    .rank(rank::PRIMARY)
+                    .port_endpoint(port, "")
+                    .health("/-/ready", &[200])
+                    .config_url(PROMETHEUS.key)
+                    .build(),
+            );
+        }
         let name = svc.label("app.kubernetes.io/name");
         let (component, kube_thanos) = match name {
             Some("thanos") => (svc.component().unwrap_or(""), false),
@@ -130,6 +155,29 @@ mod tests {
 
     fn bitnami(name: &str, component: &str) -> Service {
         chart_service("thanos", name, "thanos", "thanos", Some(component))
+    }
+
+    #[test]
+    fn observability_operator_thanos_querier_and_sidecar() {
+        // rhobs/observability-operator (tests/fixtures/real/observability-operator.yaml).
+        let oo = |name: &str, part_of: &str| {
+            service("project-d", name)
+                .with_label("app.kubernetes.io/managed-by", "observability-operator")
+                .with_label("app.kubernetes.io/name", name)
+                .with_label("app.kubernetes.io/part-of", part_of)
+        };
+        let f = one(Thanos::detect(
+            &oo("thanos-querier-metrics-api", "metrics-api").with_port(Some("http"), 10902),
+        ));
+        assert_eq!(f.instance, "project-d/metrics-api");
+        assert_eq!(
+            f.endpoint,
+            "http://thanos-querier-metrics-api.project-d.svc.cluster.local:10902"
+        );
+        let sidecar = oo("api-monitoring-thanos-sidecar", "api-monitoring")
+            .with_port(Some("grpc"), 10901)
+            .headless();
+        assert!(matches!(Thanos::detect(&sidecar), Detection::Declined(_)));
     }
 
     #[test]
