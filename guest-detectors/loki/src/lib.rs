@@ -52,7 +52,9 @@ impl Detector for Loki {
 
     fn detect(svc: &Service) -> Detection {
         match svc.label("app.kubernetes.io/name") {
-            Some("loki" | "loki-distributed" | "grafana-loki") => {}
+            // `enterprise-logs`: Grafana Enterprise Logs, whose chart renames its
+            // loki-distributed subchart.
+            Some("loki" | "loki-distributed" | "grafana-loki" | "enterprise-logs") => {}
             Some("lokistack") => {
                 if svc.component() == Some("lokistack-gateway") {
                     return lokistack_gateway(svc);
@@ -77,6 +79,13 @@ impl Detector for Loki {
             return declined("Loki discovery Service (internal, gRPC service discovery)");
         }
         let role = match svc.component() {
+            // Grafana Enterprise Logs' gateway is its authentication gateway: it wants a
+            // GEL access-policy token, which HolmesGPT does not hold.
+            Some("gateway") if svc.has_label("app.kubernetes.io/name", "enterprise-logs") => {
+                return declined(
+                    "Grafana Enterprise Logs gateway (needs a GEL access token); the query-frontend serves the API",
+                );
+            }
             Some("gateway" | "nginx") => Role::Gateway,
             Some("query-frontend") => Role::Frontend,
             Some("read" | "single-binary") => Role::Primary,

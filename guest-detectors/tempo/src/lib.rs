@@ -2,7 +2,9 @@
 //!
 //! Recognised by `app.kubernetes.io/name` (else `app` or `k8s-app`, as hand-written
 //! manifests label) (table [`NAMES`]): `tempo` (grafana `tempo`
-//! and `tempo-distributed` charts, tempo-operator's TempoStack), `grafana-tempo`
+//! and `tempo-distributed` charts, tempo-operator's TempoStack; early tempo-distributed
+//! charts, before 2022, label `tempo-distributed` and serve the API on `http` 3100),
+//! `grafana-tempo`
 //! (Bitnami's chart: query-frontend on port `http` 3200) and `tempo-monolithic`
 //! (tempo-operator's TempoMonolithic: component `tempo`, port `http` 3200; its `jaegerui`
 //! Service is Jaeger's business); the component comes from `app.kubernetes.io/component`. The single-binary
@@ -29,7 +31,12 @@ const PORT_NAMES: &[&str] = &["http-metrics", "tempo-prom-metrics", "http", "tem
 const PORT_NUMBERS: &[u16] = &[3100, 3200, 80];
 
 /// `app.kubernetes.io/name` values of Tempo Services.
-const NAMES: &[&str] = &["tempo", "grafana-tempo", "tempo-monolithic"];
+const NAMES: &[&str] = &[
+    "tempo",
+    "tempo-distributed",
+    "grafana-tempo",
+    "tempo-monolithic",
+];
 
 impl Detector for Tempo {
     fn emits() -> Emits {

@@ -113,7 +113,10 @@ impl Detector for Thanos {
         let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
             return declined("Thanos Query Service without an HTTP port (gRPC only)");
         };
-        let instance = if kube_thanos {
+        let instance = if let Some(owner) = svc.label("operator.thanos.io/owner") {
+            // thanos-community/thanos-operator: the owning ThanosQuery resource.
+            svc.instance_key(owner)
+        } else if kube_thanos {
             svc.instance_key(svc.label("app.kubernetes.io/part-of").unwrap_or("thanos"))
         } else {
             svc.release_instance(svc.name_base(&["-query-frontend", "-query", "-headless"]))
