@@ -136,12 +136,14 @@ impl Detector for Alertmanager {
             || svc.component() == Some("alertmanager");
         // A Service for a prometheus-operator `Alertmanager` resource: it selects the
         // operator's pod label `alertmanager: <name>` (seen through the selector) on the
-        // `web` port. Named after the resource (kube-prometheus' old `alertmanager-main`,
+        // `web` port or 9093 (Gardener names it `metrics`). Named after the resource (kube-prometheus' old `alertmanager-main`,
         // labelled only `alertmanager: main`, and hand-written Services alike).
         if matches!(svc.app_name(), None | Some("alertmanager"))
             && let Some(cr) = svc.label("alertmanager").filter(|n| !n.is_empty())
             && svc.ports.iter().any(|p| {
-                p.name.as_deref() == Some("web") || p.target_port.as_deref() == Some("web")
+                p.name.as_deref() == Some("web")
+                    || p.target_port.as_deref() == Some("web")
+                    || p.port == 9093
             })
         {
             return fragment(

@@ -3,7 +3,8 @@
 //! Recognised: the `grafana` Helm chart (also as a subchart of kube-prometheus-stack,
 //! loki-stack, victoria-metrics-k8s-stack): `app.kubernetes.io/name=grafana` (old charts
 //! and hand-written manifests: `app` or `k8s-app` `grafana`; Kubernetes' addons:
-//! `kubernetes.io/name` `Grafana` or `monitoring-grafana`), port
+//! `kubernetes.io/name` `Grafana` or `monitoring-grafana`; Gardener's Grafana fork Plutono,
+//! component `plutono`, which keeps Grafana's HTTP API), port
 //! `service`/`http`/`http-web`/`grafana` or 80/3000.
 //! grafana-operator's Service of a `Grafana` resource (`<name>-service`): labels carry only
 //! `app.kubernetes.io/managed-by=grafana-operator`, the port is named `grafana` (3000);
@@ -72,7 +73,10 @@ impl Detector for Grafana {
         let addon = svc
             .label("kubernetes.io/name")
             .is_some_and(|n| n.eq_ignore_ascii_case("grafana") || n == "monitoring-grafana");
-        let Some(app) = (if addon {
+        // Plutono: Gardener's fork of Grafana 7.5, which keeps Grafana's HTTP API
+        // (component `plutono`).
+        let plutono = svc.component() == Some("plutono") || svc.app_name() == Some("plutono");
+        let Some(app) = (if addon || plutono {
             Some("grafana")
         } else {
             svc.app_name()

@@ -23,8 +23,10 @@
 //! - a prometheus-operator governing Service (`operated-*` labels) folds into a
 //!   non-governing Service whose selector shares a label with its own.
 //!
-//! A group folds only when that leads to exactly one installation: a governing Service
-//! selecting the pods of two Prometheus resources stays on its own.
+//! A group folds only when that leads to exactly one installation. A governing Service no
+//! signal folds goes to the only other installation of its backend in its namespace; with
+//! several there, it selects the pods of all of them and stands for none: it is kept as a
+//! sibling of one, never chosen ([`SiblingLoss::Ambiguous`]), so nothing is published for it.
 //!
 //! A fragment the detector could only name after its own Service (`<namespace>/<service>`)
 //! is named after the custom resource that owns the Service instead, when it has exactly
@@ -110,6 +112,10 @@ pub enum SiblingLoss {
         winner: ServiceRef,
         winner_detector: String,
     },
+    /// A governing Service (prometheus-operator's `*-operated`) in a namespace holding
+    /// several installations of its backend selects the pods of all of them: it stands for
+    /// none (kept beside one of them only to be explained).
+    Ambiguous { installations: usize },
 }
 
 impl fmt::Display for SiblingLoss {
@@ -125,6 +131,10 @@ impl fmt::Display for SiblingLoss {
             } => write!(
                 f,
                 "same rank as {winner} ({winner_detector}), which comes first by namespace/name"
+            ),
+            SiblingLoss::Ambiguous { installations } => write!(
+                f,
+                "a governing Service selecting the pods of {installations} installations stands for none of them"
             ),
         }
     }
@@ -330,16 +340,28 @@ pub fn select(detections: &[ServiceDetections]) -> Selection {
         }
     }
 
-    let by_key = fold_installations(by_key, &grouping);
+    let (by_key, ambiguous) = fold_installations(by_key, &grouping);
+    let id = |c: &Candidate| (c.service.clone(), c.detector.clone(), c.position);
     let groups = by_key
         .into_iter()
         .filter_map(|(key, mut candidates)| {
-            candidates.sort_by(|a, b| a.order().cmp(&b.order()));
+            // Ambiguous governing Services last: they never stand for the installation.
+            candidates.sort_by(|a, b| {
+                (ambiguous.contains_key(&id(a)), a.order())
+                    .cmp(&(ambiguous.contains_key(&id(b)), b.order()))
+            });
             let mut iter = candidates.into_iter();
             let chosen = iter.next()?;
+            if ambiguous.contains_key(&id(&chosen)) {
+                // Only ambiguous candidates here: nothing to publish (cannot happen, as an
+                // ambiguous group folds into a real installation).
+                return None;
+            }
             let siblings = iter
                 .map(|candidate| {
-                    let lost = if candidate.fragment.rank < chosen.fragment.rank {
+                    let lost = if let Some(&installations) = ambiguous.get(&id(&candidate)) {
+                        SiblingLoss::Ambiguous { installations }
+                    } else if candidate.fragment.rank < chosen.fragment.rank {
                         SiblingLoss::LowerRank {
                             winner: chosen.service.clone(),
                             winner_rank: chosen.fragment.rank,
@@ -422,12 +444,20 @@ fn joins(a: (&Grouping, &InstanceKey, u32), b: (&Grouping, &InstanceKey, u32)) -
     b_stronger && ga.owners.iter().any(|o| gb.owners.contains(o))
 }
 
+/// Identifies a candidate across folding: (Service, detector, position).
+type CandidateId = (ServiceRef, String, usize);
+
 /// Folds groups of one toolset that belong to one installation (module documentation).
-/// Candidates of a folded group take the installation's instance key.
+/// Candidates of a folded group take the installation's instance key. Also returns the
+/// candidates of governing groups that are ambiguous (they select the pods of several
+/// installations of their backend), with the number of installations.
 fn fold_installations(
     by_key: BTreeMap<InstanceKey, Vec<Candidate>>,
     grouping: &BTreeMap<&ServiceRef, &Grouping>,
-) -> BTreeMap<InstanceKey, Vec<Candidate>> {
+) -> (
+    BTreeMap<InstanceKey, Vec<Candidate>>,
+    BTreeMap<CandidateId, usize>,
+) {
     let none = Grouping::default();
     let info = |c: &Candidate| -> &Grouping { grouping.get(&c.service).copied().unwrap_or(&none) };
     let groups: Vec<(&InstanceKey, &Vec<Candidate>)> = by_key.iter().collect();
@@ -470,6 +500,43 @@ fn fold_installations(
             }
         }
     }
+    // A governing group (every Service `*-operated`) that no signal folds: with exactly one
+    // other installation of its backend in its namespace, it is that one's; with several,
+    // it selects all their pods and stands for none.
+    let governing_only =
+        |cs: &Vec<Candidate>| !cs.is_empty() && cs.iter().all(|c| info(c).governing);
+    let backend = |cs: &Vec<Candidate>| cs.first().map(|c| c.fragment.backend.clone());
+    let mut ambiguous: BTreeMap<CandidateId, usize> = BTreeMap::new();
+    for (i, (ka, cs)) in groups.iter().enumerate() {
+        if !targets[i].is_empty() || !governing_only(cs) {
+            continue;
+        }
+        let Some(ns) = cs.first().map(|c| c.service.namespace.as_str()) else {
+            continue;
+        };
+        let others: Vec<usize> = buckets
+            .get(&(ka.toolset.as_str(), ns))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&j| {
+                j != i
+                    && groups
+                        .get(j)
+                        .is_some_and(|(_, bs)| !governing_only(bs) && backend(bs) == backend(cs))
+            })
+            .collect();
+        match others.as_slice() {
+            [] => {}
+            [one] => {
+                targets[i].insert(*one);
+            }
+            several => {
+                // Leads to several installations: ambiguous (below).
+                targets[i].extend(several.iter().copied());
+            }
+        }
+    }
     // The installations (groups that fold nowhere) each group leads to.
     fn roots(
         i: usize,
@@ -497,8 +564,16 @@ fn fold_installations(
     let into: Vec<usize> = (0..groups.len())
         .map(|i| {
             let r = roots(i, &targets, &mut memo, &mut active);
-            match (r.len(), r.first()) {
-                (1, Some(&root)) => root,
+            match (r.len(), r.first(), groups.get(i)) {
+                (1, Some(&root), _) => root,
+                // A governing group leading to several installations selects all their
+                // pods: it stands for none, kept beside the first to be explained.
+                (n, Some(&root), Some((_, cs))) if n > 1 && governing_only(cs) => {
+                    for c in cs.iter() {
+                        ambiguous.insert((c.service.clone(), c.detector.clone(), c.position), n);
+                    }
+                    root
+                }
                 _ => i,
             }
         })
@@ -516,5 +591,5 @@ fn fold_installations(
         }
         out.entry(key.clone()).or_default().extend(candidates);
     }
-    out
+    (out, ambiguous)
 }

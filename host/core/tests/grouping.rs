@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use dynamic_toolset_core::select::{InstanceKey, select};
+use dynamic_toolset_core::select::{InstanceKey, SiblingLoss, select};
 use dynamic_toolset_core::{Grouping, OwnerRef, ServiceDetections, ServiceSnapshot};
 
 fn sel(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -146,7 +146,7 @@ fn other_namespace_or_toolset_or_disjoint_selector_stays_apart() {
 }
 
 #[test]
-fn a_governing_service_of_two_installations_stays_apart() {
+fn a_governing_service_of_two_installations_stands_for_none() {
     let mut input = kube_prometheus();
     input.push(prom_sd(
         "monitoring",
@@ -160,13 +160,66 @@ fn a_governing_service_of_two_installations_stays_apart() {
     ));
     let s = select(&input);
     let keys: Vec<_> = s.groups.iter().map(|g| g.key.instance.as_str()).collect();
-    assert_eq!(
-        keys,
-        [
-            "monitoring/apps",
-            "monitoring/k8s",
-            "monitoring/prometheus-operated"
-        ]
+    // prometheus-operated selects the pods of both: it is published for neither, kept as
+    // a sibling that says why.
+    assert_eq!(keys, ["monitoring/apps", "monitoring/k8s"]);
+    let ambiguous: Vec<_> = s
+        .groups
+        .iter()
+        .flat_map(|g| &g.siblings)
+        .filter(|sib| matches!(sib.lost, SiblingLoss::Ambiguous { installations: 2 }))
+        .map(|sib| sib.candidate.service.name.as_str())
+        .collect();
+    assert_eq!(ambiguous, ["prometheus-operated"]);
+}
+
+#[test]
+fn an_unfolded_governing_service_joins_the_only_installation_of_its_backend() {
+    // Gardener (tests/fixtures/real/gardener-monitoring.yaml): the Prometheus Services select
+    // `prometheus=<name>`, the governing one `app.kubernetes.io/name=prometheus`; no label is
+    // shared. With one installation in the namespace it is that one's; with three, none's.
+    let one = vec![
+        prom_sd(
+            "shoot",
+            "prometheus-shoot",
+            "shoot/shoot",
+            200,
+            selector(&[("prometheus", "shoot")]),
+        ),
+        prom_sd(
+            "shoot",
+            "prometheus-operated",
+            "shoot/prometheus-operated",
+            50,
+            governing(&[("app.kubernetes.io/name", "prometheus")]),
+        ),
+    ];
+    let s = select(&one);
+    assert_eq!(s.groups.len(), 1);
+    assert_eq!(s.groups[0].key.instance, "shoot/shoot");
+    let mut three = vec![prom_sd(
+        "garden",
+        "prometheus-operated",
+        "garden/prometheus-operated",
+        50,
+        governing(&[("app.kubernetes.io/name", "prometheus")]),
+    )];
+    for cr in ["cache", "seed", "aggregate"] {
+        three.push(prom_sd(
+            "garden",
+            &format!("prometheus-{cr}"),
+            &format!("garden/{cr}"),
+            200,
+            selector(&[("prometheus", cr)]),
+        ));
+    }
+    let s = select(&three);
+    let keys: Vec<_> = s.groups.iter().map(|g| g.key.instance.as_str()).collect();
+    assert_eq!(keys, ["garden/aggregate", "garden/cache", "garden/seed"]);
+    assert!(
+        s.groups
+            .iter()
+            .all(|g| g.chosen.service.name != "prometheus-operated")
     );
 }
 
