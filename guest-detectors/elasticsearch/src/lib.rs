@@ -11,6 +11,9 @@
 //!   port `http` 9200): `<uname>` [`rank::PRIMARY`], `<uname>-headless` [`rank::HEADLESS`];
 //!   instance `<namespace>/<release>`. Chart 8.x enables TLS with a self-signed
 //!   certificate and the `elastic` user by default, so https is assumed for it.
+//! - Open Distro for Elasticsearch's chart (`app=opendistro-es`): the `role=client`
+//!   Service over https (the security plugin's demo TLS, whatever the port's name says),
+//!   the data nodes' Service below it; master (transport) and Kibana declined.
 //! - OpenShift Logging's elasticsearch-operator: the `<cluster>` Service (label
 //!   `cluster-name`, selecting `es-node-client=true` pods, port `elasticsearch` 9200) is
 //!   elasticsearch-proxy over https; instance `<namespace>/<cluster>`. Its `-cluster`
@@ -92,6 +95,18 @@ impl Detector for Elasticsearch {
             || matches!(svc.app_name(), Some("elastic-operator" | "eck-operator"))
         {
             return declined("ECK operator / elastic-webhook-server (an operator)");
+        }
+        // Open Distro for Elasticsearch's chart (`app=opendistro-es`, a `role` per node
+        // group): the client Service serves the REST API, over https by default (the
+        // image's entrypoint installs the security plugin's demo TLS), whatever the port's
+        // name says; the data nodes' Service too, below it; master and Kibana are not it.
+        if svc.has_label("app", "opendistro-es") {
+            return match svc.label("role") {
+                Some("client") => build(svc, svc.chart_instance(), rank::PRIMARY, Scheme::Https),
+                Some("data") => build(svc, svc.chart_instance(), rank::HEADLESS, Scheme::Https),
+                Some("kibana") => declined("Open Distro Kibana (a UI)"),
+                _ => declined("Open Distro node Service without the REST API (transport)"),
+            };
         }
         // OpenShift Logging's elasticsearch-operator: `cluster-name=<es>` on every Service;
         // the REST Service selects the client nodes (`es-node-client=true`, seen through the

@@ -9,14 +9,17 @@
 //!   component `vmselect`; port `http` 8481; endpoint path `/select/0/prometheus`;
 //! - vm-operator (also what victoria-metrics-k8s-stack deploys): VMSingle
 //!   (`app.kubernetes.io/name=vmsingle`, port `http` 8429) and VMCluster's vmselect
-//!   (`app.kubernetes.io/name=vmselect`).
+//!   (`app.kubernetes.io/name=vmselect`);
+//! - victoria-metrics-distributed's global read VMAuth (`app.kubernetes.io/name=vmauth`,
+//!   instance `vmauth-global-read-*`, port `http` 8427), which routes
+//!   `/select/0/prometheus` to every zone's vmselect.
 //!
 //! Rank: [`rank::PRIMARY`], headless twins [`rank::HEADLESS`]. Instance key:
 //! `<namespace>/<app.kubernetes.io/instance>` (the Helm release, or the VMSingle/VMCluster
 //! name for vm-operator), fallback the Service name without `-headless`.
 //!
 //! Declined: vminsert (write path), vmstorage (storage), vmagent (agent), vmalert (rule
-//! evaluator), vmauth (proxy with user-defined routing), vm-operator, and the
+//! evaluator), other vmauth (proxies with user-defined routing), vm-operator, and the
 //! victoria-metrics-k8s-stack scrape-target Services.
 //! Health: `GET /health` → 200. Environment variables referenced: none.
 //!
@@ -87,6 +90,15 @@ impl Detector for VictoriaMetrics {
             }
             "vmsingle" => single(svc, 8429),
             "vmselect" => vmselect(svc),
+            // victoria-metrics-distributed's global read VMAuth fronts every zone's vmselect
+            // under the cluster's tenant path (the chart's own Grafana datasource).
+            "vmauth"
+                if svc
+                    .release()
+                    .is_some_and(|r| r.starts_with("vmauth-global-read-")) =>
+            {
+                build(svc, &[8427], VMSELECT_PATH)
+            }
             "vminsert" | "vmstorage" | "vmagent" | "vmalert" | "vmauth" => decline_component(name),
             "victoria-metrics-agent" => decline_component("vmagent"),
             "victoria-metrics-alert" => decline_component("vmalert"),
