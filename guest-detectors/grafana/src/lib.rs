@@ -4,7 +4,9 @@
 //! loki-stack, victoria-metrics-k8s-stack): `app.kubernetes.io/name=grafana` (old charts
 //! and hand-written manifests: `app` or `k8s-app` `grafana`; Kubernetes' addons:
 //! `kubernetes.io/name` `Grafana` or `monitoring-grafana`; Gardener's Grafana fork Plutono,
-//! component `plutono`, which keeps Grafana's HTTP API), port
+//! component `plutono`, which keeps Grafana's HTTP API; a stack's bundled Grafana: component
+//! `grafana`, Linkerd's `linkerd.io/control-plane-component=grafana`, or an application
+//! named `<stack>-grafana`), port
 //! `service`/`http`/`http-web`/`grafana` or 80/3000.
 //! grafana-operator's Service of a `Grafana` resource (`<name>-service`): labels carry only
 //! `app.kubernetes.io/managed-by=grafana-operator`, the port is named `grafana` (3000);
@@ -76,7 +78,16 @@ impl Detector for Grafana {
         // Plutono: Gardener's fork of Grafana 7.5, which keeps Grafana's HTTP API
         // (component `plutono`).
         let plutono = svc.component() == Some("plutono") || svc.app_name() == Some("plutono");
-        let Some(app) = (if addon || plutono {
+        // A stack's bundled Grafana: its component `grafana` (Traefik Mesh's `app=maesh`,
+        // Linkerd's `linkerd.io/control-plane-component`) or an application named
+        // `<stack>-grafana` (Open Service Mesh's `osm-grafana`).
+        let stack = svc.component() == Some("grafana")
+            || svc.has_label("linkerd.io/control-plane-component", "grafana")
+            || [svc.app_name(), svc.label("app")]
+                .into_iter()
+                .flatten()
+                .any(|n| n.ends_with("-grafana"));
+        let Some(app) = (if addon || plutono || stack {
             Some("grafana")
         } else {
             svc.app_name()
@@ -150,6 +161,33 @@ detector_sdk::export_detector!(Grafana);
 mod tests {
     use super::*;
     use detector_sdk::service::build::{ServiceBuild, one, service};
+
+    #[test]
+    fn a_stacks_bundled_grafana() {
+        // tests/fixtures/real/open-service-mesh.yaml, linkerd-old-addons.yaml, traefik-mesh.yaml.
+        for svc in [
+            service("osm-system", "osm-grafana")
+                .with_label("app.kubernetes.io/name", "openservicemesh.io")
+                .with_label("app", "osm-grafana")
+                .with_port(Some("grafana-dashboard"), 3000),
+            service("linkerd", "linkerd-grafana")
+                .with_label("linkerd.io/control-plane-component", "grafana")
+                .with_port(Some("http"), 3000),
+            service("traefik-mesh", "grafana")
+                .with_label("app", "maesh")
+                .with_label("component", "grafana")
+                .with_port(None, 3000),
+        ] {
+            let Detection::Matched(f) = Grafana::detect(&svc) else {
+                panic!("{}", svc.name)
+            };
+            assert!(f[0].endpoint.ends_with(":3000"), "{}", svc.name);
+        }
+        let agent = service("monitoring", "x")
+            .with_label("app.kubernetes.io/name", "grafana-agent")
+            .with_port(Some("http"), 80);
+        assert!(!matches!(Grafana::detect(&agent), Detection::Matched(_)));
+    }
 
     #[test]
     fn chart_service() {

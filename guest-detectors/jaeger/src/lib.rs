@@ -15,6 +15,10 @@
 //! demo, and the chart's storage subcharts' helpers (es index cleaner, spark jobs).
 //! Environment variables referenced: none.
 //!
+//! Linkerd's Jaeger (the `linkerd-jaeger` extension, component `jaeger`, and the 2.9
+//! tracing add-on `linkerd-jaeger`) on port `ui` 16686 under `/jaeger` (Linkerd runs it with
+//! `--query.base-path=/jaeger`); instance `<namespace>/<Service name>`.
+//!
 //! The OpenTelemetry operator's `<name>-collector-extension` Service (label
 //! `operator.opentelemetry.io/collector-service-type=extension`) with a port named
 //! `jaeger-query` is Jaeger v2's query extension; instance `<namespace>/<name>`.
@@ -108,6 +112,21 @@ impl Detector for Jaeger {
                 .rank(rank::GENERIC)
                 .port_endpoint(port, "")
                 .health("/", &[200]);
+            return matched(b.build());
+        }
+        // Linkerd's Jaeger: the `linkerd-jaeger` extension (`linkerd.io/extension=jaeger`,
+        // component `jaeger`) and the 2.9 tracing add-on
+        // (`linkerd.io/control-plane-component=linkerd-jaeger`) run Jaeger all-in-one with
+        // `--query.base-path=/jaeger` (for the Linkerd dashboard) on port `ui` 16686.
+        let linkerd = (svc.has_label("linkerd.io/extension", "jaeger")
+            && svc.component() == Some("jaeger"))
+            || svc.has_label("linkerd.io/control-plane-component", "linkerd-jaeger");
+        if linkerd && let Some(port) = svc.pick_port(&["ui"], &[QUERY_PORT]) {
+            let b = FragmentBuilder::new(svc, JAEGER_TOOLSET, "jaeger")
+                .instance(svc.instance_key(&svc.name))
+                .rank(rank::GENERIC)
+                .port_endpoint(port, BASE_PATH)
+                .health(&format!("{BASE_PATH}/"), &[200]);
             return matched(b.build());
         }
         if !labelled_jaeger(svc) {
@@ -223,6 +242,23 @@ mod tests {
 
     fn jaeger(name: &str, component: &str) -> Service {
         chart_service("tracing", name, "jaeger", "jaeger", Some(component))
+    }
+
+    #[test]
+    fn linkerd_jaeger_under_its_base_path() {
+        // linkerd2 jaeger/charts (tests/fixtures/real/linkerd-jaeger.yaml).
+        let svc = service("linkerd-jaeger", "jaeger")
+            .with_label("linkerd.io/extension", "jaeger")
+            .with_label("component", "jaeger")
+            .with_port(Some("collection"), 14268)
+            .with_port(Some("grpc"), 14250)
+            .with_port(Some("ui"), 16686);
+        let f = one(Jaeger::detect(&svc));
+        assert_eq!(
+            f.endpoint,
+            "http://jaeger.linkerd-jaeger.svc.cluster.local:16686/jaeger"
+        );
+        assert_eq!(f.instance, "linkerd-jaeger/jaeger");
     }
 
     #[test]

@@ -49,14 +49,16 @@
 //! instance `<namespace>/mimir`.
 //!
 //! Thin labels: a Service whose only sign is the component `prometheus`
-//! (`app.kubernetes.io/component` or `component`, no application name) and a web port
-//! (`http-web`, `web`, `http`, `http-prometheus` or 9090), or whose labels say nothing
+//! (`app.kubernetes.io/component`, `component` or Linkerd's
+//! `linkerd.io/control-plane-component`, whatever the application) or an application named
+//! `<stack>-prometheus` (Open Service Mesh), and a web port (`http-web`, `web`, `http`,
+//! `http-prometheus` or 9090; a stack application's only port), or whose labels say nothing
 //! this detector knows but which has a port named `web` on 9090 (Prometheus' own name and
 //! port: GKE Managed Prometheus' query `frontend`), is matched at
 //! [`identify::THIN_RANK`] (below any sibling) with a *required* identification: when
-//! probes run, it is published only if it answers as Prometheus. (Bitnami's
-//! `name=kube-prometheus, component=prometheus` Service is left to its operator's
-//! `prometheus-operated`, as before.)
+//! probes run, it is published only if it answers as Prometheus (Bitnami's
+//! `name=kube-prometheus, component=prometheus` Service included: its operator's
+//! `prometheus-operated` joins it).
 //!
 //! Identification (contract 1.1 `identify`): every fragment names candidates on its port,
 //! http and https unless `appProtocol` settles the scheme (TLS can be on behind a port
@@ -366,6 +368,21 @@ fn is_thin(svc: &Service) -> bool {
     thin(svc).is_some() && matches!(labelled(svc), Detection::Unrelated)
 }
 
+/// Application names of other backends, whose Services a `component=prometheus` label does
+/// not make Prometheus.
+const OTHER_BACKENDS: &[&str] = &[
+    "loki",
+    "tempo",
+    "grafana",
+    "jaeger",
+    "thanos",
+    "alertmanager",
+    "elasticsearch",
+    "opensearch",
+    "mimir",
+    "cortex",
+];
+
 /// The route prefix a Prometheus server may run under without the Service showing it
 /// (`--web.route-prefix`, prometheus-operator's `routePrefix`).
 const ROUTE_PREFIX: &str = "/prometheus";
@@ -397,8 +414,24 @@ pub fn buildinfo() -> Fingerprint {
 /// which serves the Prometheus HTTP API and its buildinfo): that port, or `None` (see
 /// the module documentation).
 fn thin(svc: &Service) -> Option<&ServicePort> {
-    if svc.component() == Some("prometheus") && svc.app_name().is_none() {
-        return svc.pick_port(PORT_NAMES, &[9090]);
+    // The component `prometheus` of a stack (Traefik Mesh's `app=maesh`, Linkerd's
+    // `linkerd.io/control-plane-component`), or an application named `<stack>-prometheus`
+    // (Open Service Mesh's `osm-prometheus`): a stack's bundled Prometheus.
+    let other_backend = svc.app_name().is_some_and(|n| OTHER_BACKENDS.contains(&n));
+    let component = !other_backend
+        && (svc.component() == Some("prometheus")
+            || svc.has_label("linkerd.io/control-plane-component", "prometheus"));
+    let stack_app = [svc.app_name(), svc.label("app")]
+        .into_iter()
+        .flatten()
+        .any(|n| n.ends_with("-prometheus") && n != "kube-prometheus");
+    if component || stack_app {
+        if let Some(p) = svc.pick_port(PORT_NAMES, &[9090]) {
+            return Some(p);
+        }
+        if stack_app {
+            return svc.single_tcp_port();
+        }
     }
     svc.ports.iter().find(|p| {
         p.name.as_deref() == Some("web")
@@ -897,12 +930,14 @@ mod tests {
             .with_port(Some("web"), 9090);
         let f = one(Prometheus::detect(&k8s));
         assert!(!Prometheus::identify(&k8s, &f).required);
-        // An application name, Bitnami's included, or no web port: nothing.
+        // A stack's component (Bitnami's kube-prometheus, Traefik Mesh's maesh) is thin too.
+        let bitnami = service("monitoring", "kube-prometheus-prometheus")
+            .with_label("app.kubernetes.io/name", "kube-prometheus")
+            .with_label("app.kubernetes.io/component", "prometheus")
+            .with_port(Some("http"), 9090);
+        assert_eq!(one(Prometheus::detect(&bitnami)).rank, identify::THIN_RANK);
+        // Another backend's application name, or no web port: nothing.
         for svc in [
-            service("monitoring", "kube-prometheus-prometheus")
-                .with_label("app.kubernetes.io/name", "kube-prometheus")
-                .with_label("app.kubernetes.io/component", "prometheus")
-                .with_port(Some("http"), 9090),
             service("logs", "x")
                 .with_label("app.kubernetes.io/name", "loki")
                 .with_label("app.kubernetes.io/component", "prometheus")
