@@ -108,7 +108,13 @@ impl Detector for Grafana {
                 "Kubecost's bundled Grafana (release kubecost); HolmesGPT excludes it",
             );
         }
-        let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS) else {
+        // A web port by name or number, else one to Grafana's own 3000 (Knative's old
+        // monitoring bundle exposes it as an unnamed 30802).
+        let Some(port) = svc.pick_port(PORT_NAMES, PORT_NUMBERS).or_else(|| {
+            svc.ports
+                .iter()
+                .find(|p| p.target_port.as_deref() == Some("3000"))
+        }) else {
             return declined("Grafana Service without a web port (service, http, 80, 3000)");
         };
         matched(

@@ -327,8 +327,12 @@ fn labelled(svc: &Service) -> Detection {
             Some(c) if c.ends_with("-exporter") => {
                 declined(format!("{c} of the prometheus chart (an exporter)"))
             }
-            // app.kubernetes.io/name=prometheus with no/other component: weaker signal.
-            _ => match svc.pick_port(PORT_NAMES, &[9090]) {
+            // app.kubernetes.io/name=prometheus with no/other component: weaker signal
+            // (a web port, or any port to Prometheus' 9090, as Knative's unnamed 8080).
+            _ => match svc
+                .pick_port(PORT_NAMES, &[9090])
+                .or_else(|| target_9090(svc))
+            {
                 Some(_) => fragment(
                     svc,
                     svc.chart_instance(),
