@@ -12,6 +12,10 @@
 //! certificate, namespace `openshift-logging`), where it is the only way in: its
 //! `application` tenant over https at [`rank::GATEWAY`]).
 //!
+//! Also `loki-<component>` application names (Loki's Istio guide: `loki-querier`), and
+//! Loki's jsonnet Services labelled only `name=query-frontend` / `name=querier` with their
+//! `<component>-http` port on 3100 (instance: the Service's name).
+//!
 //! Rank (per installation): gateway [`rank::GATEWAY`] > query-frontend
 //! [`rank::FRONTEND`] > read / single binary [`rank::PRIMARY`] > querier
 //! [`rank::SECONDARY`] > headless twins [`rank::HEADLESS`].
@@ -51,7 +55,37 @@ impl Detector for Loki {
     }
 
     fn detect(svc: &Service) -> Detection {
+        // Loki's jsonnet (and docs copied from it) labels only `name=<component>`, with the
+        // component's HTTP port `<component>-http` on 3100 (Mimir's uses 8080).
+        if let Some(c @ ("query-frontend" | "querier")) = svc.label("name")
+            && svc.app_name().is_none()
+            && let Some(port) = svc
+                .ports
+                .iter()
+                .find(|p| p.port == 3100 && p.name.as_deref() == Some(&format!("{c}-http")))
+        {
+            let base = if c == "query-frontend" {
+                rank::FRONTEND
+            } else {
+                rank::SECONDARY
+            };
+            return matched(
+                FragmentBuilder::new(svc, LOKI.toolset, "loki")
+                    .instance(svc.instance_key(&svc.name))
+                    .rank(rank::unless_headless(svc, base))
+                    .port_endpoint(port, "")
+                    .health("/ready", &[200])
+                    .config_url(LOKI.key)
+                    .build(),
+            );
+        }
+        // `loki-<component>` as the application name (Loki's Istio guide).
+        let named = svc
+            .label("app.kubernetes.io/name")
+            .and_then(|n| n.strip_prefix("loki-"))
+            .filter(|c| NAMED_COMPONENTS.contains(c));
         match svc.label("app.kubernetes.io/name") {
+            _ if named.is_some() => {}
             // `enterprise-logs`: Grafana Enterprise Logs, whose chart renames its
             // loki-distributed subchart.
             Some("loki" | "loki-distributed" | "grafana-loki" | "enterprise-logs") => {}
@@ -78,7 +112,7 @@ impl Detector for Loki {
         if svc.name.ends_with("-discovery") {
             return declined("Loki discovery Service (internal, gRPC service discovery)");
         }
-        let role = match svc.component() {
+        let role = match named.or(svc.component()) {
             // Grafana Enterprise Logs' gateway is its authentication gateway: it wants a
             // GEL access-policy token, which HolmesGPT does not hold.
             Some("gateway") if svc.has_label("app.kubernetes.io/name", "enterprise-logs") => {
@@ -133,6 +167,22 @@ impl Detector for Loki {
         )
     }
 }
+
+/// Loki components that may appear as `loki-<component>` application names.
+const NAMED_COMPONENTS: &[&str] = &[
+    "gateway",
+    "query-frontend",
+    "querier",
+    "read",
+    "write",
+    "backend",
+    "distributor",
+    "ingester",
+    "compactor",
+    "index-gateway",
+    "query-scheduler",
+    "ruler",
+];
 
 /// OpenShift Logging's LokiStack tenant for application logs (`openshift-logging` tenancy
 /// mode: tenants application, infrastructure, audit; grafana/loki
@@ -362,5 +412,30 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn component_application_names_and_jsonnet_services() {
+        // grafana/loki docs (tests/fixtures/real/grafana-docs-kubernetes.yaml).
+        let querier = service("observability", "loki-querier")
+            .with_label("app.kubernetes.io/name", "loki-querier")
+            .with_label("app.kubernetes.io/instance", "observability")
+            .with_port(Some("http"), 3100);
+        let f = one(Loki::detect(&querier));
+        assert_eq!(
+            (f.instance.as_str(), f.rank),
+            ("observability/observability", rank::SECONDARY)
+        );
+        let qf = service("loki", "query-frontend")
+            .with_label("name", "query-frontend")
+            .with_port(Some("query-frontend-http"), 3100);
+        let f = one(Loki::detect(&qf));
+        assert_eq!(f.instance, "loki/query-frontend");
+        assert_eq!(f.rank, rank::FRONTEND);
+        // Mimir's jsonnet query-frontend (8080) is not Loki's.
+        let mimir = service("default", "query-frontend")
+            .with_label("name", "query-frontend")
+            .with_port(Some("query-frontend-http-metrics"), 8080);
+        assert!(matches!(Loki::detect(&mimir), Detection::Unrelated));
     }
 }
